@@ -1,0 +1,1 @@
+"""VCED's executors and the documents they exchange."""

@@ -1,0 +1,25 @@
+"""Errors a user can cause and fix: the CLI and the page show their message in one line."""
+
+
+class VcedError(Exception):
+    """Base of every error caused by input, configuration or environment, not by a bug."""
+
+
+class ConfigError(VcedError):
+    """flow.yml (or a parameter given to the Flow) is invalid."""
+
+
+class VideoError(VcedError):
+    """A video file cannot be read or decoded; the message names the file and the reason."""
+
+
+class ModelError(VcedError):
+    """CLIP weights are missing, unreadable or not a CLIP checkpoint."""
+
+
+class QueryError(VcedError):
+    """A search query (text or image) is empty or unreadable."""
+
+
+class WorkspaceError(VcedError):
+    """The workspace is locked by another writer, corrupt or missing a file."""

@@ -1,0 +1,48 @@
+"""Test and benchmark material made on the spot: random CLIP checkpoints and ffmpeg-generated videos."""
+import subprocess
+from pathlib import Path
+
+import torch
+
+from executors.media import ffmpeg_path
+
+# CLIP(...) arguments: embed_dim, image_resolution, vision_layers, vision_width, vision_patch_size,
+# context_length, vocab_size, transformer_width, transformer_heads, transformer_layers
+CLIP_PRESETS = {
+    'tiny': (32, 224, 2, 64, 32, 77, 49408, 64, 1, 2),  # real vocab and context, tiny widths: fast tests
+    'ViT-B/32': (512, 224, 12, 768, 32, 77, 49408, 512, 8, 12),  # the real architecture: real cost
+}
+
+
+def write_random_clip_checkpoint(path: Path, preset: str = 'tiny', seed: int = 0) -> Path:
+    """Save a randomly initialised CLIP as an OpenAI-format state_dict (what clip.load reads)."""
+    from clip.model import CLIP
+
+    torch.manual_seed(seed)
+    model = CLIP(*CLIP_PRESETS[preset])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def make_video(path: Path, duration: float = 3.0, size: str = '320x240', rate: float = 25,
+               source: str = 'testsrc2', codec_args: tuple[str, ...] = ('-c:v', 'libx264', '-preset', 'ultrafast'),
+               extra_args: tuple[str, ...] = ()) -> Path:
+    """Encode `duration` seconds of an ffmpeg lavfi source (testsrc2, smptebars, mandelbrot, color=c=red, ...)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lavfi = f'{source}{"=" if "=" not in source else ":"}size={size}:rate={rate}:duration={duration}'
+    _ffmpeg(['-f', 'lavfi', '-i', lavfi, *codec_args, '-pix_fmt', 'yuv420p', *extra_args, str(path)])
+    return path
+
+
+def concat_videos(path: Path, parts: list[Path]) -> Path:
+    """Join videos of the same size and rate, re-encoded, so the cuts fall exactly at their boundaries."""
+    inputs = [arg for part in parts for arg in ('-i', str(part))]
+    graph = ''.join(f'[{i}:v]' for i in range(len(parts))) + f'concat=n={len(parts)}:v=1:a=0[v]'
+    _ffmpeg([*inputs, '-filter_complex', graph, '-map', '[v]', '-c:v', 'libx264', '-preset', 'ultrafast',
+             '-pix_fmt', 'yuv420p', str(path)])
+    return path
+
+
+def _ffmpeg(args: list[str]) -> None:
+    subprocess.run([ffmpeg_path(), '-y', '-v', 'error', *args], check=True, capture_output=True)
