@@ -124,7 +124,11 @@ def _executor_class(name: str) -> type:
         module_name, class_name = 'executors.' + re.sub(r'(?<!^)(?=[A-Z])', '_', name).lower(), name
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as e:
+    except ModuleNotFoundError as e:
+        if e.name is None or not module_name.startswith(e.name):
+            raise  # the module exists but one of its own imports is missing
+        raise LookupError(name) from e
+    except AttributeError as e:
         raise LookupError(name) from e
     if not (isinstance(cls, type) and issubclass(cls, Executor)):
         raise LookupError(name)
