@@ -228,6 +228,13 @@ def _parser() -> argparse.ArgumentParser:
 
     delete = commands.add_parser('delete', parents=[common], help='remove a video from the index')
     delete.add_argument('video', metavar='VIDEO_ID_OR_PATH')
+
+    evaluate = commands.add_parser('eval', parents=[common], help='MSR-VTT-style retrieval metrics on a captioned video set')
+    evaluate.add_argument('--videos', required=True, metavar='DIR', help='folder of videos named <video_id>.<ext>')
+    evaluate.add_argument('--captions', required=True, metavar='FILE', help='CSV with video_id and sentence columns')
+    evaluate.add_argument('--frames', type=int, default=12, metavar='N', help='frames sampled per video (default 12)')
+    evaluate.add_argument('--strategy', default='count', help='frame sampling: count (default, as CLIP4Clip), uniform, scene, iframe')
+    evaluate.add_argument('--json', action='store_true', help='print one JSON object')
     return parser
 
 
@@ -323,7 +330,13 @@ def _delete(args) -> int:
     return 0
 
 
-COMMANDS = {'index': _index, 'search': _search, 'list': _list, 'delete': _delete}
+def _eval(args) -> int:
+    import evaluation
+
+    return evaluation.command(args)
+
+
+COMMANDS = {'index': _index, 'search': _search, 'list': _list, 'delete': _delete, 'eval': _eval}
 
 
 def main(argv: list[str] | None = None) -> int:
