@@ -2,21 +2,24 @@
 import argparse
 import importlib
 import inspect
+import itertools
 import json
 import logging
 import os
 import re
+import shutil
 import sys
 import time
+import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 import yaml
 
 from executors.base import Executor
 from executors.documents import DocList, QueryDoc, SegmentDoc, VideoDoc
-from executors.errors import ConfigError, VcedError
+from executors.errors import ConfigError, QueryError, VcedError, WorkspaceError
 
 VIDEO_EXTENSIONS = {'.mp4', '.m4v', '.mov', '.mkv', '.webm', '.avi', '.mpg', '.mpeg', '.wmv', '.flv', '.ts', '.3gp'}
 
@@ -194,6 +197,58 @@ def search(flow: Flow, text: str = '', image=None, top: int = 10, by: str = 'seg
     return flow.post('/search', DocList[QueryDoc]([query]), parameters={'top': top, 'by': by})[0].matches
 
 
+def read_image(source: str | Path | BinaryIO, name: str = ''):
+    """The RGB uint8 array of an image file (a path or an open binary file, such as an upload)."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    name = name or str(source)
+    try:
+        with Image.open(source) as image:
+            return np.asarray(image.convert('RGB'))
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
+        raise QueryError(f'{name}: not a readable image ({e.__class__.__name__})') from e
+
+
+def save_upload(name: str, data: bytes | BinaryIO, folder: str | Path = 'data/videos') -> Path:
+    """Save an uploaded file in `folder` under a safe form of `name`, never overwriting a file.
+
+    The name loses any folder part and unsafe characters (letters of every script stay); a
+    clash gets a numbered name ('clip.mp4', 'clip-1.mp4', ...).
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise WorkspaceError(f'{folder}: cannot create the upload folder ({e.strerror})') from e
+    stem, suffix = _safe_file_name(name)
+    for n in itertools.count():
+        path = folder / f"{stem}{f'-{n}' if n else ''}{suffix}"
+        try:
+            with open(path, 'xb') as out:  # 'x': fails instead of overwriting, even against a racing writer
+                if isinstance(data, bytes):
+                    out.write(data)
+                else:
+                    shutil.copyfileobj(data, out)
+            return path
+        except FileExistsError:
+            continue
+        except OSError as e:
+            path.unlink(missing_ok=True)
+            raise WorkspaceError(f'{path}: cannot save the upload ({e.strerror})') from e
+
+
+def _safe_file_name(name: str) -> tuple[str, str]:
+    """(stem, suffix) of `name` without folders, control or path characters, at most ~150 bytes."""
+    base = unicodedata.normalize('NFC', name.replace('\\', '/').rsplit('/', 1)[-1])
+    stem, suffix = os.path.splitext(base)
+    if not re.fullmatch(r'\.[A-Za-z0-9]{1,10}', suffix):
+        stem, suffix = base, ''
+    stem = re.sub(r'[^\w\-.,()\[\] ]+', '_', stem).strip(' ._')
+    stem = stem.encode('utf-8')[:150].decode('utf-8', 'ignore').rstrip(' .') or 'upload'
+    return stem, suffix.lower()
+
+
 def format_time(seconds: float) -> str:
     """mm:ss, or h:mm:ss from an hour on."""
     total = int(seconds)
@@ -280,7 +335,7 @@ def _search(args) -> int:
         raise VcedError('search needs a text or --image FILE, not both' if args.image else 'search needs a text or --image FILE')
     if args.top < 1:
         raise VcedError(f'--top must be at least 1, not {args.top}')
-    image = _read_image(args.image) if args.image else None
+    image = read_image(args.image) if args.image else None
     with _open_flow(args) as flow:
         matches = search(flow, text=args.text, image=image, top=args.top, by=args.by)
     results = [{'video': m.uri, 'video_id': m.video_id, 'start': round(m.start, 3), 'end': round(m.end, 3),
@@ -293,17 +348,6 @@ def _search(args) -> int:
     for rank, r in enumerate([] if args.json else results, 1):
         print(f"{rank:>3}. {r['score']:.3f}  {format_time(r['start'])}-{format_time(r['end'])}  {r['video']}")
     return 0
-
-
-def _read_image(path: str):
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert('RGB'))
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
-        raise VcedError(f'{path}: not a readable image ({e.__class__.__name__})') from e
 
 
 def _list(args) -> int:
