@@ -1,0 +1,163 @@
+"""Keyframe embeddings: float16 rows on disk (the source of truth) and the HNSW graph derived from them.
+
+A vector's label is its row in `embeddings.f16`. Rows are only ever appended; rows of deleted
+videos stay on disk unused (marked deleted in the graph), so a label is never reused.
+"""
+import logging
+import os
+from pathlib import Path
+
+import hnswlib
+import numpy as np
+
+from executors.errors import WorkspaceError
+
+log = logging.getLogger(__name__)
+
+ROWS_PER_READ = 65536  # rows read at a time while rebuilding the graph
+
+
+class VectorStore:
+    """Append-only float16 embeddings plus an inner-product HNSW index (hnswlib) over the live ones.
+
+    `M`, `ef_construction` and `ef_search` are hnswlib's knobs (see the Indexer). The graph is
+    loaded on first use; if its file is missing or unreadable it is rebuilt from the embeddings.
+    """
+
+    def __init__(self, folder: Path, dim: int, *, M: int, ef_construction: int, ef_search: int):
+        self.folder = folder
+        self.dim = dim
+        self.M, self.ef_construction, self.ef_search = M, ef_construction, ef_search
+        self.rows_path = folder / 'embeddings.f16'
+        self.graph_path = folder / 'hnsw.bin'
+        self.row_bytes = dim * np.dtype(np.float16).itemsize
+        self._file = open(self.rows_path, 'a+b')  # noqa: SIM115 - appends, pread, and closed by close()
+        self.graph: hnswlib.Index | None = None
+        self.live_count = 0  # labels in the graph not marked deleted
+
+    # ------------------------------------------------------------------ the float16 rows
+
+    def row_count(self) -> int:
+        return os.fstat(self._file.fileno()).st_size // self.row_bytes
+
+    def append(self, vectors: np.ndarray) -> int:
+        """Write `vectors` as float16 rows, durably; return the label (row) of the first one."""
+        first = self.row_count()
+        self._file.write(np.ascontiguousarray(vectors, dtype=np.float16).tobytes())
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        return first
+
+    def truncate(self, rows: int) -> None:
+        """Drop every row from `rows` on (vectors no committed video owns)."""
+        self._file.truncate(rows * self.row_bytes)
+        self._file.flush()
+
+    def read(self, first: int, count: int) -> np.ndarray:
+        """Rows first .. first + count - 1 as float32."""
+        data = os.pread(self._file.fileno(), count * self.row_bytes, first * self.row_bytes)
+        if len(data) != count * self.row_bytes:
+            raise WorkspaceError(f'{self.rows_path}: too short: rows {first}..{first + count - 1} are missing')
+        return np.frombuffer(data, dtype=np.float16).reshape(count, self.dim).astype(np.float32)
+
+    # ------------------------------------------------------------------ the graph
+
+    def open_graph(self, live: np.ndarray) -> bool:
+        """Load the saved graph (or rebuild it) and bring it in line with `live`, a mask over labels.
+
+        True when the graph now differs from the saved one.
+        """
+        graph = self._load_graph(live)
+        if graph is None:
+            graph = self._new_graph(int(live.sum()))
+            self.graph, self.live_count = graph, 0
+            self.add_labels(np.flatnonzero(live))
+            return True
+        self.graph = graph
+        in_graph = np.zeros(len(live), dtype=bool)
+        in_graph[np.asarray(graph.get_ids_list(), dtype=np.int64)] = True
+        missing = np.flatnonzero(live & ~in_graph)
+        stale = np.flatnonzero(in_graph & ~live)
+        self.live_count = int((live & in_graph).sum())
+        if len(missing) or len(stale):
+            log.info('%s: adding %d and removing %d vectors the saved graph lacked', self.graph_path,
+                     len(missing), len(stale))
+        for label in stale:
+            try:
+                graph.mark_deleted(int(label))
+            except RuntimeError:  # already deleted when it was saved
+                pass
+        self.add_labels(missing)
+        return bool(len(missing) or len(stale))
+
+    def _load_graph(self, live: np.ndarray) -> hnswlib.Index | None:
+        if not self.graph_path.exists():
+            if live.any():
+                log.warning('%s is missing: rebuilding it from %d stored embeddings', self.graph_path, live.sum())
+            return None
+        graph = hnswlib.Index(space='ip', dim=self.dim)
+        try:
+            graph.load_index(str(self.graph_path))
+            labels = np.asarray(graph.get_ids_list(), dtype=np.int64)
+            if len(labels) and labels.max() >= len(live):
+                raise RuntimeError(f'it holds label {labels.max()} but only {len(live)} embeddings are stored')
+        except RuntimeError as e:
+            log.warning('%s is unreadable (%s): rebuilding it from %d stored embeddings', self.graph_path, e,
+                        live.sum())
+            return None
+        graph.set_ef(self.ef_search)
+        return graph
+
+    def _new_graph(self, capacity: int) -> hnswlib.Index:
+        graph = hnswlib.Index(space='ip', dim=self.dim)
+        graph.init_index(max_elements=max(capacity, 1024), M=self.M, ef_construction=self.ef_construction)
+        graph.set_ef(self.ef_search)
+        return graph
+
+    def add_labels(self, labels: np.ndarray) -> None:
+        """Add the stored rows `labels` to the graph, reading contiguous runs from disk."""
+        for run in np.split(labels, np.flatnonzero(np.diff(labels) != 1) + 1) if len(labels) else []:
+            for start in range(0, len(run), ROWS_PER_READ):
+                first, count = int(run[start]), min(ROWS_PER_READ, len(run) - start)
+                self.add_to_graph(np.arange(first, first + count), self.read(first, count))
+
+    def add_to_graph(self, labels: np.ndarray, vectors: np.ndarray) -> None:
+        needed = self.graph.element_count + len(labels)
+        if needed > self.graph.get_max_elements():
+            self.graph.resize_index(max(needed, int(self.graph.get_max_elements() * 1.5)))
+        self.graph.add_items(vectors, labels)
+        self.live_count += len(labels)
+
+    def remove_from_graph(self, first: int, count: int) -> None:
+        for label in range(first, first + count):
+            self.graph.mark_deleted(label)
+        self.live_count -= count
+
+    def nearest(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Labels and inner products of (about) the `k` nearest live vectors, best first."""
+        k = min(k, self.live_count)
+        if k == 0:
+            return np.empty(0, np.int64), np.empty(0, np.float32)
+        self.graph.set_ef(max(self.ef_search, k))  # hnswlib needs ef >= k
+        while True:
+            try:
+                labels, distances = self.graph.knn_query(query.reshape(1, -1), k=k, num_threads=1)
+                return labels[0].astype(np.int64), 1.0 - distances[0]
+            except RuntimeError:  # fewer than k reachable: happens when most vectors are deleted
+                if k == 1:
+                    raise
+                k //= 2
+
+    def save_graph(self) -> None:
+        """Write the graph to a temporary file and rename it over the old one (never half-written)."""
+        if self.graph is None:
+            return
+        self.graph.resize_index(max(self.graph.element_count, 1))  # save no empty capacity
+        partial = self.graph_path.with_suffix('.tmp')
+        self.graph.save_index(str(partial))
+        with open(partial, 'rb') as f:
+            os.fsync(f.fileno())
+        os.replace(partial, self.graph_path)
+
+    def close(self) -> None:
+        self._file.close()
