@@ -1,4 +1,5 @@
 """Test and benchmark material made on the spot: random CLIP checkpoints and ffmpeg-generated videos."""
+import csv
 import subprocess
 from pathlib import Path
 
@@ -44,5 +45,35 @@ def concat_videos(path: Path, parts: list[Path]) -> Path:
     return path
 
 
+def make_captioned_videos(folder: Path, sources: dict[str, str], captions: list[tuple[str, str]],
+                          duration: float = 2.0, size: str = '160x120') -> tuple[Path, Path]:
+    """An MSR-VTT-style mini set: `folder/videos/<video_id>.mp4` and `folder/captions.csv`.
+
+    `sources` maps each video_id to a lavfi source (testsrc2, color=c=red, ...); `captions` are
+    the CSV's (video_id, sentence) rows, which may name videos that `sources` lacks.
+    """
+    videos = folder / 'videos'
+    for video_id, source in sources.items():
+        make_video(videos / f'{video_id}.mp4', duration=duration, size=size, source=source)
+    table = folder / 'captions.csv'
+    with open(table, 'w', newline='', encoding='utf-8') as f:
+        writer = csv.writer(f)
+        writer.writerow(['key', 'video_id', 'sentence'])
+        writer.writerows((f'ret{i}', video_id, sentence) for i, (video_id, sentence) in enumerate(captions))
+    return videos, table
+
+
 def _ffmpeg(args: list[str]) -> None:
     subprocess.run([ffmpeg_path(), '-y', '-v', 'error', *args], check=True, capture_output=True)
+
+
+def clustered_vectors(count: int, dim: int, centres: int, noise: float, seed: int = 0) -> 'np.ndarray':
+    """L2-normalised float32 vectors around `centres` random directions, like keyframes of many
+    shots (pure Gaussian vectors are unlike them and defeat any graph index)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    directions = rng.normal(size=(centres, dim))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    vectors = directions[rng.integers(0, centres, count)] + noise * rng.normal(size=(count, dim)) / np.sqrt(dim)
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
