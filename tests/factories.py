@@ -31,8 +31,9 @@ def make_video(path: Path, duration: float = 3.0, size: str = '320x240', rate: f
                extra_args: tuple[str, ...] = ()) -> Path:
     """Encode `duration` seconds of an ffmpeg lavfi source (testsrc2, smptebars, mandelbrot, color=c=red, ...)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    lavfi = f'{source}{"=" if "=" not in source else ":"}size={size}:rate={rate}:duration={duration}'
-    _ffmpeg(['-f', 'lavfi', '-i', lavfi, *codec_args, '-pix_fmt', 'yuv420p', *extra_args, str(path)])
+    lavfi = f'{source}{"=" if "=" not in source else ":"}size={size}:rate={rate}'
+    # -t, not the source's duration option: some sources (mandelbrot) have none
+    _ffmpeg(['-f', 'lavfi', '-i', lavfi, '-t', str(duration), *codec_args, '-pix_fmt', 'yuv420p', *extra_args, str(path)])
     return path
 
 
