@@ -1,0 +1,122 @@
+"""VideoLoader: a VideoDoc(uri) becomes metadata, shot cuts and keyframes at the encoder's resolution."""
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+from PIL import Image
+
+from executors.base import Executor, requests
+from executors.documents import DocList, FrameDoc, VideoDoc
+from executors.errors import ConfigError, VideoError
+from executors.frame_reader import Decoder, FrameReader
+from executors.sampling import Sampling
+from executors.video_probe import probe
+
+Progress = Callable[[VideoDoc, str, int, int], None]
+
+
+class VideoLoader(Executor):
+    """Decodes each video once with ffmpeg into sampled keyframes, shot cuts and thumbnails.
+
+    Args:
+        workspace: folder whose thumbnails/<video_id>/ receives a JPEG per keyframe.
+        strategy: uniform (`fps` keyframes a second), count (`count` evenly spaced), scene (a
+            keyframe at each cut, and at least every `max_gap` seconds) or iframe (codec keyframes).
+        fps, count, scene_threshold, max_gap: the strategies' settings (see Sampling).
+        size: short side of the keyframes in pixels (CLIP's input resolution).
+        threads: decoding threads; 0 lets ffmpeg use every core.
+        skip_nonref: uniform/count may skip decoding B-frames that nothing references (faster;
+            a keyframe may land a few frames later, its timestamp stays exact).
+    """
+
+    def __init__(self, workspace: str = 'data/workspace', strategy: str = 'uniform', fps: float = 1.0,
+                 count: int = 12, scene_threshold: float = 0.1, max_gap: float = 5.0, size: int = 224,
+                 threads: int = 0, skip_nonref: bool = True):
+        self.sampling = Sampling(strategy, float(fps), int(count), float(scene_threshold), float(max_gap))
+        if not 16 <= size <= 4096:
+            raise ConfigError(f'size must be between 16 and 4096 pixels, not {size}')
+        if threads < 0:
+            raise ConfigError(f'threads must be 0 (every core) or more, not {threads}')
+        self.size = int(size)
+        self.decoder = Decoder(int(threads), bool(skip_nonref))
+        self.thumbnails = Path(workspace) / 'thumbnails'
+
+    @requests(on=['/index', '/encode'])
+    def index(self, docs: DocList[VideoDoc], parameters: dict) -> DocList[VideoDoc]:
+        progress = parameters.get('progress')
+        indexed = parameters.get('indexed_ids') or set()
+        for doc in docs:
+            try:
+                load_video(doc, self.sampling, self.size, self.decoder, self.thumbnails, indexed, progress)
+            except VideoError as e:
+                doc.status, doc.error, doc.frames, doc.shots = 'failed', str(e), DocList[FrameDoc](), []
+        return docs
+
+
+def load_video(doc: VideoDoc, sampling: Sampling, size: int, decoder: Decoder, thumbnails: Path,
+               indexed: set[str] = frozenset(), progress: Progress | None = None) -> None:
+    """Fill `doc` (uri made absolute) with its id, metadata, shots and keyframes, or raise VideoError.
+
+    A video whose id is in `indexed` is marked 'already indexed' without decoding. Thumbnails
+    appear under thumbnails/<video_id>/ only once the whole video has decoded.
+    """
+    path = Path(os.path.abspath(os.path.expanduser(doc.uri)))
+    doc.uri = str(path)
+    doc.video_id = file_sha256(path)
+    if doc.video_id in indexed:
+        doc.status = 'already indexed'
+        return
+    info = probe(path)
+    doc.duration, doc.fps, doc.width, doc.height = info.duration, info.fps, info.width, info.height
+    expected = sampling.expected_frames(info.duration)
+    frames = DocList[FrameDoc]()
+    with staged_folder(thumbnails / doc.video_id) as (staging, final):
+        with FrameReader(path, info, sampling, size, decoder) as reader:
+            for timestamp, rgb in reader:
+                name = f'{round(timestamp * 1000):09d}.jpg'
+                save_thumbnail(rgb, staging / name)
+                frames.append(FrameDoc(video_id=doc.video_id, timestamp=timestamp, tensor=rgb,
+                                       thumbnail=str(final / name)))
+                if progress:
+                    progress(doc, 'decode', len(frames), max(expected, len(frames)))
+    if progress:
+        progress(doc, 'decode', len(frames), len(frames))
+    doc.frames, doc.shots = frames, reader.shots
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes; VideoError naming the file when it cannot be read or is empty."""
+    try:
+        with open(path, 'rb') as f:
+            if os.fstat(f.fileno()).st_size == 0:
+                raise VideoError(f'{path.name}: the file is empty (0 bytes)')
+            return hashlib.file_digest(f, 'sha256').hexdigest()
+    except IsADirectoryError as e:
+        raise VideoError(f'{path.name}: is a folder, not a video file') from e
+    except FileNotFoundError as e:
+        raise VideoError(f'{path.name}: no such file ({path})') from e
+    except OSError as e:
+        raise VideoError(f'{path.name}: cannot read it ({e.strerror})') from e
+
+
+def save_thumbnail(rgb: np.ndarray, path: Path) -> None:
+    """A small JPEG of a keyframe for the result cards."""
+    Image.fromarray(rgb).save(path, 'JPEG', quality=80)
+
+
+@contextlib.contextmanager
+def staged_folder(final: Path) -> Iterator[tuple[Path, Path]]:
+    """Yield (staging, final): a hidden sibling folder that replaces `final` on success, removed on failure."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f'.{final.name}-', dir=final.parent))
+    try:
+        yield staging, final
+        shutil.rmtree(final, ignore_errors=True)
+        staging.rename(final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
