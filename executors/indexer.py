@@ -5,7 +5,7 @@ from executors.base import Executor, requests
 from executors.catalog import VideoRow
 from executors.documents import DocList, QueryDoc, SegmentDoc, VideoDoc
 from executors.errors import QueryError, WorkspaceError
-from executors.segments import group_segments
+from executors.segments import Segment, group_segments
 from executors.workspace import Workspace
 
 
@@ -101,16 +101,21 @@ class Indexer(Executor):
 
 def search_segments(workspace: Workspace, query: np.ndarray, *, top: int, candidates: int, margin: float,
                     max_segment: float, snap: float) -> list[SegmentDoc]:
-    """ANN candidates -> their videos -> exact scores of every frame -> segments, best `top` first."""
+    """ANN candidates -> their videos -> exact scores of every frame -> segments, best `top` first.
+
+    The `top` best segments lie in at most `top` videos, so only the first `top` videos to appear
+    among the candidates (in ANN order) are scored exactly.
+    """
     vectors = workspace.graph()
     if vectors is None:
         return []
     labels, _ = vectors.nearest(query, max(candidates, top))
-    matches = []
-    for video in workspace.owners(labels):
-        matches += video_segments(workspace, video, query, top, margin=margin, max_segment=max_segment, snap=snap)
-    matches.sort(key=lambda m: -m.score)
-    return matches[:top]
+    found = []
+    for video in workspace.owners(labels)[:top]:
+        found += [(video, s) for s in video_segments(workspace, video, query, top, margin=margin,
+                                                     max_segment=max_segment, snap=snap)]
+    found.sort(key=lambda pair: -pair[1].score)
+    return [_segment_doc(workspace, video, s) for video, s in found[:top]]
 
 
 def search_videos(workspace: Workspace, query: np.ndarray, *, top: int, candidates: int, margin: float,
@@ -124,22 +129,25 @@ def search_videos(workspace: Workspace, query: np.ndarray, *, top: int, candidat
     scores = means @ query
     matches = []
     for i in np.argsort(-scores, kind='stable')[:top]:
-        best = video_segments(workspace, workspace.videos[ids[i]], query, 1, margin=margin,
-                              max_segment=max_segment, snap=snap)[0]
-        matches.append(best.model_copy(update={'score': float(scores[i])}))
+        video = workspace.videos[ids[i]]
+        best = video_segments(workspace, video, query, 1, margin=margin, max_segment=max_segment, snap=snap)[0]
+        matches.append(_segment_doc(workspace, video, best, score=float(scores[i])))
     return matches
 
 
 def video_segments(workspace: Workspace, video: VideoRow, query: np.ndarray, limit: int, *, margin: float,
-                   max_segment: float, snap: float) -> list[SegmentDoc]:
+                   max_segment: float, snap: float) -> list[Segment]:
     """The best `limit` segments of one video, scored exactly over all its keyframes."""
     scores = workspace.vectors.read(video.first_label, video.frame_count) @ query
-    segments = group_segments(scores, workspace.timestamps(video.id), video.duration, margin=margin,
-                              max_segment=max_segment, limit=limit, shots=workspace.catalog.shots(video.id),
-                              snap=snap)
-    return [SegmentDoc(video_id=video.id, uri=video.path, start=s.start, end=s.end,
-                       timestamp=float(workspace.timestamps(video.id)[s.peak]), score=s.score,
-                       thumbnail=workspace.thumbnail(video.first_label + s.peak)) for s in segments]
+    return group_segments(scores, workspace.timestamps(video.id), video.duration, margin=margin,
+                          max_segment=max_segment, limit=limit, shots=workspace.shots(video.id), snap=snap)
+
+
+def _segment_doc(workspace: Workspace, video: VideoRow, segment: Segment, score: float | None = None) -> SegmentDoc:
+    return SegmentDoc(video_id=video.id, uri=video.path, start=segment.start, end=segment.end,
+                      timestamp=float(workspace.timestamps(video.id)[segment.peak]),
+                      score=segment.score if score is None else score,
+                      thumbnail=workspace.thumbnail(video.first_label + segment.peak))
 
 
 def _matching(workspace: Workspace, doc: VideoDoc) -> list[VideoRow]:

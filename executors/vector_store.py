@@ -125,7 +125,7 @@ class VectorStore:
         needed = self.graph.element_count + len(labels)
         if needed > self.graph.get_max_elements():
             self.graph.resize_index(max(needed, int(self.graph.get_max_elements() * 1.5)))
-        self.graph.add_items(vectors, labels)
+        self.graph.add_items(vectors.astype(np.float16).astype(np.float32), labels)  # exactly what is on disk
         self.live_count += len(labels)
 
     def remove_from_graph(self, first: int, count: int) -> None:

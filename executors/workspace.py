@@ -38,7 +38,8 @@ class Workspace:
         self._dirty = False  # the graph changed since it was saved
         self._version = None
         self.videos: dict[str, VideoRow] = {}
-        self._timestamps: dict[str, np.ndarray] = {}
+        self._timestamps: dict[str, np.ndarray] = {}  # per video, read on first use
+        self._shots: dict[str, list[float]] = {}
         self._means: tuple[list[str], np.ndarray] | None = None
         self.refresh()
 
@@ -55,6 +56,7 @@ class Workspace:
         self._order = sorted(self.videos.values(), key=lambda v: v.first_label)
         self._first_labels = np.array([v.first_label for v in self._order], dtype=np.int64)
         self._timestamps = {k: t for k, t in self._timestamps.items() if k in self.videos}
+        self._shots = {k: t for k, t in self._shots.items() if k in self.videos}
         self._means = None
         dim = self.catalog.meta('dim')
         if dim and self.vectors is None:
@@ -96,6 +98,11 @@ class Workspace:
         if video_id not in self._timestamps:
             self._timestamps[video_id] = self.catalog.frames(video_id)[0]
         return self._timestamps[video_id]
+
+    def shots(self, video_id: str) -> list[float]:
+        if video_id not in self._shots:
+            self._shots[video_id] = self.catalog.shots(video_id)
+        return self._shots[video_id]
 
     def thumbnail(self, label: int) -> str:
         row = self.catalog.db.execute('SELECT thumbnail FROM frames WHERE label = ?', (label,)).fetchone()
@@ -155,6 +162,7 @@ class Workspace:
         self._order = [v for v in self._order if v.id != video.id]
         self._first_labels = np.array([v.first_label for v in self._order], dtype=np.int64)
         self._timestamps.pop(video.id, None)
+        self._shots.pop(video.id, None)
         self._means = None
         shutil.rmtree(self.folder / 'thumbnails' / video.id, ignore_errors=True)
 
