@@ -8,6 +8,8 @@ import evaluation
 from evaluation import (Caption, FrameCache, evaluate_similarity, flow_settings, pooled_similarity, ranks,
                         read_captions, retrieval_metrics)
 from executors.errors import VcedError
+from flow import main
+from tests.factories import make_captioned_videos
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -179,3 +181,73 @@ def test_frame_cache_reports_a_corrupt_entry(tmp_path):
     cache.path('abc').write_bytes(b'not numpy')
     with pytest.raises(VcedError, match='abc.npy: unreadable cache entry'):
         cache.get('abc')
+
+
+# ----------------------------------------------------------------------------- flow.py eval, end to end
+
+
+@pytest.fixture(scope='module')
+def mini_set(tmp_path_factory):
+    """Three short clips, four captions (two for video0) and a caption whose video is missing."""
+    folder = tmp_path_factory.mktemp('msrvtt')
+    sources = {'video0': 'testsrc2', 'video1': 'smptebars', 'video2': 'color=c=red'}
+    captions = [('video0', 'a moving test pattern'), ('video0', 'colours and a clock'), ('video1', 'colour bars'),
+                ('video2', 'a red screen'), ('video9', 'a clip nobody has')]
+    return make_captioned_videos(folder, sources, captions, duration=1.0)
+
+
+def test_eval_reports_every_metric_then_reads_the_frame_cache(mini_set, flow_args, workspace, capsys):
+    videos, captions = mini_set
+    argv = ['eval', *flow_args, '--videos', str(videos), '--captions', str(captions), '--frames', '3', '--json']
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    first = json.loads(out)
+    assert (first['captions'], first['videos'], first['frames']) == (4, 3, 9)  # --frames reached the loader
+    assert first['missing_videos'] == ['video9'] and first['skipped_captions'] == 1
+    assert 'warning: 1 videos not found' in err and 'video9' in err
+    assert first['cached_videos'] == 0
+    for pooling in ('mean', 'max'):
+        for direction in ('text_to_video', 'video_to_text'):
+            metrics = first['results'][pooling][direction]
+            assert set(metrics) == {'R@1', 'R@5', 'R@10', 'MdR', 'MnR'}
+            assert metrics['R@5'] == 100.0  # 3 videos, 4 captions: every rank is at most 4
+            assert 1 <= metrics['MdR'] <= 4 and 1 <= metrics['MnR'] <= 4
+    assert len(list((workspace / 'eval_cache').rglob('*.npy'))) == 3
+
+    assert main(argv) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second['cached_videos'] == 3
+    assert second['results'] == first['results']
+
+    assert main(argv[:-3] + ['--frames', '2', '--json']) == 0  # other sampling: not read from the cache
+    other = json.loads(capsys.readouterr().out)
+    assert other['cached_videos'] == 0 and other['frames'] == 6
+
+
+def test_eval_table_and_an_undecodable_video(mini_set, flow_args, tmp_path, capsys):
+    videos, captions = mini_set
+    broken = tmp_path / 'videos'
+    broken.mkdir()
+    for video in videos.iterdir():
+        (broken / video.name).symlink_to(video)
+    (broken / 'video9.mp4').write_bytes(b'not a video at all')
+    assert main(['eval', *flow_args, '--videos', str(broken), '--captions', str(captions), '--frames', '2']) == 0
+    out, err = capsys.readouterr()
+    assert 'warning: 1 videos could not be decoded' in err and 'video9.mp4' in err
+    lines = out.splitlines()
+    assert lines[0].startswith('4 captions, 3 videos, 6 frames') and '1 captions skipped' in lines[0]
+    assert lines[1].split() == ['direction', 'pooling', 'R@1', 'R@5', 'R@10', 'MdR', 'MnR']
+    assert [line.split()[:2] for line in lines[2:]] == [['text->video', 'mean'], ['text->video', 'max'],
+                                                        ['video->text', 'mean'], ['video->text', 'max']]
+
+
+def test_eval_errors_name_the_file_and_the_reason(mini_set, flow_args, tmp_path, capsys):
+    videos, _ = mini_set
+    bad = tmp_path / 'bad.csv'
+    bad.write_text('clip,caption\nvideo0,hello\n', encoding='utf-8')
+    assert main(['eval', *flow_args, '--videos', str(videos), '--captions', str(bad)]) == 1
+    assert capsys.readouterr().err == f'error: {bad}: no video_id or sentence column (found: clip, caption)\n'
+    assert main(['eval', *flow_args, '--videos', str(tmp_path / 'nowhere'), '--captions', str(bad)]) == 1
+    assert 'nowhere: not a folder of videos' in capsys.readouterr().err
+    assert main(['eval', *flow_args, '--videos', str(videos), '--captions', str(bad), '--frames', '0']) == 1
+    assert '--frames must be at least 1' in capsys.readouterr().err
