@@ -17,7 +17,8 @@ import numpy as np
 import yaml
 
 from executors.documents import DocList, QueryDoc, VideoDoc
-from executors.errors import ConfigError, VcedError
+from executors.errors import ConfigError, VcedError, VideoError
+from executors.video_loader import file_sha256
 
 RECALL_AT = (1, 5, 10)
 POOLINGS = ('mean', 'max')  # mean: meanP (mean of frame embeddings, renormalised); max: the best frame
@@ -175,14 +176,6 @@ def load_dataset(videos_dir: str | Path, captions_file: str | Path) -> Dataset:
 # ----------------------------------------------------------------------------- the frame-embedding cache
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def flow_settings(flow_path: str | Path, overrides: dict) -> dict:
     """The flow's configuration with `overrides` applied: what decides a video's frame embeddings.
 
@@ -266,13 +259,17 @@ def encode_videos(flow, videos: dict[str, Path], cache: FrameCache,
     failed: dict[str, str] = {}
     todo = []
     for video_id, path in videos.items():
-        digest = file_sha256(path)
+        try:
+            digest = file_sha256(path)  # the loader's video_id: the cache is keyed by content
+        except VideoError as e:
+            failed[video_id] = str(e)
+            continue
         cached = cache.get(digest)
         if cached is None:
             todo.append((video_id, digest, path))
         else:
             embeddings[video_id] = cached
-            _report(progress, 'videos', len(embeddings), len(videos))
+            _report(progress, 'videos', len(embeddings) + len(failed), len(videos))
     hits = len(embeddings)
     requests = (DocList[VideoDoc]([VideoDoc(uri=str(path))]) for _, _, path in todo)
     for (video_id, digest, path), docs in zip(todo, flow.stream('/encode', requests)):

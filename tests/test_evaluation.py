@@ -251,3 +251,20 @@ def test_eval_errors_name_the_file_and_the_reason(mini_set, flow_args, tmp_path,
     assert 'nowhere: not a folder of videos' in capsys.readouterr().err
     assert main(['eval', *flow_args, '--videos', str(videos), '--captions', str(bad), '--frames', '0']) == 1
     assert '--frames must be at least 1' in capsys.readouterr().err
+
+
+def test_an_unreadable_video_fails_alone_and_is_not_cached(tmp_path):
+    (tmp_path / 'empty.mp4').write_bytes(b'')
+    flow_file = tmp_path / 'flow.yml'
+    flow_file.write_text('executors:\n  - uses: VideoLoader\n', encoding='utf-8')
+    cache = FrameCache(tmp_path / 'cache', flow_settings(flow_file, {}))
+
+    class NothingToDecode:
+        def stream(self, endpoint, requests):
+            assert list(requests) == []
+            return iter(())
+
+    frames, failed, hits = evaluation.encode_videos(NothingToDecode(), {'empty': tmp_path / 'empty.mp4'}, cache)
+    assert frames == {} and hits == 0
+    assert failed == {'empty': 'empty.mp4: the file is empty (0 bytes)'}
+    assert not (tmp_path / 'cache').exists()
