@@ -263,13 +263,13 @@ def encode_videos(flow, videos: dict[str, Path], cache: FrameCache,
             digest = file_sha256(path)  # the loader's video_id: the cache is keyed by content
         except VideoError as e:
             failed[video_id] = str(e)
-            continue
-        cached = cache.get(digest)
-        if cached is None:
-            todo.append((video_id, digest, path))
         else:
+            cached = cache.get(digest)
+            if cached is None:
+                todo.append((video_id, digest, path))
+                continue
             embeddings[video_id] = cached
-            _report(progress, 'videos', len(embeddings) + len(failed), len(videos))
+        _report(progress, 'videos', len(embeddings) + len(failed), len(videos))
     hits = len(embeddings)
     requests = (DocList[VideoDoc]([VideoDoc(uri=str(path))]) for _, _, path in todo)
     for (video_id, digest, path), docs in zip(todo, flow.stream('/encode', requests)):
@@ -366,7 +366,9 @@ def command(args) -> int:
     bars: dict[str, tqdm] = {}
 
     def progress(stage: str, done: int, total: int) -> None:
-        bar = bars.get(stage) or bars.setdefault(stage, tqdm(total=total, desc=stage, file=sys.stderr, disable=None))
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=stage, unit='', file=sys.stderr, disable=None)
         bar.update(done - bar.n)
 
     try:

@@ -264,7 +264,10 @@ def test_an_unreadable_video_fails_alone_and_is_not_cached(tmp_path):
             assert list(requests) == []
             return iter(())
 
-    frames, failed, hits = evaluation.encode_videos(NothingToDecode(), {'empty': tmp_path / 'empty.mp4'}, cache)
+    calls = []
+    frames, failed, hits = evaluation.encode_videos(NothingToDecode(), {'empty': tmp_path / 'empty.mp4'}, cache,
+                                                    progress=lambda *call: calls.append(call))
     assert frames == {} and hits == 0
+    assert calls == [('videos', 1, 1)]
     assert failed == {'empty': 'empty.mp4: the file is empty (0 bytes)'}
     assert not (tmp_path / 'cache').exists()
