@@ -62,6 +62,8 @@ class FrameReader:
     """
 
     def __init__(self, path: Path, info: VideoInfo, sampling: Sampling, size: int, decoder: Decoder = Decoder()):
+        if sampling.strategy == 'count' and info.duration <= 0:
+            raise VideoError(f'{path.name}: its duration is unknown, and count sampling needs it (use uniform)')
         self.path = path
         self.width, self.height = info.scaled(size)
         self.command = ffmpeg_command(path, info, sampling, size, decoder)

@@ -3,6 +3,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
@@ -78,7 +79,7 @@ def load_video(doc: VideoDoc, sampling: Sampling, size: int, decoder: Decoder, t
     with staged_folder(thumbnails / doc.video_id) as (staging, final):
         with FrameReader(path, info, sampling, size, decoder) as reader:
             for timestamp, rgb in reader:
-                name = f'{round(timestamp * 1000):09d}.jpg'
+                name = f'{len(frames):06d}.jpg'
                 save_thumbnail(rgb, staging / name)
                 frames.append(FrameDoc(video_id=doc.video_id, timestamp=timestamp, tensor=rgb,
                                        thumbnail=str(final / name)))
@@ -92,12 +93,15 @@ def load_video(doc: VideoDoc, sampling: Sampling, size: int, decoder: Decoder, t
 def file_sha256(path: Path) -> str:
     """Hex sha256 of a file's bytes; VideoError naming the file when it cannot be read or is empty."""
     try:
+        status = path.stat()
+        if stat.S_ISDIR(status.st_mode):
+            raise VideoError(f'{path.name}: is a folder, not a video file')
+        if not stat.S_ISREG(status.st_mode):
+            raise VideoError(f'{path.name}: not a regular file')
+        if status.st_size == 0:
+            raise VideoError(f'{path.name}: the file is empty (0 bytes)')
         with open(path, 'rb') as f:
-            if os.fstat(f.fileno()).st_size == 0:
-                raise VideoError(f'{path.name}: the file is empty (0 bytes)')
             return hashlib.file_digest(f, 'sha256').hexdigest()
-    except IsADirectoryError as e:
-        raise VideoError(f'{path.name}: is a folder, not a video file') from e
     except FileNotFoundError as e:
         raise VideoError(f'{path.name}: no such file ({path})') from e
     except OSError as e:

@@ -103,6 +103,15 @@ def test_times_count_from_the_start_of_the_file(ramp, tmp_path, workspace):
     assert timestamps(delayed) == [0.5, 1.0, 2.0] and [frame_number(f.tensor) for f in delayed.frames] == [0, 10, 30]
 
 
+def test_a_recording_without_a_duration_in_its_header_is_measured(ramp, tmp_path, workspace):
+    live = tmp_path / 'live.mkv'  # Matroska written to a pipe, as live recorders do: "Duration: N/A"
+    with open(live, 'wb') as f:
+        subprocess.run([ffmpeg_path(), '-v', 'error', '-i', str(ramp), '-c', 'copy', '-f', 'matroska', '-'], stdout=f, check=True)
+    video, = index(VideoLoader(workspace=str(workspace), strategy='count', count=4), live)
+    assert video.duration == pytest.approx(2.0)
+    assert timestamps(video) == [0.25, 0.75, 1.25, 1.75]
+
+
 def test_skipping_unreferenced_frames_keeps_timestamps_exact(tmp_path, workspace):
     video_path = ramp_video(tmp_path / 'b-frames.mp4', codec_args=WITH_B_FRAMES)
     for skip in (True, False):
@@ -217,6 +226,7 @@ def bad_files(tmp_path_factory, ramp):
     ('empty.mp4', 'empty'),
     ('folder.mp4', 'is a folder'),
     ('missing.mp4', 'no such file'),
+    ('notes.mp4/inside a file.mp4', 'cannot read it (Not a directory)'),
     ('sound.mp4', 'no video stream (audio only)'),
     ('half.mp4', 'truncated'),
     ('cut short.mp4', 'truncated'),
@@ -225,7 +235,7 @@ def bad_files(tmp_path_factory, ramp):
 def test_a_bad_file_fails_with_its_name_and_reason_and_leaves_nothing(bad_files, workspace, name, reason):
     video, = index(VideoLoader(workspace=str(workspace)), bad_files / name)
     assert video.status == 'failed'
-    assert video.error.startswith(f'{name}: ') and reason in video.error
+    assert video.error.startswith(f'{os.path.basename(name)}: ') and reason in video.error
     assert len(video.frames) == 0 and video.shots == []
     assert not (workspace / 'thumbnails').exists() or not list((workspace / 'thumbnails').iterdir())
 
