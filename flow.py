@@ -184,10 +184,12 @@ def find_videos(paths: Iterable[str | Path]) -> Iterator[Path]:
 def index_videos(flow: Flow, paths: Iterable[str | Path], progress: Callable | None = None) -> Iterator[VideoDoc]:
     """Index each video, one at a time, yielding its VideoDoc with `status` and `error` set.
 
-    `progress(video, stage, done, total)` is called as frames are decoded and encoded.
+    `progress(video, stage, done, total)` is called as frames are decoded and encoded. Videos
+    already in the index are recognised by their content hash and not decoded again.
     """
+    indexed_ids = {video.video_id for video in flow.post('/list')}
     requests = (DocList[VideoDoc]([VideoDoc(uri=str(p))]) for p in paths)
-    for docs in flow.stream('/index', requests, parameters={'progress': progress}):
+    for docs in flow.stream('/index', requests, parameters={'progress': progress, 'indexed_ids': indexed_ids}):
         yield from docs
 
 
