@@ -6,6 +6,7 @@ on stdout. Keyframes arrive at model resolution through the pipe; their presenta
 the cut times arrive as log lines on stderr, read by a thread.
 """
 import collections
+import functools
 import logging
 import queue
 import re
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 # ffmpeg runs with `-loglevel level+info`: every line carries its level, as in `[Parsed_showinfo_3 @ 0x..] [info] n: ...`
 TIME_BASE = re.compile(r'^\[Parsed_showinfo_\d+ @ \w+\] \[info\] config in time_base: (\d+)/(\d+)')
-FRAME_PTS = re.compile(r'^\[Parsed_showinfo_\d+ @ \w+\] \[info\] n:\s*\d+ pts:\s*(-?\d+)')
+FRAME_PTS = re.compile(r'^\[Parsed_showinfo_\d+ @ \w+\] \[info\] n:\s*\d+ pts:\s*(-?\d+)\s+pts_time:(\S+)')
 CUT_TIME = re.compile(r'^\[Parsed_scdet_\d+ @ \w+\] \[info\] lavfi\.scd\.score: [\d.]+, lavfi\.scd\.time: (-?[\d.]+)')
 PROBLEM = re.compile(r'\[(warning|error|fatal)\] ')
 CONTEXT = re.compile(r'^(\[[^\]]*\] )+')  # `[h264 @ 0x..] [error] ` before a message
@@ -50,8 +51,23 @@ def ffmpeg_command(path: Path, info: VideoInfo, sampling: Sampling, size: int, d
     stream = stream.filter('scdet', threshold=100 * sampling.scene_threshold)  # its score is select's scene x 100
     stream = stream.filter('select', sampling.select_expression(info.duration))
     stream = stream.filter('scale', width, height, flags='bicubic').filter('showinfo')
-    output = stream.output('pipe:', format='rawvideo', pix_fmt='rgb24', fps_mode='passthrough')
+    output = stream.output('pipe:', format='rawvideo', pix_fmt='rgb24', **passthrough_option(ffmpeg_version()))
     return output.global_args('-hide_banner', '-nostdin', '-nostats', '-loglevel', 'level+info').compile(cmd=ffmpeg_path())
+
+
+@functools.cache
+def ffmpeg_version() -> str:
+    """The first line of `ffmpeg -version`."""
+    result = subprocess.run([ffmpeg_path(), '-version'], capture_output=True, text=True, errors='replace')
+    return result.stdout.partition('\n')[0]
+
+
+def passthrough_option(version: str) -> dict[str, str]:
+    """Keep each selected frame once with its own time: rawvideo output would otherwise be made
+    constant-rate (frames duplicated). ffmpeg 5.1 renamed -vsync to -fps_mode; 9.0 dropped -vsync."""
+    release = re.match(r'ffmpeg version n?(\d+)\.(\d+)', version)
+    old = release and (int(release.group(1)), int(release.group(2))) < (5, 1)
+    return {'vsync': 'passthrough'} if old else {'fps_mode': 'passthrough'}
 
 
 class FrameReader:
@@ -133,8 +149,9 @@ class FrameReader:
         try:
             for raw in self._process.stderr:
                 line = raw.decode('utf-8', 'replace').rstrip()
-                if (match := FRAME_PTS.match(line)) and time_base is not None:
-                    self._times.put(float(int(match.group(1)) * time_base))
+                if match := FRAME_PTS.match(line):  # pts_time is rounded to 6 digits: exact pts x time base first
+                    pts, pts_time = match.groups()
+                    self._times.put(float(int(pts) * time_base) if time_base else float(pts_time))
                 elif match := TIME_BASE.match(line):
                     time_base = Fraction(int(match.group(1)), int(match.group(2)))
                 elif match := CUT_TIME.match(line):

@@ -8,6 +8,7 @@ from PIL import Image
 
 from executors.documents import DocList, VideoDoc
 from executors.errors import ConfigError
+from executors.frame_reader import passthrough_option
 from executors.media import ffmpeg_path
 from executors.sampling import Sampling
 from executors.video_loader import VideoLoader, file_sha256
@@ -326,6 +327,13 @@ def test_metadata_is_read_from_ffmpeg_4_output_too():
     info = parse_probe(FFMPEG4_PHONE, 'phone.mov')
     assert (info.duration, info.fps, info.width, info.height, info.rotation) == (62.5, 29.97, 1080, 1920, 270)
     assert info.scaled(224) == (224, 398)
+
+
+def test_frames_pass_through_unduplicated_on_old_and_new_ffmpeg():
+    assert passthrough_option('ffmpeg version 4.4.2-0ubuntu0.22.04.1 Copyright (c) 2000-2021') == {'vsync': 'passthrough'}
+    assert passthrough_option('ffmpeg version 5.1.6-0+deb12u1 Copyright') == {'fps_mode': 'passthrough'}
+    assert passthrough_option('ffmpeg version n9.0.2-17-g2a571b6068-20260930 Copyright') == {'fps_mode': 'passthrough'}
+    assert passthrough_option('ffmpeg version N-118000-g1234abcd Copyright') == {'fps_mode': 'passthrough'}  # git build
 
 
 def test_metadata_skips_cover_art_and_applies_the_pixel_aspect_ratio():
