@@ -221,3 +221,13 @@ def test_flow_yml_configures_the_encoders(tiny_checkpoint, tmp_path):
     path.write_text('executors:\n  - uses: ImageEncoder\n    with:\n      batch_size: 0\n')
     with pytest.raises(ConfigError, match=r'flow.yml:2: ImageEncoder: batch_size must be a whole number >= 1, not 0'):
         Flow(path, model=str(tiny_checkpoint))
+
+
+def test_encode_endpoint_embeds_frames_and_texts_without_indexing(tiny_checkpoint, tmp_path):
+    path = tmp_path / 'flow.yml'
+    path.write_text('with:\n  device: cpu\nexecutors:\n  - uses: ImageEncoder\n  - uses: TextEncoder\n')
+    with Flow(path, model=str(tiny_checkpoint)) as flow:
+        videos = flow.post('/encode', DocList[VideoDoc]([video(3)]))
+        captions = flow.post('/encode', DocList[QueryDoc]([QueryDoc(text='a dog'), QueryDoc(text='a cat')]))
+    assert [frame.embedding.shape for frame in videos[0].frames] == [(32,)] * 3
+    assert [query.embedding.shape for query in captions] == [(32,)] * 2
