@@ -143,14 +143,13 @@ def preprocess_images(images: torch.Tensor, size: int) -> torch.Tensor:
 
 def encode_images(model: torch.nn.Module, images: list[np.ndarray]) -> np.ndarray:
     """L2-normalised float32 embeddings (N x D) of RGB uint8 images (H x W x 3), in one forward pass."""
-    device = _device(model)
-    size = input_size(model)
-    if len({image.shape for image in images}) == 1:
-        batch = preprocess_images(torch.from_numpy(np.stack(images)).to(device), size)
-    else:
-        batch = torch.cat([preprocess_images(torch.from_numpy(np.ascontiguousarray(image))[None].to(device), size)
-                           for image in images])
+    device, size = _device(model), input_size(model)
     with torch.inference_mode():
+        if len({image.shape for image in images}) == 1:
+            batch = preprocess_images(torch.from_numpy(np.stack(images)).to(device), size)
+        else:
+            batch = torch.cat([preprocess_images(torch.from_numpy(np.ascontiguousarray(image))[None].to(device), size)
+                               for image in images])
         return _normalised(model.encode_image(batch))
 
 
@@ -165,9 +164,8 @@ def encode_query_image(model: torch.nn.Module, image: np.ndarray) -> np.ndarray:
         raise QueryError(f'the query image must hold uint8 values 0-255, not {image.dtype}')
     size = input_size(model)
     pixels = torch.from_numpy(reduce_query_image(image, size))
-    batch = preprocess_images(pixels[None].to(_device(model)), size)
     with torch.inference_mode():
-        return _normalised(model.encode_image(batch))[0]
+        return _normalised(model.encode_image(preprocess_images(pixels[None].to(_device(model)), size)))[0]
 
 
 def reduce_query_image(image: np.ndarray, size: int) -> np.ndarray:
