@@ -168,9 +168,8 @@ def player_ui(match: SegmentDoc) -> None:
         else:
             st.warning(f'{match.uri} is no longer there: delete it in the Library tab and add it again.')
     with info:
-        st.subheader(_markdown(Path(match.uri).name), anchor=False)
+        st.subheader(_markdown(Path(match.uri).name), anchor=False, help=match.uri)
         st.markdown(f'**{time_range(match)}** · score {match.score:.3f}')
-        st.caption(_markdown(match.uri))
         st.download_button('Download this segment', data=partial(cut_segment, match.uri, match.start, match.end),
                            file_name=f'{Path(match.uri).stem} {time_range(match).replace(":", ".")}.mp4',
                            mime='video/mp4', on_click='ignore', icon=':material/download:',
