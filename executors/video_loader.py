@@ -27,7 +27,8 @@ class VideoLoader(Executor):
     Args:
         workspace: folder whose thumbnails/<video_id>/ receives a JPEG per keyframe.
         strategy: uniform (`fps` keyframes a second), count (`count` evenly spaced), scene (a
-            keyframe at each cut, and at least every `max_gap` seconds) or iframe (codec keyframes).
+            keyframe at each cut, and at least every `max_gap` seconds) or iframe (codec keyframes:
+            fastest, but every frame of an all-intra codec such as MJPEG).
         fps, count, scene_threshold, max_gap: the strategies' settings (see Sampling).
         size: short side of the keyframes in pixels (CLIP's input resolution).
         threads: decoding threads; 0 lets ffmpeg use every core.
