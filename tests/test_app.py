@@ -26,10 +26,15 @@ def page(monkeypatch, flow_args, uploads):
     st.cache_resource.clear()  # closes the Flow (on_release), releasing the workspace
 
 
+def click(at, label: str) -> AppTest:
+    """Click the button labelled `label` (key-less form buttons) and rerun."""
+    return at.button[[b.label for b in at.button].index(label)].click().run()
+
+
 def index_uploads(at, files: list[tuple[str, bytes]]) -> AppTest:
     """Upload `files` in the Add videos tab, submit, and rerun until the summary shows."""
     at.file_uploader(key='uploads').set_value([(name, data, 'video/mp4') for name, data in files])
-    at.button[[b.label for b in at.button].index('Add and index')].click().run()
+    click(at, 'Add and index')
     deadline = time.monotonic() + 120
     while not at.session_state['index_job']['done'] and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -44,7 +49,7 @@ def test_empty_index_explains_what_to_do(page):
 
 
 def test_upload_index_search_play_delete(page, sample_videos, uploads):
-    bars, pattern, fractal = sample_videos
+    bars, pattern, _ = sample_videos
     files = [('plage été 東京.mp4', bars.read_bytes()), ('../../pattern.mp4', pattern.read_bytes()),
              ('notes.mp4', b'not a video')]
     at = index_uploads(page, files)
@@ -58,15 +63,22 @@ def test_upload_index_search_play_delete(page, sample_videos, uploads):
     assert [s.value for s in at.success] == ['0 indexed · 1 already indexed · 0 failed']
     assert sorted(p.name for p in uploads.iterdir()) == ['pattern.mp4', 'plage été 東京.mp4']
 
-    # search: cards with a name, a time range and a score; the best one is open in the player
-    at.text_input(key='query').input('colour bars on a test card')
-    at.button[[b.label for b in at.button].index('Search')].click().run()
+    # search, in any language: cards with a name, a time range and a score; the best one is open in the player
+    at.text_input(key='query').input('barres de couleur, テストカード')
+    click(at, 'Search')
     assert not at.exception and not at.error
     ranges = [c.value for c in at.caption if TIME_RANGE.match(c.value)]
     assert len(ranges) >= 2
     assert len(at.get('video')) == 1
     assert [b.proto.label for b in at.get('download_button')] == ['Download this segment']
     assert at.button(key='play-0').label == 'Playing' and at.button(key='play-0').disabled
+
+    # whole videos: one card per video
+    at.radio[0].set_value('video')
+    click(at, 'Search')
+    assert sorted(Path(m.uri).name for m in at.session_state['results']) == ['pattern.mp4', 'plage été 東京.mp4']
+    at.radio[0].set_value('segment')
+    click(at, 'Search')
 
     # opening another card plays that one
     second = at.session_state['results'][1]
@@ -86,12 +98,12 @@ def test_upload_index_search_play_delete(page, sample_videos, uploads):
 
 def test_search_errors_are_one_line(page, sample_videos):
     at = index_uploads(page, [('bars.mp4', sample_videos[0].read_bytes())])
-    at.button[[b.label for b in at.button].index('Search')].click().run()  # nothing typed
+    click(at, 'Search')  # nothing typed
     assert not at.exception
     assert len(at.error) == 1 and '\n' not in at.error[0].value
 
     at.file_uploader(key='query_image').set_value(('photo.png', b'not an image', 'image/png'))
-    at.button[[b.label for b in at.button].index('Search')].click().run()
+    click(at, 'Search')
     assert [e.value for e in at.error] == ['photo.png: not a readable image (UnidentifiedImageError)']
 
 
@@ -106,6 +118,7 @@ def test_progress_bars_show_each_video_stage(page, uploads):
     assert bars == [(100, 'a.mp4 · embedding keyframes 10/10'), (12, 'b.mp4 · decoding keyframes 3/12'),
                     (0, 'c.mp4 · waiting')]
     assert at.button[[b.label for b in at.button].index('Add and index')].disabled
+    assert any(i.value.startswith('Indexing your first videos') for i in at.info)
 
 
 def test_progress_of_a_real_job_reaches_every_video(flow_overrides, sample_videos, uploads):
