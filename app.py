@@ -1,6 +1,6 @@
 """VCED's web page: add videos, search them by a description or an image, play the moments found.
 
-    streamlit run app.py -- [--flow flow.yml] [--workspace DIR] [--model NAME_OR_PATH] [--videos DIR]
+    streamlit run app.py -- [--flow FILE] [--workspace DIR] [--model NAME_OR_PATH] [--videos DIR]
 
 UI only: the Flow (shared by every session of the server) and flow.py's helpers do the work.
 """
@@ -25,11 +25,12 @@ from flow import VIDEO_EXTENSIONS, Flow, format_time, index_videos, read_image, 
 IMAGE_TYPES = ['png', 'jpg', 'jpeg', 'webp', 'bmp', 'gif']
 RANKINGS = {'segment': 'Moments', 'video': 'Whole videos'}
 CARDS_PER_ROW = 4
+USAGE = 'streamlit run app.py -- [--flow FILE] [--workspace DIR] [--model NAME_OR_PATH] [--videos DIR]'
 
 
 def options(argv: list[str]) -> argparse.Namespace:
     """The options given after `--` on the streamlit command line."""
-    parser = argparse.ArgumentParser(prog='streamlit run app.py --')
+    parser = argparse.ArgumentParser(usage=USAGE)
     parser.add_argument('--flow', default='flow.yml', help='the flow file (default: flow.yml)')
     parser.add_argument('--workspace', help='where the index lives (default: set in flow.yml)')
     parser.add_argument('--model', help='CLIP model name or checkpoint path (default: set in flow.yml)')
@@ -84,7 +85,7 @@ def main() -> None:
     try:
         args = options(sys.argv[1:])
     except SystemExit:
-        st.error(f'bad options after `--`: {" ".join(sys.argv[1:])} (see `python app.py --help`)')
+        st.error(f'bad options after `--`: {" ".join(sys.argv[1:])}; usage: `{USAGE}`')
         st.stop()
     try:
         flow = load_flow(args.flow, args.workspace, args.model)
@@ -183,7 +184,7 @@ def card_ui(rank: int, match: SegmentDoc, playing: bool) -> None:
         st.markdown(f'**{_markdown(Path(match.uri).name)}**')
         st.caption(f'{time_range(match)} · score {match.score:.3f}')
         st.button('Playing' if playing else 'Play', key=f'play-{rank}', icon=':material/play_arrow:', width='stretch',
-                  disabled=playing, on_click=st.session_state.__setitem__, args=('playing', rank))
+                  disabled=playing, on_click=_play, args=(rank,))
 
 
 def add_ui(flow: Flow, folder: Path) -> None:
@@ -286,8 +287,12 @@ def _indexing() -> bool:
     return job is not None and not job['done']
 
 
+def _play(rank: int) -> None:
+    st.session_state.playing = rank
+
 
 def time_range(match: SegmentDoc) -> str:
+    """'00:12–00:18', the end rounded up so that a short segment never reads '00:00–00:00'."""
     return f'{format_time(match.start)}–{format_time(math.ceil(match.end))}'
 
 
