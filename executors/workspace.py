@@ -2,7 +2,8 @@
 
 Adding a video appends its embeddings (fsync'd), then commits its catalog rows in one SQLite
 transaction: that commit is the moment it exists. Rows on disk that no committed video owns (a
-crash between the two) are ignored by readers and cut off by the next writer. The HNSW graph is
+crash between the two) are ignored by readers and cut off by the next writer, which also removes
+thumbnail folders no committed video owns and a half-saved graph. The HNSW graph is
 updated after the commit and saved on close; a stale saved graph is brought up to date on load.
 One process writes at a time (a file lock taken on the first write); any number read.
 """
@@ -10,6 +11,7 @@ import fcntl
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +23,15 @@ from executors.vector_store import VectorStore
 
 log = logging.getLogger(__name__)
 
+CLOCK_SLACK = 0.1  # seconds: file times come from a coarser clock than time.time()
+
 
 class Workspace:
     """Stored videos and their keyframe vectors under `folder`; see the module docstring."""
 
     def __init__(self, folder: str | Path, *, M: int, ef_construction: int, ef_search: int):
         self.folder = Path(folder)
+        self._opened = time.time()  # what a writer finds older than this, no loader of this process wrote
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -177,7 +182,7 @@ class Workspace:
         return self.vectors
 
     def start_writing(self) -> None:
-        """Become the workspace's only writer (lazily, on the first write), and drop orphan rows."""
+        """Become the workspace's only writer (lazily, on the first write); drop what killed writers left."""
         if self._lock is not None:
             return
         if not self._try_lock():
@@ -194,7 +199,23 @@ class Workspace:
                 log.info('%s: dropping %d embeddings of an interrupted add', self.vectors.rows_path,
                          stored - committed)
             self.vectors.truncate(committed)  # also a partly written row
+            self.vectors.graph_path.with_suffix('.tmp').unlink(missing_ok=True)  # a half-saved graph
             self.graph()
+        self._remove_orphan_thumbnails()
+
+    def _remove_orphan_thumbnails(self) -> None:
+        """Delete thumbnail folders that no committed video owns (a killed loader's staging, or the
+        frames of a video killed before its commit), if they predate this process's opening of the
+        workspace: newer ones may be its own loader's, one video ahead of the Indexer."""
+        folder = self.folder / 'thumbnails'
+        for entry in folder.iterdir() if folder.is_dir() else ():
+            try:
+                stale = entry.name not in self.videos and entry.stat().st_mtime < self._opened - CLOCK_SLACK
+            except FileNotFoundError:  # renamed or removed by its loader meanwhile
+                continue
+            if stale:
+                log.info('%s: removing the thumbnails of an interrupted index', entry)
+                shutil.rmtree(entry, ignore_errors=True)
 
     def _try_lock(self) -> bool:
         handle = open(self.folder / 'lock', 'a+')  # noqa: SIM115 - held until _release()
