@@ -1,8 +1,10 @@
 """The workspace's metadata in SQLite: videos, their keyframes (label -> time, thumbnail) and shot cuts."""
+import functools
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -41,6 +43,19 @@ class VideoRow:
     frame_count: int
 
 
+def _reports_damage(method: Callable) -> Callable:
+    """SQLite's complaint about a damaged file, met mid-query, becomes a WorkspaceError naming the catalog."""
+    @functools.wraps(method)
+    def checked(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as e:
+            if e.sqlite_errorname not in ('SQLITE_CORRUPT', 'SQLITE_NOTADB'):
+                raise
+            raise damaged(self.path, e) from e
+    return checked
+
+
 class Catalog:
     """videos, frames and shots tables in one SQLite file (WAL: readers never wait for the writer)."""
 
@@ -54,12 +69,14 @@ class Catalog:
             if not self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'videos'").fetchone():
                 self.db.executescript(SCHEMA)
         except sqlite3.DatabaseError as e:
-            raise WorkspaceError(f'{path}: not a readable VCED catalog ({e})') from e
+            raise damaged(path, e) from e
 
+    @_reports_damage
     def version(self) -> int:
         """Changes whenever another connection commits (PRAGMA data_version)."""
         return self.db.execute('PRAGMA data_version').fetchone()[0]
 
+    @_reports_damage
     def meta(self, key: str, default: int = 0) -> int:
         row = self.db.execute('SELECT value FROM meta WHERE key = ?', (key,)).fetchone()
         return row[0] if row else default
@@ -68,26 +85,37 @@ class Catalog:
         """The first label never used: labels are never reused, even after a delete."""
         return self.meta('next_label')
 
+    @_reports_damage
     def videos(self) -> list[VideoRow]:
         """Every stored video, oldest first."""
         rows = self.db.execute('SELECT id, path, duration, fps, width, height, added, first_label, frame_count '
                                'FROM videos ORDER BY first_label').fetchall()
         return [VideoRow(*row) for row in rows]
 
+    @_reports_damage
     def means(self, video_ids: list[str]) -> np.ndarray:
         """The float32 mean frame embedding of each video, one row each."""
         blobs = dict(self.db.execute('SELECT id, mean FROM videos'))
         return np.stack([np.frombuffer(blobs[v], dtype=np.float32) for v in video_ids])
 
+    @_reports_damage
     def frames(self, video_id: str) -> tuple[np.ndarray, list[str]]:
         """A video's keyframe timestamps (seconds, label order) and thumbnail paths."""
         rows = self.db.execute('SELECT timestamp, thumbnail FROM frames WHERE video = ? ORDER BY label',
                                (video_id,)).fetchall()
         return np.array([r[0] for r in rows], dtype=np.float64), [r[1] for r in rows]
 
+    @_reports_damage
     def shots(self, video_id: str) -> list[float]:
         return [r[0] for r in self.db.execute('SELECT time FROM shots WHERE video = ? ORDER BY time', (video_id,))]
 
+    @_reports_damage
+    def thumbnail(self, label: int) -> str:
+        """The thumbnail path of keyframe `label` ('' when no stored video has it)."""
+        row = self.db.execute('SELECT thumbnail FROM frames WHERE label = ?', (label,)).fetchone()
+        return row[0] if row else ''
+
+    @_reports_damage
     def add_video(self, video: VideoRow, timestamps: list[float], thumbnails: list[str], shots: list[float],
                   mean: np.ndarray, dim: int) -> None:
         """Insert a video with its frames and shots in one transaction, and advance next_label past it."""
@@ -103,6 +131,7 @@ class Catalog:
                             (max(self.next_label(), video.first_label + video.frame_count),))
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('dim', ?)", (dim,))
 
+    @_reports_damage
     def delete_video(self, video_id: str) -> None:
         """Remove a video, its frames and its shots (one transaction)."""
         with self.transaction():
@@ -126,6 +155,12 @@ class _Transaction:
 
     def __exit__(self, kind, error, traceback) -> None:
         self.db.execute('COMMIT' if kind is None else 'ROLLBACK')
+
+
+def damaged(path: Path, error: Exception) -> WorkspaceError:
+    """The error for a catalog SQLite cannot read, with the ways back."""
+    return WorkspaceError(f'{path}: not a readable VCED catalog ({error}): restore it from a backup, '
+                          f'or index your videos into a new --workspace')
 
 
 def now_iso() -> str:

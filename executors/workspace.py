@@ -37,7 +37,11 @@ class Workspace:
         except OSError as e:
             raise WorkspaceError(f'{self.folder}: cannot create the workspace ({e.strerror})') from e
         self.graph_params = {'M': M, 'ef_construction': ef_construction, 'ef_search': ef_search}
-        self.catalog = Catalog(self.folder / 'catalog.sqlite')
+        catalog, rows = self.folder / 'catalog.sqlite', self.folder / 'embeddings.f16'
+        if not catalog.exists() and rows.exists() and rows.stat().st_size:  # never start over silently
+            raise WorkspaceError(f'{catalog}: missing, though {rows.name} holds the embeddings of indexed videos: '
+                                 f'restore it from a backup, or index your videos into a new --workspace')
+        self.catalog = Catalog(catalog)
         self.vectors: VectorStore | None = None
         self._lock = None
         self._dirty = False  # the graph changed since it was saved
@@ -110,8 +114,7 @@ class Workspace:
         return self._shots[video_id]
 
     def thumbnail(self, label: int) -> str:
-        row = self.catalog.db.execute('SELECT thumbnail FROM frames WHERE label = ?', (label,)).fetchone()
-        return row[0] if row else ''
+        return self.catalog.thumbnail(label)
 
     def means(self) -> tuple[list[str], np.ndarray]:
         """Every video's id and its L2-normalised mean frame embedding (CLIP4Clip's meanP)."""
