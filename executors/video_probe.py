@@ -63,6 +63,9 @@ def parse_probe(stderr: str, name: str, head: bytes = b'') -> VideoInfo:
         kinds = sorted({m.group(1).lower() for s in streams for m in [re.match(r'[^:]*: (\w+): ', s)] if m})
         raise VideoError(f"{name}: no video stream ({' and '.join(kinds) + ' only' if kinds else 'the file holds no streams'})")
     header = video.splitlines()[0]
+    unknown = re.match(r'[^:]*: Video: none \(([^ /)]+)', header)  # ffmpeg knows no decoder for this codec tag
+    if unknown:
+        raise VideoError(f'{name}: unsupported video codec ({unknown.group(1)}): ffmpeg cannot decode it')
     size = re.search(r', (\d+)x(\d+)\b', header)
     if not size:
         raise VideoError(f'{name}: the video stream has no picture size ({header.strip()[:120]})')
