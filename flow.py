@@ -251,6 +251,11 @@ def _safe_file_name(name: str) -> tuple[str, str]:
     return stem, suffix.lower()
 
 
+def one_line(text: str) -> str:
+    """`text` with control characters (newlines in file names, terminal escapes) written as escapes."""
+    return re.sub(r'[\x00-\x1f\x7f]', lambda m: repr(m.group())[1:-1], text)
+
+
 def format_time(seconds: float) -> str:
     """mm:ss, or h:mm:ss from an hour on."""
     total = int(seconds)
@@ -322,10 +327,13 @@ def _index(args) -> int:
                 bars.pop(video.uri).close()
             counts[video.status] = counts.get(video.status, 0) + 1
             if video.status == 'failed':
-                print(f'failed: {video.error}', file=sys.stderr)
+                print(f'failed: {one_line(video.error)}', file=sys.stderr)
             else:
                 frames += len(video.frames)
-                print(f'{video.status}: {video.uri} ({len(video.frames)} frames)')
+                print(f'{video.status}: {one_line(video.uri)} ({len(video.frames)} frames)')
+    if not sum(counts.values()):
+        raise VcedError(f"no video files in {one_line(', '.join(args.paths))} "
+                        f"(looked for {', '.join(sorted(VIDEO_EXTENSIONS))})")
     seconds = time.monotonic() - started
     print(f"{counts['indexed']} indexed, {counts['already indexed']} already indexed, {counts['failed']} failed; "
           f'{frames} frames in {seconds:.1f} s')
@@ -348,7 +356,7 @@ def _search(args) -> int:
     elif not results:
         print('no matches: index some videos first (python flow.py index PATH)')
     for rank, r in enumerate([] if args.json else results, 1):
-        print(f"{rank:>3}. {r['score']:.3f}  {format_time(r['start'])}-{format_time(r['end'])}  {r['video']}")
+        print(f"{rank:>3}. {r['score']:.3f}  {format_time(r['start'])}-{format_time(r['end'])}  {one_line(r['video'])}")
     return 0
 
 
@@ -362,7 +370,7 @@ def _list(args) -> int:
     elif not rows:
         print('the index is empty: python flow.py index PATH')
     for r in [] if args.json else rows:
-        print(f"{r['video_id'][:12]}  {format_time(r['duration'])}  {r['frames']:>6} frames  {r['added']}  {r['video']}")
+        print(f"{r['video_id'][:12]}  {format_time(r['duration'])}  {r['frames']:>6} frames  {r['added']}  {one_line(r['video'])}")
     return 0
 
 
@@ -372,7 +380,7 @@ def _delete(args) -> int:
     with _open_flow(args) as flow:
         deleted = flow.post('/delete', DocList[VideoDoc]([doc]))
     for video in deleted:
-        print(f'deleted {video.video_id[:12]}  {video.uri}')
+        print(f'deleted {video.video_id[:12]}  {one_line(video.uri)}')
     return 0
 
 
@@ -392,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except VcedError as e:
-        print(f'error: {e}', file=sys.stderr)
+        print(f'error: {one_line(str(e))}', file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print('interrupted', file=sys.stderr)
