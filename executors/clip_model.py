@@ -81,13 +81,26 @@ def _load_cached(model: str, device: str, download_root: str, quantize: str | No
         warnings.simplefilter('ignore', DeprecationWarning)
         warnings.filterwarnings('ignore', message='.*quantize_per_tensor', category=UserWarning)
         try:
-            clip_model, _ = clip.load(path, device=device, jit=False)
+            clip_model = _load_checkpoint(path, device)
         except Exception as e:  # torch raises many types for a file that is not a checkpoint
             raise ModelError(f'{path} is not a CLIP checkpoint: {str(e).splitlines()[0][:200]}') from e
         if quantize == 'int8':
             # MultiheadAttention's projections stay fp32: it reads their weights directly
             clip_model = torch.ao.quantization.quantize_dynamic(clip_model, {torch.nn.Linear}, dtype=torch.qint8)
     return clip_model.eval()
+
+
+def _load_checkpoint(path: str, device: str) -> torch.nn.Module:
+    """clip.load(path, jit=False), except that a state_dict is unpickled with weights_only=True, so a
+    checkpoint cannot run code whatever torch's default (clip.load leaves it to torch: False before 2.6)."""
+    from clip.model import build_model
+
+    try:
+        state_dict = torch.jit.load(path, map_location='cpu').state_dict()  # OpenAI's TorchScript archives
+    except RuntimeError:
+        state_dict = torch.load(path, map_location='cpu', weights_only=True)
+    model = build_model(state_dict).to(device)
+    return model.float() if device == 'cpu' else model
 
 
 def _download(name: str, download_root: Path) -> str:
