@@ -48,24 +48,33 @@ class VideoLoader(Executor):
         self.decoder = Decoder(int(threads), bool(skip_nonref))
         self.thumbnails = Path(workspace) / 'thumbnails'
 
-    @requests(on=['/index', '/encode'])
+    @requests(on='/index')
     def index(self, docs: DocList[VideoDoc], parameters: dict) -> DocList[VideoDoc]:
+        return self._load(docs, parameters, self.thumbnails)
+
+    @requests(on='/encode')
+    def encode(self, docs: DocList[VideoDoc], parameters: dict) -> DocList[VideoDoc]:
+        """As /index but without thumbnails: /encode embeds videos that are not added to the workspace."""
+        return self._load(docs, parameters, thumbnails=None)
+
+    def _load(self, docs: DocList[VideoDoc], parameters: dict, thumbnails: Path | None) -> DocList[VideoDoc]:
         progress = parameters.get('progress')
         indexed = parameters.get('indexed_ids') or set()
         for doc in docs:
             try:
-                load_video(doc, self.sampling, self.size, self.decoder, self.thumbnails, indexed, progress)
+                load_video(doc, self.sampling, self.size, self.decoder, thumbnails, indexed, progress)
             except VideoError as e:
                 doc.status, doc.error, doc.frames, doc.shots = 'failed', str(e), DocList[FrameDoc](), []
         return docs
 
 
-def load_video(doc: VideoDoc, sampling: Sampling, size: int, decoder: Decoder, thumbnails: Path,
+def load_video(doc: VideoDoc, sampling: Sampling, size: int, decoder: Decoder, thumbnails: Path | None,
                indexed: set[str] = frozenset(), progress: Progress | None = None) -> None:
     """Fill `doc` (uri made absolute) with its id, metadata, shots and keyframes, or raise VideoError.
 
     A video whose id is in `indexed` is marked 'already indexed' without decoding. Thumbnails
-    appear under thumbnails/<video_id>/ only once the whole video has decoded.
+    appear under thumbnails/<video_id>/ only once the whole video has decoded (none when
+    `thumbnails` is None).
     """
     path = Path(os.path.abspath(os.path.expanduser(doc.uri)))
     doc.uri = str(path)
@@ -77,13 +86,15 @@ def load_video(doc: VideoDoc, sampling: Sampling, size: int, decoder: Decoder, t
     doc.duration, doc.fps, doc.width, doc.height = info.duration, info.fps, info.width, info.height
     expected = sampling.expected_frames(info.duration)
     frames = DocList[FrameDoc]()
-    with staged_folder(thumbnails / doc.video_id) as (staging, final):
+    staged = staged_folder(thumbnails / doc.video_id) if thumbnails else contextlib.nullcontext((None, None))
+    with staged as (staging, final):
         with FrameReader(path, info, sampling, size, decoder) as reader:
             for timestamp, rgb in reader:
                 name = f'{len(frames):06d}.jpg'
-                save_thumbnail(rgb, staging / name)
+                if staging:
+                    save_thumbnail(rgb, staging / name)
                 frames.append(FrameDoc(video_id=doc.video_id, timestamp=timestamp, tensor=rgb,
-                                       thumbnail=str(final / name)))
+                                       thumbnail=str(final / name) if final else ''))
                 if progress:
                     progress(doc, 'decode', len(frames), max(expected, len(frames)))
     if progress:

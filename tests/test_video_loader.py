@@ -169,6 +169,13 @@ def test_keyframes_have_the_short_side_at_size_and_a_thumbnail_each(ramp, worksp
     assert not [p for p in (workspace / 'thumbnails').iterdir() if p.name.startswith('.')]  # no staging left
 
 
+def test_encode_gives_keyframes_without_writing_thumbnails(ramp, workspace):
+    docs = DocList[VideoDoc]([VideoDoc(uri=str(ramp))])
+    video, = VideoLoader(workspace=str(workspace)).handle('/encode', docs, {})
+    assert len(video.frames) >= 2 and all(f.tensor is not None and f.thumbnail == '' for f in video.frames)
+    assert not (workspace / 'thumbnails').exists()
+
+
 def test_rotation_metadata_is_applied(tmp_path, workspace):
     # white top half as stored; the player turns it 90 degrees, so the white half is then on a side
     stored = make_video(tmp_path / 'stored.mp4', duration=1, size='64x48', source='color=c=black',
