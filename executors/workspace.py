@@ -23,7 +23,7 @@ from executors.vector_store import VectorStore
 
 log = logging.getLogger(__name__)
 
-CLOCK_SLACK = 0.1  # seconds: file times come from a coarser clock than time.time()
+CLOCK_SLACK = 0.02  # seconds: file times come from a coarser clock (a jiffy, 1 to 10 ms) than time.time()
 
 
 class Workspace:
