@@ -1,0 +1,101 @@
+"""Searches while another process indexes see the last committed state; a second writer is refused clearly."""
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from executors.documents import DocList, QueryDoc
+from executors.indexer import Indexer
+from executors.text_encoder import TextEncoder
+from flow import Flow, main, search
+
+ROOT = Path(__file__).resolve().parents[2]
+QUERY = 'a colourful test pattern'
+
+
+def committed(workspace: Path) -> int:
+    if not (workspace / 'catalog.sqlite').exists():
+        return 0
+    db = sqlite3.connect(f'file:{workspace / "catalog.sqlite"}?mode=ro', uri=True)
+    try:
+        return db.execute('SELECT count(*) FROM videos').fetchone()[0]
+    except sqlite3.OperationalError:  # the tables are not created yet
+        return 0
+    finally:
+        db.close()
+
+
+def stored_state(workspace: Path) -> tuple:
+    """The catalog's rows, the embeddings and the stored videos' thumbnails (not SQLite's page layout)."""
+    db = sqlite3.connect(f'file:{workspace / "catalog.sqlite"}?mode=ro', uri=True)
+    rows = list(db.iterdump())
+    ids = [r[0] for r in db.execute('SELECT id FROM videos')]
+    db.close()
+    thumbnails = {str(p): p.read_bytes() for i in ids for p in sorted((workspace / 'thumbnails' / i).iterdir())}
+    return rows, (workspace / 'embeddings.f16').read_bytes(), thumbnails
+
+
+def results(matches) -> list[tuple]:
+    return [(m['video_id'], round(m['start'], 3), round(m['end'], 3), round(m['score'], 3)) for m in matches]
+
+
+@pytest.fixture(scope='module')
+def expected(reference, tiny_checkpoint, tmp_path_factory) -> list[list[tuple]]:
+    """The answer to QUERY once the first k videos of the batch are committed, for every k."""
+    embedding = TextEncoder(model=str(tiny_checkpoint)).encode_queries(DocList[QueryDoc]([QueryDoc(text=QUERY)]))[0].embedding
+    answers = []
+    for k in range(len(reference.videos) + 1):
+        folder = tmp_path_factory.mktemp(f'prefix{k}')
+        indexer = Indexer(workspace=str(folder))
+        indexer.index(reference.docs(list(reference.videos)[:k], folder), parameters={})
+        matches = indexer.search(DocList[QueryDoc]([QueryDoc(embedding=embedding)]), parameters={'top': 5})[0].matches
+        answers.append(results([m.model_dump() for m in matches]))
+        indexer.close()
+    return answers
+
+
+def test_searches_during_an_index_answer_from_the_last_committed_state(cli, second_cli, batch, expected, workspace,
+                                                                       tiny_checkpoint):
+    options = ('--workspace', workspace, '--model', tiny_checkpoint)
+    cli.start('index', batch, *options)
+    seen = []
+    with Flow(ROOT / 'flow.yml', workspace=str(workspace), model=str(tiny_checkpoint)) as flow:
+        while True:
+            running = cli.pid is not None and Path(f'/proc/{cli.pid}').exists()
+            before = committed(workspace)
+            found = results([m.model_dump() for m in search(flow, text=QUERY, top=5)])
+            after = committed(workspace)
+            assert found in expected[before:after + 1], (before, after)  # never a half-added video
+            seen.append(('flow', before))
+            before = committed(workspace)
+            code, out, err = second_cli.run('search', QUERY, '--top', '5', '--json', *options)
+            after = committed(workspace)
+            assert code == 0, err
+            assert results(json.loads(out)) in expected[before:after + 1], (before, after)
+            seen.append(('cli', before))
+            if not running:
+                break
+    code, out, err = cli.wait()
+    assert code == 0, err
+    assert seen[-1][1] == len(expected) - 1  # the last searches saw the whole batch
+    print(f'\nsearches while indexing (kind, committed videos): {seen}')
+
+
+def test_a_second_writer_gets_a_clear_workspace_is_locked_error(capsys, cli, reference, batch, workspace,
+                                                                 tiny_checkpoint, tmp_path):
+    writer = Indexer(workspace=str(workspace))
+    writer.index(reference.docs(list(reference.videos)[:2], workspace), parameters={})  # holds the lock from here
+    before = stored_state(workspace)
+    extra = tmp_path / 'extra'
+    extra.mkdir()
+    (extra / 'clip5.mp4').write_bytes((batch / 'clip5.mp4').read_bytes())
+    code, out, err = cli.run('index', extra, '--workspace', workspace, '--model', tiny_checkpoint)
+    assert code == 1
+    assert err.count('\n') == 1 and err.startswith('error: ') and 'workspace is locked' in err, err
+    assert stored_state(workspace) == before
+    with Flow(ROOT / 'flow.yml', workspace=str(workspace), model=str(tiny_checkpoint)) as flow:
+        assert len(flow.post('/list')) == 2  # readers are welcome meanwhile
+    writer.close()
+    code, out, err = cli.run('index', extra, '--workspace', workspace, '--model', tiny_checkpoint)
+    assert code == 0 and '1 indexed' in out, err
