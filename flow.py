@@ -330,7 +330,8 @@ def _index(args) -> int:
                 print(f'failed: {one_line(video.error)}', file=sys.stderr)
             else:
                 frames += len(video.frames)
-                print(f'{video.status}: {one_line(video.uri)} ({len(video.frames)} frames)')
+                detail = f' ({len(video.frames)} frames)' if video.status == 'indexed' else ''
+                print(f'{video.status}: {one_line(video.uri)}{detail}')
     if not sum(counts.values()):
         raise VcedError(f"no video files in {one_line(', '.join(args.paths))} "
                         f"(looked for {', '.join(sorted(VIDEO_EXTENSIONS))})")
