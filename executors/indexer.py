@@ -1,4 +1,7 @@
 """The Indexer: stores indexed videos in the workspace and answers /search, /list and /delete."""
+import functools
+import threading
+
 import numpy as np
 
 from executors.base import Executor, requests
@@ -7,6 +10,17 @@ from executors.documents import DocList, QueryDoc, SegmentDoc, VideoDoc
 from executors.errors import QueryError, WorkspaceError
 from executors.segments import Segment, group_segments
 from executors.workspace import Workspace
+
+
+def _one_at_a_time(handler):
+    """Run the handler under the Indexer's lock: SQLite's connection and hnswlib's graph are not
+    safe to use from two threads at once. Decoding and encoding, the slow parts, run outside it."""
+    @functools.wraps(handler)
+    def locked(self, *args, **kwargs):
+        with self._busy:
+            return handler(self, *args, **kwargs)
+
+    return locked
 
 
 class Indexer(Executor):
@@ -40,8 +54,10 @@ class Indexer(Executor):
         self.workspace = Workspace(workspace, M=M, ef_construction=ef_construction, ef_search=ef_search)
         self.candidates = candidates
         self.grouping = {'margin': margin, 'max_segment': max_segment, 'snap': snap}
+        self._busy = threading.Lock()  # the page's sessions share one Indexer: one request at a time
 
     @requests(on='/index')
+    @_one_at_a_time
     def index(self, docs: DocList[VideoDoc], parameters: dict) -> DocList[VideoDoc]:
         """Store each loaded and encoded video; set its status ('indexed' or 'already indexed')."""
         todo = [doc for doc in docs if doc.status == '']
@@ -55,6 +71,7 @@ class Indexer(Executor):
         return docs
 
     @requests(on='/search')
+    @_one_at_a_time
     def search(self, docs: DocList[QueryDoc], parameters: dict) -> DocList[QueryDoc]:
         """Fill each query's matches: the best `top` segments, or with by='video' the best videos."""
         top, by = int(parameters.get('top', 10)), parameters.get('by', 'segment')
@@ -73,12 +90,14 @@ class Indexer(Executor):
         return docs
 
     @requests(on='/list')
+    @_one_at_a_time
     def list_videos(self, docs: DocList[VideoDoc]) -> DocList[VideoDoc]:
         """Every stored video with its frame count and the time it was added."""
         self.workspace.refresh()
         return DocList[VideoDoc]([_video_doc(v) for v in self.workspace.videos.values()])
 
     @requests(on='/delete')
+    @_one_at_a_time
     def delete(self, docs: DocList[VideoDoc]) -> DocList[VideoDoc]:
         """Delete each video named by id, id prefix (6+ hex characters) or path; return what was deleted."""
         self.workspace.refresh()
@@ -89,14 +108,10 @@ class Indexer(Executor):
                 deleted.append(_video_doc(video))
         return deleted
 
-    def indexed_ids(self) -> set[str]:
-        """The video_ids stored (for the loader's parameters['indexed_ids'])."""
-        self.workspace.refresh()
-        return set(self.workspace.videos)
-
     def close(self) -> None:
         """Save the HNSW graph (if this process changed it) and release the workspace."""
-        self.workspace.close()
+        with self._busy:
+            self.workspace.close()
 
 
 def search_segments(workspace: Workspace, query: np.ndarray, *, top: int, candidates: int, margin: float,

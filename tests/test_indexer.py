@@ -296,3 +296,40 @@ def test_a_workspace_reader_ignores_rows_no_committed_video_owns(workspace, libr
     labels, _ = ws.graph().nearest(directions[1], 50)
     assert labels.max() < 10
     ws.close()
+
+
+def test_searches_from_other_threads_while_indexing_see_whole_videos_only(workspace):
+    """The page shares one Indexer between sessions: a search during an add sees the video whole or not at all."""
+    import threading
+
+    rng = np.random.default_rng(3)
+    direction = unit(rng.normal(size=DIM))
+    videos = [make_video(workspace, f'c{i}.mp4', unit(direction + 0.3 * rng.normal(size=(40, DIM)))) for i in range(12)]
+    indexer = Indexer(workspace=str(workspace))
+    errors, seen = [], []
+
+    def keep_searching():
+        while not done.is_set():
+            try:
+                matches = search(indexer, direction, top=20)
+                seen.append(len({m.video_id for m in matches}))
+                assert all(m.start <= m.timestamp < m.end and m.thumbnail for m in matches)
+            except Exception as e:  # collected and re-raised in the main thread
+                errors.append(e)
+
+    done = threading.Event()
+    searchers = [threading.Thread(target=keep_searching) for _ in range(2)]
+    for thread in searchers:
+        thread.start()
+    try:
+        for video in videos:
+            assert index(indexer, video) == ['indexed']
+    finally:
+        done.set()
+        for thread in searchers:
+            thread.join()
+    assert errors == [] and seen
+    assert len(indexer.list_videos(DocList[VideoDoc]())) == 12
+    final = hits(search(indexer, direction, top=20))
+    indexer.close()
+    assert hits(search(Indexer(workspace=str(workspace)), direction, top=20)) == final

@@ -50,7 +50,8 @@ def test_kill_9_at_random_moments_never_corrupts_and_a_rerun_completes_without_d
 
 def _delete(workspace, video_ids) -> None:
     indexer = Indexer(workspace=str(workspace))
-    indexer.delete(DocList[VideoDoc]([VideoDoc(video_id=v) for v in video_ids if v in indexer.indexed_ids()]))
+    stored = {v.video_id for v in indexer.list_videos(DocList[VideoDoc]())}
+    indexer.delete(DocList[VideoDoc]([VideoDoc(video_id=v) for v in video_ids if v in stored]))
     indexer.close()
 
 
