@@ -155,6 +155,8 @@ def indexing(checkpoint: str, tmp: Path, preset: str, quick: bool) -> list[Resul
         Result(section, 'decode only + encode only', both, 's'),
         Result(section, 'index_videos (decode, encode, index)', statistics.median(together), 's',
                'decode only + encode only', note=f'median of {repeat}'),
+        Result(section, 'video-hours indexed per hour of wall time', count * duration / statistics.median(together),
+               'x', note='index_videos, 1 keyframe/s'),
     ]
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from bench.common import Result, markdown_table
 from executors.documents import DocList, FrameDoc, VideoDoc
 from executors.workspace import Workspace
+from tests.factories import write_random_clip_checkpoint
 
 DIM = 512
 CENTRES = 4000  # scene directions
@@ -28,6 +29,11 @@ SHOT_NOISE, FRAME_NOISE = 0.5, 0.15  # spread of shots around a scene, of frames
 FRAMES_PER_VIDEO = 500
 QUERIES = 200
 GRAPH = {'M': 16, 'ef_construction': 100, 'ef_search': 128}  # the Indexer's defaults
+QUERY_TEXTS = ['a man rides a bike along the beach', 'a dog catches a frisbee', 'cooking pasta in a kitchen',
+               'a crowd cheers at a football match', 'a car drives through the snow at night',
+               'two people talk on a sofa', 'a timelapse of clouds over mountains',
+               'a child blows out the candles on a birthday cake', 'close-up of hands playing the piano',
+               'an aerial view of a city']
 EF_SWEEP = (64, 128, 256)  # ef_search values whose recall and latency are also reported
 
 
@@ -49,6 +55,7 @@ def measure(folder: Path, count: int) -> list[Result]:
     np.save(folder / 'queries.npy', queries)
     exact, brute_p50 = exact_search(stored, queries)
     np.save(folder / 'exact.npy', exact)
+    write_random_clip_checkpoint(folder / 'clip-random.pt', 'ViT-B/32')
     probe = json.loads(subprocess.run([sys.executable, '-m', 'bench.indexer', '--probe', str(folder)], check=True,
                                       capture_output=True, text=True).stdout)
     disk = {name: os.path.getsize(folder / 'workspace' / name) / count
@@ -66,6 +73,9 @@ def measure(folder: Path, count: int) -> list[Result]:
         Result(section, 'Indexer /search p50', probe['search_p50'] * 1e3, 'ms', 'numpy brute force p50',
                '64 candidates -> exact scores of their videos -> top 10 segments'),
         Result(section, 'Indexer /search p99', probe['search_p99'] * 1e3, 'ms', 'numpy brute force p50'),
+        Result(section, 'text query p50 (encode + search)', probe['query_p50'] * 1e3, 'ms',
+               note=f'{len(QUERY_TEXTS)} sentences, fast-path fp32 ViT-B/32 text encoder + Indexer /search'),
+        Result(section, 'text query p99 (encode + search)', probe['query_p99'] * 1e3, 'ms'),
         Result(section, 'build (add videos)', count / build_seconds, 'keyframes/s',
                note=f'{build_seconds:.0f} s, {os.cpu_count()} cores, fsync per video'),
         Result(section, 'open (load saved graph)', probe['open_s'], 's'),
@@ -155,10 +165,29 @@ def probe(folder: Path) -> dict:
             times.append(time.perf_counter() - started)
         sweep[str(ef)] = {'recall': float(np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found_ef, exact)])),
                           'p50': float(np.median(times))}
-    return {'sweep': sweep, 'rss_bytes': _rss() - rss_before, 'rss_total': _rss(),
+    rss_after = _rss()
+    query_times = text_query_times(workspace, folder / 'clip-random.pt')
+    return {'sweep': sweep, 'rss_bytes': rss_after - rss_before, 'rss_total': rss_after,
+            'query_p50': float(np.median(query_times)), 'query_p99': float(np.percentile(query_times, 99)),
             'open_s': open_s, 'ann_p50': float(np.median(ann)), 'ann_p99': float(np.percentile(ann, 99)),
             'search_p50': float(np.median(full)), 'search_p99': float(np.percentile(full, 99)),
             'recall': float(recall)}
+
+
+def text_query_times(workspace: Workspace, checkpoint: Path) -> list[float]:
+    """Seconds per sentence from text to ranked segments: the text encoder, then the Indexer's search."""
+    from executors.clip_model import encode_texts, load_clip
+    from executors.indexer import search_segments
+
+    model = load_clip(str(checkpoint), 'cpu')
+    encode_texts(model, ['warm up'])
+    times = []
+    for text in QUERY_TEXTS * 4:
+        started = time.perf_counter()
+        query = encode_texts(model, [text])[0]
+        search_segments(workspace, query, top=10, candidates=64, margin=0.02, max_segment=30.0, snap=2.0)
+        times.append(time.perf_counter() - started)
+    return times
 
 
 def _rss() -> int:
