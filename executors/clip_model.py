@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from executors.base import Executor
 from executors.errors import ConfigError, ModelError, QueryError
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,26 @@ def check_quantize(quantize: str | None, device: str) -> None:
         raise ConfigError(f"quantize must be one of {', '.join(map(str, QUANTIZE_MODES))}, not '{quantize}'")
     if quantize and resolve_device(device) != 'cpu':
         raise ConfigError(f"quantize '{quantize}' runs on the CPU only; set device: cpu or leave quantize out")
+
+
+class ClipEncoder(Executor):
+    """Base of the CLIP encoders: the process's shared model, loaded on first use (so /list and
+    /delete never need the weights), and `batch_size` inputs per forward pass.
+
+    model: a clip.available_models() name or a checkpoint path; device: 'auto', 'cpu' or 'cuda';
+    quantize: None or 'int8' (CPU only, dynamic quantisation of the Linear layers).
+    """
+
+    def __init__(self, model: str = 'ViT-B/32', device: str = 'auto', batch_size: int = 32,
+                 quantize: str | None = None):
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f'batch_size must be a whole number >= 1, not {batch_size!r}')
+        check_quantize(quantize, device)
+        self.model_name, self.device, self.batch_size, self.quantize = model, device, batch_size, quantize
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return load_clip(self.model_name, self.device, quantize=self.quantize)
 
 
 def _available_models() -> list[str]:
