@@ -3,6 +3,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+MIN_INTERVAL = 1e-3  # seconds: no sampling is finer; keeps a last keyframe's segment from having no length
+
 
 @dataclass(frozen=True)
 class Segment:
@@ -51,7 +53,7 @@ def group_segments(scores: np.ndarray, timestamps: np.ndarray, duration: float, 
 def sampling_interval(timestamps: np.ndarray, duration: float) -> float:
     """The typical gap between keyframes (the median); a lone keyframe lasts to the end of the video."""
     if len(timestamps) > 1:
-        return float(np.median(np.diff(timestamps)))
+        return max(float(np.median(np.diff(timestamps))), MIN_INTERVAL)
     if len(timestamps) == 1:
         return max(float(duration) - float(timestamps[0]), 0.0)
     return 0.0

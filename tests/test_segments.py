@@ -87,3 +87,11 @@ def test_segments_never_overlap_and_stay_inside_the_video(scores, margin, max_se
         assert s.score + 1e-6 >= max(np.array(scores, dtype=np.float32)[s.first:s.last + 1]) - 1e-6
     ordered = sorted(spans(segments))
     assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(ordered, ordered[1:]))
+
+
+def test_keyframes_a_hair_apart_still_give_the_last_one_a_segment_with_length():
+    """Found by the property test: a median gap below float resolution gave a segment start == end."""
+    times = np.unique(np.array([0.2, 0.2 + 1e-16, 0.2 + 2e-16, 1.5]))
+    segments = group_segments(np.array([0.1, 0.1, 0.1, 0.9], np.float32), times, 3.0, margin=0, max_segment=10,
+                              limit=3)
+    assert all(s.start < s.end for s in segments)
