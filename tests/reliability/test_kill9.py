@@ -21,6 +21,7 @@ def test_kill_9_at_random_moments_never_corrupts_and_a_rerun_completes_without_d
     assert cli.run(*command)[0] == 0
     full_run = time.monotonic() - started  # how long the whole batch takes here
     kills, trials, summary = 0, 0, []
+    window = full_run  # kill within this many seconds of the start; adapts to the load and the batch left
     while kills < KILLS:
         trials += 1
         assert trials <= 3 * KILLS, f'only {kills} of {trials} trials killed a running index'
@@ -28,8 +29,9 @@ def test_kill_9_at_random_moments_never_corrupts_and_a_rerun_completes_without_d
         check_consistent(workspace, reference, strict=True)
 
         cli.start(*command)
-        killed, code, out, err = cli.kill_after(rng.uniform(0, full_run))
+        killed, code, out, err = cli.kill_after(rng.uniform(0, window))
         kills += killed
+        window = min(window * 1.2, 2 * full_run) if killed else window * 0.6  # a miss: the run ended first
         left = check_consistent(workspace, reference, strict=False)
         assert killed or code == 0, err
 
