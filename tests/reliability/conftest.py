@@ -98,3 +98,14 @@ def reference(cli, batch, tiny_checkpoint, tmp_path_factory) -> Reference:
     code, out, err = cli.run('index', batch, '--workspace', folder, '--model', tiny_checkpoint)
     assert code == 0, err
     return read_reference(folder)
+
+
+@pytest.fixture
+def library(reference, workspace) -> Path:
+    """A fresh workspace holding the reference batch, stored by the Indexer alone (no CLIP, no ffmpeg)."""
+    from executors.indexer import Indexer
+
+    indexer = Indexer(workspace=str(workspace))
+    indexer.index(reference.docs(reference.videos, workspace), parameters={})
+    indexer.close()
+    return workspace

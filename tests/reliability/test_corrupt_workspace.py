@@ -14,15 +14,6 @@ from tests.reliability.checks import check_consistent
 TRANSIENT = {'lock', 'catalog.sqlite-wal', 'catalog.sqlite-shm'}  # the lock and SQLite's own working files
 
 
-@pytest.fixture
-def indexed(reference, workspace):
-    """The reference batch stored in a fresh workspace (no CLIP, no ffmpeg)."""
-    indexer = Indexer(workspace=str(workspace))
-    indexer.index(reference.docs(reference.videos, workspace), parameters={})
-    indexer.close()
-    return workspace
-
-
 def hits(folder, reference) -> list[list[tuple]]:
     indexer = Indexer(workspace=str(folder))
     try:
@@ -34,14 +25,14 @@ def hits(folder, reference) -> list[list[tuple]]:
 
 
 @pytest.mark.parametrize('keep', [0, 0.5, 0.99])
-def test_a_truncated_graph_is_rebuilt_from_the_stored_embeddings_with_a_message(indexed, reference, caplog, keep):
-    before = hits(indexed, reference)
-    graph = indexed / 'hnsw.bin'
+def test_a_truncated_graph_is_rebuilt_from_the_stored_embeddings_with_a_message(library, reference, caplog, keep):
+    before = hits(library, reference)
+    graph = library / 'hnsw.bin'
     graph.write_bytes(graph.read_bytes()[:int(graph.stat().st_size * keep)])
     with caplog.at_level(logging.WARNING):
-        assert hits(indexed, reference) == before
+        assert hits(library, reference) == before
     assert 'hnsw.bin' in caplog.text and 'rebuilding it from 12 stored embeddings' in caplog.text
-    check_consistent(indexed, reference, strict=True)
+    check_consistent(library, reference, strict=True)
 
 
 def cli(capsys, *argv):
@@ -69,19 +60,19 @@ def damage(folder, how):
 @pytest.mark.parametrize('command', [['list'], ['search', 'a red square'], ['index', '{video}'],
                                      ['delete', '{video}']])
 def test_a_missing_or_damaged_catalog_is_a_clear_error_that_names_it_and_loses_nothing(
-        capsys, indexed, reference, tiny_checkpoint, batch, how, command):
-    damage(indexed, how)
-    saved = {p.name: p.read_bytes() for p in indexed.iterdir() if p.is_file() and p.name not in TRANSIENT}
-    thumbnails = sorted(p.name for p in (indexed / 'thumbnails').iterdir())
+        capsys, library, reference, tiny_checkpoint, batch, how, command):
+    damage(library, how)
+    saved = {p.name: p.read_bytes() for p in library.iterdir() if p.is_file() and p.name not in TRANSIENT}
+    thumbnails = sorted(p.name for p in (library / 'thumbnails').iterdir())
     argv = [a.format(video=batch / 'clip0.mp4') for a in command]
-    code, out, err = cli(capsys, *argv, '--workspace', indexed, '--model', tiny_checkpoint)
+    code, out, err = cli(capsys, *argv, '--workspace', library, '--model', tiny_checkpoint)
     assert code == 1 and out == ''
     assert err.count('\n') == 1 and err.startswith('error: ')
-    assert str(indexed / 'catalog.sqlite') in err
+    assert str(library / 'catalog.sqlite') in err
     assert 'backup' in err and 'index' in err  # how to recover
-    after = {p.name: p.read_bytes() for p in indexed.iterdir() if p.is_file() and p.name not in TRANSIENT}
+    after = {p.name: p.read_bytes() for p in library.iterdir() if p.is_file() and p.name not in TRANSIENT}
     assert after == saved  # nothing rewritten, nothing created
-    assert sorted(p.name for p in (indexed / 'thumbnails').iterdir()) == thumbnails
+    assert sorted(p.name for p in (library / 'thumbnails').iterdir()) == thumbnails
 
 
 def test_a_new_workspace_still_starts_empty(capsys, workspace, tiny_checkpoint):
@@ -89,9 +80,9 @@ def test_a_new_workspace_still_starts_empty(capsys, workspace, tiny_checkpoint):
     assert code == 0 and 'the index is empty' in out
 
 
-def test_missing_embeddings_are_an_error_not_an_empty_result(capsys, indexed, reference, tiny_checkpoint):
-    (indexed / 'embeddings.f16').unlink()
-    (indexed / 'hnsw.bin').unlink()
-    code, out, err = cli(capsys, 'search', 'a red square', '--workspace', indexed, '--model', tiny_checkpoint)
+def test_missing_embeddings_are_an_error_not_an_empty_result(capsys, library, reference, tiny_checkpoint):
+    (library / 'embeddings.f16').unlink()
+    (library / 'hnsw.bin').unlink()
+    code, out, err = cli(capsys, 'search', 'a red square', '--workspace', library, '--model', tiny_checkpoint)
     assert code == 1 and err.count('\n') == 1 and 'embeddings.f16' in err
-    shutil.rmtree(indexed)
+    shutil.rmtree(library)
