@@ -3,6 +3,7 @@ import csv
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from executors.media import ffmpeg_path
@@ -68,11 +69,9 @@ def _ffmpeg(args: list[str]) -> None:
     subprocess.run([ffmpeg_path(), '-y', '-v', 'error', *args], check=True, capture_output=True)
 
 
-def clustered_vectors(count: int, dim: int, centres: int, noise: float, seed: int = 0) -> 'np.ndarray':
+def clustered_vectors(count: int, dim: int, centres: int, noise: float, seed: int = 0) -> np.ndarray:
     """L2-normalised float32 vectors around `centres` random directions, like keyframes of many
     shots (pure Gaussian vectors are unlike them and defeat any graph index)."""
-    import numpy as np
-
     rng = np.random.default_rng(seed)
     directions = rng.normal(size=(centres, dim))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)

@@ -1,5 +1,4 @@
 """The Flow: building executors from flow.yml, routing endpoints, closing, config errors."""
-import threading
 import time
 
 import pytest

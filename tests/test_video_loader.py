@@ -10,7 +10,6 @@ from executors.documents import DocList, VideoDoc
 from executors.errors import ConfigError
 from executors.frame_reader import passthrough_option
 from executors.media import ffmpeg_path
-from executors.sampling import Sampling
 from executors.video_loader import VideoLoader, file_sha256
 from executors.video_probe import parse_probe
 from flow import Flow

@@ -8,7 +8,7 @@ import pytest
 from executors.documents import DocList, QueryDoc
 from executors.indexer import Indexer
 from executors.text_encoder import TextEncoder
-from flow import Flow, main, search
+from flow import Flow, search
 
 ROOT = Path(__file__).resolve().parents[2]
 QUERY = 'a colourful test pattern'
