@@ -4,13 +4,14 @@ import datetime
 import importlib
 import os
 import platform
+import re
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-from bench.common import Result, markdown_table
+from bench.common import markdown_table
 
 BENCHMARKS = ['loader', 'encoders', 'indexer', 'evaluation']
 REPORT = Path(__file__).parent / 'REPORT.md'
@@ -30,24 +31,32 @@ def machine() -> str:
     return f'{cpu}, {os.cpu_count()} cores, GPU: {gpu}, torch {torch.__version__}, Python {platform.python_version()}'
 
 
+def write_report(tables: dict[str, str]) -> None:
+    """Write each benchmark's table under its own heading; with --only, the others stay as they were."""
+    sections = dict(re.findall(r'^## (\w+)\n\n(.*?)(?=\n## |\Z)', REPORT.read_text(encoding='utf-8'), re.S | re.M)
+                    if REPORT.exists() else [])
+    stamp = f'_{datetime.date.today()} on {machine()}_'
+    sections.update({name: f'{stamp}\n\n{table}\n' for name, table in tables.items()})
+    body = ''.join(f'\n## {name}\n\n{sections[name].strip()}\n' for name in BENCHMARKS if name in sections)
+    REPORT.write_text('# VCED benchmark report\n\nReproduce: `make bench` (`python -m bench`; `--only NAME` reruns one '
+                      'section). Each figure is a median over repeated runs; ratios are measured side by side in the '
+                      f'same run.\n{body}', encoding='utf-8')
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog='python -m bench', description=__doc__)
     parser.add_argument('--quick', action='store_true', help='small sizes, a smoke run for CI (under 2 minutes)')
     parser.add_argument('--only', nargs='+', choices=BENCHMARKS, default=BENCHMARKS, help='run only these')
     args = parser.parse_args(argv)
 
-    results: list[Result] = []
+    tables = {}
     for name in args.only:
         started = time.monotonic()
-        results += importlib.import_module(f'bench.{name}').run(quick=args.quick)
+        tables[name] = markdown_table(importlib.import_module(f'bench.{name}').run(quick=args.quick))
         print(f'bench.{name}: {time.monotonic() - started:.0f} s', file=sys.stderr)
-    table = markdown_table(results)
-    print(table)
+        print(f'\n## {name}\n\n{tables[name]}')
     if not args.quick:
-        REPORT.write_text(
-            f'# VCED benchmark report\n\n{datetime.date.today()} on {machine()}.\n'
-            f'Reproduce: `make bench` (`python -m bench`). Each figure is a median over repeated runs; '
-            f'ratios are measured side by side in the same run.\n\n{table}\n', encoding='utf-8')
+        write_report(tables)
         print(f'wrote {REPORT}', file=sys.stderr)
     return 0
 

@@ -125,6 +125,13 @@ def search_segments(workspace: Workspace, query: np.ndarray, *, top: int, candid
     if vectors is None:
         return []
     labels, _ = vectors.nearest(query, max(candidates, top))
+    return segments_of_candidates(workspace, labels, query, top=top, margin=margin, max_segment=max_segment,
+                                  snap=snap)
+
+
+def segments_of_candidates(workspace: Workspace, labels: np.ndarray, query: np.ndarray, *, top: int, margin: float,
+                           max_segment: float, snap: float) -> list[SegmentDoc]:
+    """The best `top` segments of the first `top` videos owning the keyframes `labels` (nearest first)."""
     found = []
     for video in workspace.owners(labels)[:top]:
         found += [(video, s) for s in video_segments(workspace, video, query, top, margin=margin,
