@@ -28,7 +28,7 @@ CENTRES = 4000  # scene directions
 SHOT_NOISE, FRAME_NOISE = 0.5, 0.15  # spread of shots around a scene, of frames around their shot
 FRAMES_PER_VIDEO = 500
 QUERIES = 200
-GRAPH = {'M': 16, 'ef_construction': 100, 'ef_search': 128}  # the Indexer's defaults
+GRAPH = {'M': 16, 'ef_construction': 100, 'ef_search': 256}  # the Indexer's defaults
 QUERY_TEXTS = ['a man rides a bike along the beach', 'a dog catches a frisbee', 'cooking pasta in a kitchen',
                'a crowd cheers at a football match', 'a car drives through the snow at night',
                'two people talk on a sofa', 'a timelapse of clouds over mountains',

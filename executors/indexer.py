@@ -43,7 +43,7 @@ class Indexer(Executor):
     """
 
     def __init__(self, workspace: str = 'data/workspace', M: int = 16, ef_construction: int = 100,
-                 ef_search: int = 128, candidates: int = 64, margin: float = 0.02, max_segment: float = 30.0,
+                 ef_search: int = 256, candidates: int = 64, margin: float = 0.02, max_segment: float = 30.0,
                  snap: float = 2.0):
         for name, value in (('M', M), ('ef_construction', ef_construction), ('ef_search', ef_search),
                             ('candidates', candidates)):
