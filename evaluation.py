@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 import numpy as np
-import yaml
 
 from executors.documents import DocList, QueryDoc, VideoDoc
 from executors.errors import ConfigError, VcedError, VideoError
@@ -176,30 +175,21 @@ def load_dataset(videos_dir: str | Path, captions_file: str | Path) -> Dataset:
 # ----------------------------------------------------------------------------- the frame-embedding cache
 
 
-def flow_settings(flow_path: str | Path, overrides: dict) -> dict:
-    """The flow's configuration with `overrides` applied: what decides a video's frame embeddings.
+def flow_settings(flow) -> dict:
+    """The flow's settings (flow.yml as overridden): what decides a video's frame embeddings.
 
     The model is identified by name, or by path, size and modification time for a checkpoint file;
     'auto' device is resolved (CUDA runs fp16, so its embeddings differ slightly from the CPU's).
     """
     from executors.clip_model import resolve_device
 
-    path = Path(flow_path)
-    try:
-        config = yaml.safe_load(path.read_text(encoding='utf-8'))
-    except OSError as e:
-        raise ConfigError(f'{path}: cannot read the flow file ({e.strerror})') from e
-    except yaml.YAMLError as e:
-        raise ConfigError(f'{path}: not valid YAML: {e}'.replace('\n', ' ')) from e
-    if not isinstance(config, dict):
-        raise ConfigError(f"{path}: needs an 'executors:' list with at least one executor")
-    shared = {**(config.get('with') or {}), **{k: v for k, v in overrides.items() if v is not None}}
+    shared = dict(flow.settings['with'])
     model = str(shared.get('model', ''))
     if os.path.isfile(model):
         stat = os.stat(model)
         shared['model'] = {'path': os.path.realpath(model), 'size': stat.st_size, 'mtime_ns': stat.st_mtime_ns}
     shared['device'] = resolve_device(str(shared.get('device', 'auto')))
-    return {'with': shared, 'executors': config.get('executors')}
+    return {'with': shared, 'executors': flow.settings['executors']}
 
 
 class FrameCache:
@@ -359,10 +349,6 @@ def command(args) -> int:
         print(f'warning: {len(dataset.missing)} videos not found in {args.videos}: {_listed(dataset.missing)}; '
               f'skipping their {dataset.skipped} captions', file=sys.stderr)
     overrides = {'workspace': args.workspace, 'model': args.model, 'strategy': args.strategy, 'count': args.frames}
-    settings = flow_settings(args.flow, overrides)
-    workspace = Path(settings['with'].get('workspace') or 'data/workspace')
-    cache = FrameCache(workspace / 'eval_cache', settings)
-
     bars: dict[str, tqdm] = {}
 
     def progress(stage: str, done: int, total: int) -> None:
@@ -373,6 +359,8 @@ def command(args) -> int:
 
     try:
         with Flow(args.flow, **overrides) as flow:
+            settings = flow_settings(flow)
+            cache = FrameCache(Path(settings['with'].get('workspace') or 'data/workspace') / 'eval_cache', settings)
             report = evaluate_flow(flow, dataset, cache, progress)
     finally:
         for bar in bars.values():

@@ -39,8 +39,12 @@ class Flow:
             text = self.path.read_text(encoding='utf-8')
         except OSError as e:
             raise ConfigError(f'{self.path}: cannot read the flow file ({e.strerror})') from e
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        root, config = _parse(self.path, text)
+        # what decides the executors' behaviour: the top-level parameters as overridden, and each executor's
+        self.settings = {'with': {**(config.get('with') or {}), **overrides}, 'executors': config['executors']}
         try:
-            for spec in _executor_specs(self.path, text, {k: v for k, v in overrides.items() if v is not None}):
+            for spec in _executor_specs(self.path, root, config, overrides):
                 self.executors.append(_build_executor(self.path, spec))
         except BaseException:
             self.close()
@@ -90,8 +94,8 @@ class Flow:
         self.close()
 
 
-def _executor_specs(path: Path, text: str, overrides: dict) -> Iterator[dict]:
-    """Each executor's class name, keyword arguments and the flow.yml lines they came from."""
+def _parse(path: Path, text: str) -> tuple[yaml.Node, dict]:
+    """flow.yml as YAML nodes (for line numbers) and as data, checked to have executors."""
     try:
         root = yaml.compose(text)
         config = yaml.safe_load(text)
@@ -99,6 +103,11 @@ def _executor_specs(path: Path, text: str, overrides: dict) -> Iterator[dict]:
         raise ConfigError(f'{path}: not valid YAML: {e}'.replace('\n', ' ')) from e
     if not isinstance(config, dict) or not isinstance(config.get('executors'), list) or not config['executors']:
         raise ConfigError(f"{path}: needs an 'executors:' list with at least one executor")
+    return root, config
+
+
+def _executor_specs(path: Path, root: yaml.Node, config: dict, overrides: dict) -> Iterator[dict]:
+    """Each executor's class name, keyword arguments and the flow.yml lines they came from."""
     root_nodes = {k.value: v for k, v in root.value}
     shared = {**(config.get('with') or {}), **overrides}
     for node, entry in zip(root_nodes['executors'].value, config['executors']):

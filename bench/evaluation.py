@@ -27,11 +27,11 @@ def run(quick: bool = False) -> list[Result]:
                                                  duration=duration, size='320x240')
         checkpoint = write_random_clip_checkpoint(tmp / 'clip.pt', preset)
         overrides = {'workspace': str(tmp / 'workspace'), 'model': str(checkpoint), 'strategy': 'count', 'count': 12}
-        settings = flow_settings(FLOW, overrides)
         dataset = load_dataset(videos, captions)
         fresh = itertools.count()
-        warm_cache = FrameCache(tmp / 'warm', settings)
         with Flow(FLOW, **overrides) as flow:
+            settings = flow_settings(flow)
+            warm_cache = FrameCache(tmp / 'warm', settings)
             expected = evaluate_flow(flow, dataset, warm_cache).results  # loads the model, fills the warm cache
             cold = median_seconds(lambda: evaluate_flow(flow, dataset, FrameCache(tmp / f'cold{next(fresh)}', settings)),
                                   repeat=repeat, warmup=0)
