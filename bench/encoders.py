@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from bench.common import Result, markdown_table
-from executors.clip_model import encode_images, encode_texts, load_clip, tokenize
+from executors.clip_encoding import encode_images, encode_texts, tokenize
+from executors.clip_model import load_clip
 from executors.documents import DocList, VideoDoc
 from flow import Flow, index_videos
 from tests.factories import make_video, write_random_clip_checkpoint

@@ -184,7 +184,8 @@ def probe(folder: Path) -> dict:
 
 def text_query_times(workspace: Workspace, checkpoint: Path) -> list[float]:
     """Seconds per sentence from text to ranked segments: the text encoder, then the Indexer's search."""
-    from executors.clip_model import encode_texts, load_clip
+    from executors.clip_encoding import encode_texts
+    from executors.clip_model import load_clip
     from executors.indexer import search_segments
 
     model = load_clip(str(checkpoint), 'cpu')

@@ -1,8 +1,21 @@
 """The documents that flow between executors (DocArray v2). Every time is in seconds."""
+from enum import Enum
 from typing import Optional
 
 from docarray import BaseDoc, DocList
 from docarray.typing import NdArray
+
+
+class Status(str, Enum):
+    """The outcome of indexing one video (a str, so it prints and compares as its value)."""
+
+    PENDING = ''
+    INDEXED = 'indexed'
+    ALREADY_INDEXED = 'already indexed'
+    FAILED = 'failed'
+
+    def __str__(self) -> str:
+        return self.value
 
 
 class FrameDoc(BaseDoc):
@@ -15,8 +28,19 @@ class FrameDoc(BaseDoc):
     embedding: Optional[NdArray] = None  # L2-normalised float32
 
 
+class CueDoc(BaseDoc):
+    """A piece of timed text of a video: a subtitle or a recognised utterance."""
+
+    video_id: str = ''
+    start: float = 0.0
+    end: float = 0.0
+    text: str = ''
+    source: str = ''  # 'srt' | 'vtt' | 'stream' (a subtitle stream in the file) | 'asr' (speech recognition)
+    language: str = ''  # ISO 639-1 code when known ('en', 'zh', ...), else ''
+
+
 class VideoDoc(BaseDoc):
-    """A video file; `frames` is filled by the VideoLoader on /index."""
+    """A video file; `frames` (and `cues`) are filled on /index."""
 
     uri: str = ''
     video_id: str = ''  # sha256 of the file's bytes: the same file is indexed once
@@ -26,9 +50,11 @@ class VideoDoc(BaseDoc):
     height: int = 0
     shots: list[float] = []  # scene-cut times
     frames: DocList[FrameDoc] = DocList[FrameDoc]()
+    cues: DocList[CueDoc] = DocList[CueDoc]()  # subtitles or recognised speech, in time order
     frame_count: int = 0  # keyframes stored for this video (filled by /list)
+    cue_count: int = 0  # cues stored for this video (filled by /list)
     added: str = ''  # ISO time the video was indexed (filled by /list)
-    status: str = ''  # outcome of /index: 'indexed', 'already indexed' or 'failed'
+    status: Status = Status.PENDING  # outcome of /index
     error: str = ''  # why this video failed, '' when it did not
 
 
@@ -39,9 +65,11 @@ class SegmentDoc(BaseDoc):
     uri: str = ''
     start: float = 0.0
     end: float = 0.0
-    timestamp: float = 0.0  # the best-matching keyframe
-    score: float = 0.0  # cosine similarity of that keyframe to the query
+    timestamp: float = 0.0  # the best-matching keyframe (or the matched cue's start)
+    score: float = 0.0  # the ranking score: a keyframe's cosine, a video's mean cosine (by video), or the fused score
     thumbnail: str = ''
+    source: str = 'visual'  # 'visual' (keyframes) | 'speech' (subtitles or speech) | 'both'
+    text: Optional[str] = None  # the matched cue text, None for a visual-only match
 
 
 class QueryDoc(BaseDoc):
@@ -50,4 +78,5 @@ class QueryDoc(BaseDoc):
     text: str = ''
     image: Optional[NdArray] = None
     embedding: Optional[NdArray] = None
+    language: str = ''  # set by the TextEncoder when it can tell ('en', 'zh', ...)
     matches: DocList[SegmentDoc] = DocList[SegmentDoc]()

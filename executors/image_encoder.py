@@ -1,6 +1,7 @@
 """ImageEncoder: CLIP embeddings of every keyframe (/index) and of a query image (/search)."""
 from executors.base import requests
-from executors.clip_model import ClipEncoder, encode_images, encode_query_image
+from executors.clip_encoding import encode_images, encode_query_image
+from executors.clip_model import ClipEncoder
 from executors.documents import DocList, QueryDoc, VideoDoc
 
 

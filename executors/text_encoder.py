@@ -1,6 +1,7 @@
 """TextEncoder: CLIP embeddings of text queries (/search)."""
 from executors.base import requests
-from executors.clip_model import ClipEncoder, encode_texts
+from executors.clip_encoding import encode_texts
+from executors.clip_model import ClipEncoder
 from executors.documents import DocList, QueryDoc
 from executors.errors import QueryError
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from executors.clip_model import encode_texts, load_clip
+from executors.clip_encoding import encode_texts
+from executors.clip_model import load_clip
 from executors.errors import ConfigError, ModelError
 
 

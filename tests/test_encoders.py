@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from executors.clip_model import encode_images, encode_query_image, encode_tokens, load_clip, preprocess_images, tokenize
+from executors.clip_encoding import encode_images, encode_query_image, encode_tokens, preprocess_images, tokenize
+from executors.clip_model import load_clip
 from executors.documents import DocList, FrameDoc, QueryDoc, VideoDoc
 from executors.errors import ConfigError, ModelError, QueryError
 from executors.image_encoder import ImageEncoder

@@ -13,7 +13,7 @@ import traceback
 
 def main() -> None:
     import flow
-    from executors import clip_model, image_encoder, indexer, text_encoder, video_loader  # noqa: F401
+    from executors import clip_encoding, clip_model, image_encoder, indexer, text_encoder, video_loader  # noqa: F401
 
     clip_model._clip()
     for line in sys.stdin:
