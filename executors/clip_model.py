@@ -136,3 +136,36 @@ def _download(name: str, download_root: Path) -> str:
             f"CLIP weights '{name}' are not in {download_root}/ and could not be downloaded ({e}); "
             f'download {url} and place it at {target}'
         ) from e
+
+
+# ----------------------------------------------------------------------------- identity of the image space
+
+
+def image_space_id(model: str) -> str:
+    """The identity of the embedding space `model`'s image tower maps keyframes into: the sha256 of
+    its checkpoint file. OpenAI's download URLs carry that sha256, so a model named like 'ViT-B/32'
+    and the same checkpoint given by path have one identity, with nothing to download or hash.
+
+    A workspace records it when it stores its first vectors and refuses queries and videos from
+    another space (two checkpoints of the same width still map images to unrelated vectors).
+    """
+    names = _available_models()
+    if model in names:
+        from clip.clip import _MODELS
+
+        return _MODELS[model].split('/')[-2]
+    path = Path(model).expanduser().resolve()
+    try:
+        status = path.stat()
+    except OSError as e:
+        raise ModelError(f"model '{model}' is neither a CLIP model name ({', '.join(names)}) nor a checkpoint file") from e
+    return _file_sha256(str(path), status.st_size, status.st_mtime_ns)
+
+
+@functools.cache
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """sha256 of a file, computed once per process for a given size and modification time."""
+    import hashlib
+
+    with open(path, 'rb') as f:
+        return hashlib.file_digest(f, 'sha256').hexdigest()
