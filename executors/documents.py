@@ -55,6 +55,7 @@ class VideoDoc(BaseDoc):
     cue_count: int = 0  # cues stored for this video (filled by /list)
     added: str = ''  # ISO time the video was indexed (filled by /list)
     status: Status = Status.PENDING  # outcome of /index
+    space: str = ''  # identity of the image tower that embedded the frames (executors.clip_model.image_space_id)
     error: str = ''  # why this video failed, '' when it did not
 
 
@@ -79,4 +80,5 @@ class QueryDoc(BaseDoc):
     image: Optional[NdArray] = None
     embedding: Optional[NdArray] = None
     language: str = ''  # set by the TextEncoder when it can tell ('en', 'zh', ...)
+    space: str = ''  # identity of the image space the embedding lives in (executors.clip_model.image_space_id)
     matches: DocList[SegmentDoc] = DocList[SegmentDoc]()
