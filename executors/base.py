@@ -25,27 +25,42 @@ class Executor:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        cls._handlers: dict[str, list[tuple[Callable, type | None]]] = {}
-        for klass in reversed(cls.__mro__):
-            for member in vars(klass).values():
+        cls._handlers: dict[str, list[Handler]] = {}
+        seen = set()
+        for klass in cls.__mro__:  # most derived first: an overriding method replaces its parent's
+            for name, member in vars(klass).items():
+                if name in seen:
+                    continue
+                seen.add(name)
                 for endpoint in getattr(member, '_endpoints', ()):
-                    cls._handlers.setdefault(endpoint, []).append((member, _annotated_doc_type(member)))
+                    cls._handlers.setdefault(endpoint, []).append(Handler(member))
 
     def handles(self, endpoint: str) -> bool:
         return endpoint in self._handlers
 
     def handle(self, endpoint: str, docs, parameters: dict):
         """Run this executor's handler of `endpoint` for the type of `docs`; else return docs unchanged."""
-        for method, doc_type in self._handlers.get(endpoint, ()):
-            if doc_type is not None and getattr(docs, 'doc_type', None) is not doc_type:
-                continue
-            if 'parameters' in inspect.signature(method).parameters:
-                return method(self, docs, parameters=parameters)
-            return method(self, docs)
+        for handler in self._handlers.get(endpoint, ()):
+            if handler.doc_type is None or getattr(docs, 'doc_type', None) is handler.doc_type:
+                return handler(self, docs, parameters)
         return docs
 
     def close(self) -> None:
         """Release resources and persist state."""
+
+
+class Handler:
+    """A handler method with what its signature says, read once: its document type and whether it takes parameters."""
+
+    def __init__(self, method: Callable):
+        self.method = method
+        self.doc_type = _annotated_doc_type(method)
+        self.takes_parameters = 'parameters' in inspect.signature(method).parameters
+
+    def __call__(self, executor: 'Executor', docs, parameters: dict):
+        if self.takes_parameters:
+            return self.method(executor, docs, parameters=parameters)
+        return self.method(executor, docs)
 
 
 def _annotated_doc_type(method: Callable) -> type | None:

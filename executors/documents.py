@@ -54,6 +54,8 @@ class VideoDoc(BaseDoc):
     frame_count: int = 0  # keyframes stored for this video (filled by /list)
     cue_count: int = 0  # cues stored for this video (filled by /list)
     added: str = ''  # ISO time the video was indexed (filled by /list)
+    size: int = 0  # the file's size in bytes when indexed (filled by /list)
+    mtime_ns: int = 0  # the file's modification time when indexed (filled by /list)
     status: Status = Status.PENDING  # outcome of /index
     space: str = ''  # identity of the image tower that embedded the frames (executors.clip_model.image_space_id)
     error: str = ''  # why this video failed, '' when it did not

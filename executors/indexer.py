@@ -1,15 +1,20 @@
-"""The Indexer: stores indexed videos in the workspace and answers /search, /list and /delete."""
+"""The Indexer: stores indexed videos through a storage backend and answers /search, /list, /delete."""
 import functools
+import os
 import threading
 
 import numpy as np
 
+from executors import search
 from executors.base import Executor, requests
-from executors.catalog import VideoRow
-from executors.documents import DocList, QueryDoc, SegmentDoc, VideoDoc
+from executors.documents import CueDoc, DocList, FrameDoc, QueryDoc, SegmentDoc, Status, VideoDoc
 from executors.errors import QueryError, WorkspaceError
-from executors.segments import Segment, group_segments
-from executors.workspace import Workspace
+from executors.fusion import cue_segments, fuse
+from executors.storage import Frames, ImageSpace, Storage, VideoRecord
+from executors.storage_backends import open_storage
+
+RANKINGS = ('segment', 'video')
+WITHIN = ('all', 'visual', 'speech')
 
 
 def _one_at_a_time(handler):
@@ -24,172 +29,202 @@ def _one_at_a_time(handler):
 
 
 class Indexer(Executor):
-    """Keyframe embeddings on disk, an HNSW graph over them, SQLite for videos, frames and shots.
+    """Keyframe vectors, shots and cues in a storage backend; search fuses what is seen and said.
 
     Args:
-        workspace: folder of the index, metadata and thumbnails (flow.yml's top-level `with:`).
+        workspace: folder of the default backend's index, metadata and thumbnails.
+        model: the CLIP model's name, recorded with the vectors (flow.yml's top-level `with:`).
+        backend: 'hnswlib' (local folder: hnswlib graph + SQLite) or 'milvus' (Milvus Lite file or server).
+        uri, token: the Milvus URI (a file path for Milvus Lite, or http://host:19530) and its token.
         M: HNSW links per node. More links: better recall and more memory (~8*M bytes per keyframe
-            on top of the 4*dim of the vector); 16 is hnswlib's usual choice.
+            on top of the vector); 16 is hnswlib's usual choice.
         ef_construction: candidate list size while inserting. Higher builds a better graph, more
             slowly; it is fixed once a vector is inserted.
         ef_search: candidate list size while searching (raised to the number of candidates when
             lower). Higher: better recall, slower queries.
-        candidates: nearest keyframes fetched from the graph per query; every frame of the videos
-            they belong to is then scored exactly.
+        candidates: nearest keyframes fetched per query; the videos they belong to are scored exactly.
         margin: a segment grows over neighbouring keyframes scoring within this much (cosine) of
             its peak; CLIP's scores of one shot differ by about 0.01 to 0.03.
         max_segment: the longest segment, in seconds.
         snap: a segment's start and end move outward to a shot cut this close, in seconds.
+        fusion_k: reciprocal rank fusion's constant: a result's fused score is the sum over the
+            lists it is in of weight / (fusion_k + rank); larger k flattens the ranks' influence.
+        visual_weight, speech_weight: each list's weight in the fusion.
+        lock_wait: seconds a write waits for another process's write to the same workspace.
     """
 
-    def __init__(self, workspace: str = 'data/workspace', M: int = 16, ef_construction: int = 100,
-                 ef_search: int = 256, candidates: int = 64, margin: float = 0.02, max_segment: float = 30.0,
-                 snap: float = 2.0):
+    def __init__(self, workspace: str = 'data/workspace', model: str = '', backend: str = 'hnswlib', uri: str = '',
+                 token: str = '', M: int = 16, ef_construction: int = 100, ef_search: int = 256,
+                 candidates: int = 64, margin: float = 0.02, max_segment: float = 30.0, snap: float = 2.0,
+                 fusion_k: int = 60, visual_weight: float = 1.0, speech_weight: float = 1.0,
+                 lock_wait: float = 60.0):
         for name, value in (('M', M), ('ef_construction', ef_construction), ('ef_search', ef_search),
-                            ('candidates', candidates)):
+                            ('candidates', candidates), ('fusion_k', fusion_k)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f'{name} must be a positive integer, not {value!r}')
         if margin < 0 or max_segment <= 0 or snap < 0:
             raise ValueError('margin and snap must be >= 0 and max_segment > 0 (seconds)')
-        self.workspace = Workspace(workspace, M=M, ef_construction=ef_construction, ef_search=ef_search)
+        if visual_weight < 0 or speech_weight < 0:
+            raise ValueError('visual_weight and speech_weight must be >= 0')
+        self.storage: Storage = open_storage(backend, workspace=workspace, uri=uri, token=token, M=M,
+                                             ef_construction=ef_construction, ef_search=ef_search,
+                                             lock_wait=lock_wait)
+        self.model = str(model)
         self.candidates = candidates
-        self.grouping = {'margin': margin, 'max_segment': max_segment, 'snap': snap}
+        self.grouping = search.Grouping(margin, max_segment, snap)
+        self.fusion = {'k': fusion_k, 'visual_weight': visual_weight, 'speech_weight': speech_weight}
         self._busy = threading.Lock()  # the page's sessions share one Indexer: one request at a time
 
     @requests(on='/index')
     @_one_at_a_time
-    def index(self, docs: DocList[VideoDoc], parameters: dict) -> DocList[VideoDoc]:
-        """Store each loaded and encoded video; set its status ('indexed' or 'already indexed')."""
-        todo = [doc for doc in docs if doc.status == '']
-        if todo:
-            self.workspace.start_writing()  # a locked workspace fails the request, not each video
-        for doc in todo:
-            try:
-                doc.status = self.workspace.add(doc)
-            except WorkspaceError as e:
-                doc.status, doc.error = 'failed', str(e)
+    def index(self, docs: DocList[VideoDoc]) -> DocList[VideoDoc]:
+        """Store each loaded and encoded video; its status becomes 'indexed', 'already indexed' or 'failed'."""
+        for doc in docs:
+            if doc.status == Status.PENDING:
+                try:
+                    stored = self.storage.add(*_to_store(doc), space=ImageSpace(doc.space, self.model))
+                    doc.status = Status.INDEXED if stored else Status.ALREADY_INDEXED
+                except WorkspaceError as e:
+                    doc.status, doc.error = Status.FAILED, str(e)
+        return docs
+
+    @requests(on='/save')
+    @_one_at_a_time
+    def save(self, docs: DocList[VideoDoc]) -> DocList[VideoDoc]:
+        """Persist derived state (the search graph) after a batch."""
+        self.storage.save()
         return docs
 
     @requests(on='/search')
     @_one_at_a_time
     def search(self, docs: DocList[QueryDoc], parameters: dict) -> DocList[QueryDoc]:
-        """Fill each query's matches: the best `top` segments, or with by='video' the best videos."""
-        top, by = int(parameters.get('top', 10)), parameters.get('by', 'segment')
-        if by not in ('segment', 'video'):
-            raise QueryError(f"by must be 'segment' or 'video', not {by!r}")
-        if top < 1:
-            raise QueryError(f'top must be at least 1, not {top}')
+        """Fill each query's matches: the best `top` segments (or videos, by='video') after `offset`."""
+        top, offset = int(parameters.get('top', 10)), int(parameters.get('offset', 0))
+        by, within = parameters.get('by', 'segment'), parameters.get('within', 'all')
+        if by not in RANKINGS:
+            raise QueryError(f"by must be one of {', '.join(RANKINGS)}, not {by!r}")
+        if within not in WITHIN:
+            raise QueryError(f"within must be one of {', '.join(WITHIN)}, not {within!r}")
+        if top < 1 or offset < 0:
+            raise QueryError(f'top must be at least 1 and offset at least 0, not {top} and {offset}')
         for doc in docs:
-            if doc.embedding is None:
-                raise QueryError('the query has no embedding: give a text or an image')
-            query = np.asarray(doc.embedding, dtype=np.float32).ravel()
-            query = query / max(float(np.linalg.norm(query)), 1e-12)
-            find = search_videos if by == 'video' else search_segments
-            doc.matches = DocList[SegmentDoc](find(self.workspace, query, top=top, candidates=self.candidates,
-                                                   **self.grouping))
+            matches = self._matches(doc, top + offset, by, within)
+            doc.matches = DocList[SegmentDoc](matches[offset:offset + top])
         return docs
+
+    def _matches(self, query: QueryDoc, count: int, by: str, within: str) -> list[SegmentDoc]:
+        visual, spoken = [], []
+        if within != 'speech' and query.embedding is not None:
+            vector = self._query_vector(query)
+            if by == 'video':
+                return search.search_videos(self.storage, vector, count=count, grouping=self.grouping)
+            visual = search.search_segments(self.storage, vector, count=count, candidates=self.candidates,
+                                            grouping=self.grouping)
+        elif query.embedding is None and within != 'speech':
+            raise QueryError('the query has no embedding: give a text or an image')
+        if within != 'visual' and query.text.strip():
+            hits = self.storage.search_cues(query.text, count)
+            spoken = cue_segments(hits, self._uris(hits))
+        if within == 'all' and spoken:
+            return fuse(visual, spoken, count, **self.fusion)
+        return (visual or spoken)[:count]
+
+    def _query_vector(self, query: QueryDoc) -> np.ndarray:
+        stored = self.storage.image_space()
+        if stored and query.space and query.space != stored.identity:
+            raise QueryError(f'{self.storage.location}: holds vectors of {stored.describe()}, but this query was '
+                             f'embedded for another image tower ({query.space[:12]}): search with the model that '
+                             f'indexed it (or a text model aligned with it)')
+        vector = np.asarray(query.embedding, dtype=np.float32).ravel()
+        if not np.isfinite(vector).all():
+            raise QueryError('the query embedding is not finite: the model gave NaN or infinity')
+        return vector / max(float(np.linalg.norm(vector)), 1e-12)
+
+    def _uris(self, hits) -> dict[str, str]:
+        return {video_id: record.path for video_id in {h.video_id for h in hits}
+                if (record := self.storage.video(video_id)) is not None}
 
     @requests(on='/list')
     @_one_at_a_time
     def list_videos(self, docs: DocList[VideoDoc]) -> DocList[VideoDoc]:
-        """Every stored video with its frame count and the time it was added."""
-        self.workspace.refresh()
-        return DocList[VideoDoc]([_video_doc(v) for v in self.workspace.videos.values()])
+        """Every stored video with its frame and cue counts and the time it was added."""
+        return DocList[VideoDoc]([_video_doc(v) for v in self.storage.videos()])
+
+    @requests(on='/video')
+    @_one_at_a_time
+    def stored_video(self, docs: DocList[VideoDoc]) -> DocList[VideoDoc]:
+        """Each named video as stored: its keyframes (time, thumbnail, embedding), shots and cues."""
+        found = DocList[VideoDoc]()
+        for doc in docs:
+            for video in _matching(self.storage, doc):
+                frames = self.storage.frames(video.id)
+                stored = _video_doc(video)
+                stored.frames = DocList[FrameDoc]([FrameDoc(video_id=video.id, timestamp=float(t), thumbnail=thumb,
+                                                            embedding=e)
+                                                   for t, thumb, e in zip(frames.timestamps, frames.thumbnails,
+                                                                          frames.vectors)])
+                stored.shots, stored.cues = self.storage.shots(video.id), DocList[CueDoc](self.storage.cues(video.id))
+                space = self.storage.image_space()
+                stored.space = space.identity if space else ''
+                found.append(stored)
+        return found
 
     @requests(on='/delete')
     @_one_at_a_time
     def delete(self, docs: DocList[VideoDoc]) -> DocList[VideoDoc]:
         """Delete each video named by id, id prefix (6+ hex characters) or path; return what was deleted."""
-        self.workspace.refresh()
         deleted = DocList[VideoDoc]()
         for doc in docs:
-            for video in _matching(self.workspace, doc):
-                self.workspace.delete(video)
-                deleted.append(_video_doc(video))
+            for video in _matching(self.storage, doc):
+                if self.storage.delete(video.id):
+                    deleted.append(_video_doc(video))
         return deleted
 
     def close(self) -> None:
-        """Save the HNSW graph (if this process changed it) and release the workspace."""
+        """Save derived state (if this process changed it) and release the storage."""
         with self._busy:
-            self.workspace.close()
+            self.storage.close()
 
 
-def search_segments(workspace: Workspace, query: np.ndarray, *, top: int, candidates: int, margin: float,
-                    max_segment: float, snap: float) -> list[SegmentDoc]:
-    """ANN candidates -> their videos -> exact scores of every frame -> segments, best `top` first.
-
-    The `top` best segments lie in at most `top` videos, so only the first `top` videos to appear
-    among the candidates (in ANN order) are scored exactly.
-    """
-    vectors = workspace.graph()
-    if vectors is None:
-        return []
-    labels, _ = vectors.nearest(query, max(candidates, top))
-    return segments_of_candidates(workspace, labels, query, top=top, margin=margin, max_segment=max_segment,
-                                  snap=snap)
-
-
-def segments_of_candidates(workspace: Workspace, labels: np.ndarray, query: np.ndarray, *, top: int, margin: float,
-                           max_segment: float, snap: float) -> list[SegmentDoc]:
-    """The best `top` segments of the first `top` videos owning the keyframes `labels` (nearest first)."""
-    found = []
-    for video in workspace.owners(labels)[:top]:
-        found += [(video, s) for s in video_segments(workspace, video, query, top, margin=margin,
-                                                     max_segment=max_segment, snap=snap)]
-    found.sort(key=lambda pair: -pair[1].score)
-    return [_segment_doc(workspace, video, s) for video, s in found[:top]]
+def _to_store(doc: VideoDoc) -> tuple[VideoRecord, Frames, list[float], list[CueDoc]]:
+    """What the storage keeps of a loaded and encoded video; WorkspaceError when it has no embeddings."""
+    name = os.path.basename(doc.uri) or doc.video_id
+    if not doc.video_id:
+        raise WorkspaceError(f'{name}: has no video_id (it was not loaded)')
+    if not len(doc.frames) or any(f.embedding is None for f in doc.frames):
+        raise WorkspaceError(f'{name}: has no keyframe embeddings to index')
+    embeddings = np.stack([np.asarray(f.embedding, dtype=np.float32).ravel() for f in doc.frames])
+    embeddings /= np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    try:
+        status = os.stat(doc.uri)
+        size, mtime_ns = status.st_size, status.st_mtime_ns
+    except OSError:
+        size = mtime_ns = 0
+    record = VideoRecord(doc.video_id, doc.uri, float(doc.duration), float(doc.fps), int(doc.width), int(doc.height),
+                         size=size, mtime_ns=mtime_ns)
+    frames = Frames(np.array([f.timestamp for f in doc.frames], dtype=np.float64), embeddings,
+                    [f.thumbnail for f in doc.frames])
+    return record, frames, list(doc.shots), list(doc.cues)
 
 
-def search_videos(workspace: Workspace, query: np.ndarray, *, top: int, candidates: int, margin: float,
-                  max_segment: float, snap: float) -> list[SegmentDoc]:
-    """Videos ranked by the cosine of their mean frame embedding (CLIP4Clip's meanP), each with its
-    best segment; `score` is the video's score."""
-    workspace.refresh()
-    ids, means = workspace.means()
-    if not ids:
-        return []
-    scores = means @ query
-    matches = []
-    for i in np.argsort(-scores, kind='stable')[:top]:
-        video = workspace.videos[ids[i]]
-        best = video_segments(workspace, video, query, 1, margin=margin, max_segment=max_segment, snap=snap)[0]
-        matches.append(_segment_doc(workspace, video, best, score=float(scores[i])))
-    return matches
-
-
-def video_segments(workspace: Workspace, video: VideoRow, query: np.ndarray, limit: int, *, margin: float,
-                   max_segment: float, snap: float) -> list[Segment]:
-    """The best `limit` segments of one video, scored exactly over all its keyframes."""
-    scores = workspace.vectors.read(video.first_label, video.frame_count) @ query
-    return group_segments(scores, workspace.timestamps(video.id), video.duration, margin=margin,
-                          max_segment=max_segment, limit=limit, shots=workspace.shots(video.id), snap=snap)
-
-
-def _segment_doc(workspace: Workspace, video: VideoRow, segment: Segment, score: float | None = None) -> SegmentDoc:
-    return SegmentDoc(video_id=video.id, uri=video.path, start=segment.start, end=segment.end,
-                      timestamp=float(workspace.timestamps(video.id)[segment.peak]),
-                      score=segment.score if score is None else score,
-                      thumbnail=workspace.thumbnail(video.first_label + segment.peak))
-
-
-def _matching(workspace: Workspace, doc: VideoDoc) -> list[VideoRow]:
+def _matching(storage: Storage, doc: VideoDoc) -> list[VideoRecord]:
     """The stored videos `doc` names; WorkspaceError when none (or an ambiguous id prefix)."""
     if doc.video_id:
         if len(doc.video_id) < 6 or any(c not in '0123456789abcdef' for c in doc.video_id.lower()):
             raise WorkspaceError(f"'{doc.video_id}' is not a video id (6 to 64 hex characters)")
-        found = workspace.find(video_id=doc.video_id)
+        found = storage.find(video_id=doc.video_id)
         if len(found) > 1:
             raise WorkspaceError(f"video id '{doc.video_id}' is ambiguous: {len(found)} videos start with it")
     elif doc.uri:
-        found = workspace.find(uri=doc.uri)
+        found = storage.find(path=doc.uri)
     else:
-        raise WorkspaceError('delete needs a video id or a path')
+        raise WorkspaceError('a video id or a path is needed')
     if not found:
-        raise WorkspaceError(f"no indexed video matches '{doc.video_id or doc.uri}' in {workspace.folder}")
+        raise WorkspaceError(f"no indexed video matches '{doc.video_id or doc.uri}' in {storage.location}")
     return found
 
 
-def _video_doc(video: VideoRow) -> VideoDoc:
+def _video_doc(video: VideoRecord) -> VideoDoc:
     return VideoDoc(uri=video.path, video_id=video.id, duration=video.duration, fps=video.fps, width=video.width,
-                    height=video.height, frame_count=video.frame_count, added=video.added)
-
+                    height=video.height, frame_count=video.frame_count, cue_count=max(video.cue_count, 0),
+                    added=video.added, size=video.size, mtime_ns=video.mtime_ns)

@@ -3,8 +3,10 @@
 A vector's label is its row in `embeddings.f16`. Rows are only ever appended; rows of deleted
 videos stay on disk unused (marked deleted in the graph), so a label is never reused.
 """
+import json
 import logging
 import os
+import zlib
 from pathlib import Path
 
 import hnswlib
@@ -16,6 +18,7 @@ from executors.errors import WorkspaceError
 log = logging.getLogger(__name__)
 
 ROWS_PER_READ = 65536  # rows read at a time while rebuilding the graph
+CHUNK = 1 << 24  # bytes hashed at a time when checking the saved graph
 
 
 class VectorStore:
@@ -31,6 +34,7 @@ class VectorStore:
         self.M, self.ef_construction, self.ef_search = M, ef_construction, ef_search
         self.rows_path = folder / 'embeddings.f16'
         self.graph_path = folder / 'hnsw.bin'
+        self.check_path = folder / 'hnsw.json'  # the saved graph's size, crc32 and catalog generation
         self.row_bytes = dim * np.dtype(np.float16).itemsize
         self._file = open(self.rows_path, 'a+b')  # noqa: SIM115 - appends, pread, and closed by close()
         self.graph: hnswlib.Index | None = None
@@ -41,35 +45,45 @@ class VectorStore:
     def row_count(self) -> int:
         return os.fstat(self._file.fileno()).st_size // self.row_bytes
 
-    def append(self, vectors: np.ndarray) -> int:
-        """Write `vectors` as float16 rows, durably; return the label (row) of the first one."""
+    def append(self, vectors: np.ndarray) -> tuple[int, int]:
+        """Write `vectors` as float16 rows, durably; return the first one's label and the rows' crc32."""
         first = self.row_count()
-        self._file.write(np.ascontiguousarray(vectors, dtype=np.float16).tobytes())
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        return first
+        data = np.ascontiguousarray(vectors, dtype=np.float16).tobytes()
+        try:
+            self._file.write(data)
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as e:
+            self.truncate(first)
+            raise storage_error(self.rows_path, 'cannot store the embeddings', e) from e
+        return first, zlib.crc32(data)
 
     def truncate(self, rows: int) -> None:
         """Drop every row from `rows` on (vectors no committed video owns)."""
         self._file.truncate(rows * self.row_bytes)
         self._file.flush()
 
-    def read(self, first: int, count: int) -> np.ndarray:
-        """Rows first .. first + count - 1 as float32."""
+    def read(self, first: int, count: int, checksum: int = -1) -> np.ndarray:
+        """Rows first .. first + count - 1 as float32; WorkspaceError when they do not match `checksum`."""
         data = os.pread(self._file.fileno(), count * self.row_bytes, first * self.row_bytes)
         if len(data) != count * self.row_bytes:
             raise WorkspaceError(f'{self.rows_path}: too short: rows {first}..{first + count - 1} are missing')
+        if checksum >= 0 and zlib.crc32(data) != checksum:
+            raise WorkspaceError(f'{self.rows_path}: rows {first}..{first + count - 1} are damaged (checksum '
+                                 f'mismatch): delete that video and index it again, or restore the workspace')
         rows = torch.frombuffer(bytearray(data), dtype=torch.float16).reshape(count, self.dim)
         return rows.float().numpy()  # torch converts float16 six times faster than numpy
 
     # ------------------------------------------------------------------ the graph
 
-    def open_graph(self, live: np.ndarray) -> bool:
+    def open_graph(self, live: np.ndarray, generation: int) -> bool:
         """Load the saved graph (or rebuild it) and bring it in line with `live`, a mask over labels.
 
-        True when the graph now differs from the saved one.
+        `generation` is the catalog's: a graph saved at a later one (a catalog restored from a backup)
+        may lack videos deleted after the backup, so it is rebuilt. True when the graph now differs
+        from the saved one.
         """
-        graph = self._load_graph(live)
+        graph = self._load_graph(live, generation)
         if graph is None:
             graph = self._new_graph(int(live.sum()))
             self.graph, self.live_count = graph, 0
@@ -92,10 +106,14 @@ class VectorStore:
         self.add_labels(missing)
         return bool(len(missing) or len(stale))
 
-    def _load_graph(self, live: np.ndarray) -> hnswlib.Index | None:
+    def _load_graph(self, live: np.ndarray, generation: int) -> hnswlib.Index | None:
         if not self.graph_path.exists():
             if live.any():
                 log.warning('%s is missing: rebuilding it from %d stored embeddings', self.graph_path, live.sum())
+            return None
+        problem = self._check_saved_graph(generation)
+        if problem:
+            log.warning('%s %s: rebuilding it from %d stored embeddings', self.graph_path, problem, live.sum())
             return None
         graph = hnswlib.Index(space='ip', dim=self.dim)
         try:
@@ -150,16 +168,54 @@ class VectorStore:
                     raise
                 k //= 2
 
-    def save_graph(self) -> None:
-        """Write the graph to a temporary file and rename it over the old one (never half-written)."""
+    def _check_saved_graph(self, generation: int) -> str:
+        """Why the saved graph cannot be trusted ('' when it can): its recorded size and crc32 must match."""
+        try:
+            check = json.loads(self.check_path.read_text())
+            size, crc, saved_at = int(check['size']), int(check['crc32']), int(check['generation'])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 'has no valid check file (hnsw.json)'
+        if saved_at > generation:
+            return f'is newer than the catalog (generation {saved_at} > {generation}: a restored catalog?)'
+        if self.graph_path.stat().st_size != size or _crc32(self.graph_path) != crc:
+            return 'is damaged (size or checksum differs from when it was saved)'
+        return ''
+
+    def save_graph(self, generation: int) -> None:
+        """Write the graph and its check file through temporary files renamed into place (never
+        half-written: a crash between the two renames only makes the next reader rebuild it)."""
         if self.graph is None:
             return
         self.graph.resize_index(max(self.graph.element_count, 1))  # save no empty capacity
         partial = self.graph_path.with_suffix('.tmp')
-        self.graph.save_index(str(partial))
-        with open(partial, 'rb') as f:
-            os.fsync(f.fileno())
-        os.replace(partial, self.graph_path)
+        try:
+            self.graph.save_index(str(partial))
+            size = partial.stat().st_size
+            if size < self.graph.element_count * self.dim * 4:  # hnswlib does not report a failed write
+                raise OSError(28, 'the saved graph is incomplete (disk full?)')
+            with open(partial, 'rb') as f:
+                os.fsync(f.fileno())
+            check = self.check_path.with_name(self.check_path.name + '.tmp')
+            check.write_text(json.dumps({'size': size, 'crc32': _crc32(partial), 'generation': generation}))
+            os.replace(partial, self.graph_path)
+            os.replace(check, self.check_path)
+        except OSError as e:
+            partial.unlink(missing_ok=True)
+            raise storage_error(self.graph_path, 'cannot save the search graph', e) from e
 
     def close(self) -> None:
         self._file.close()
+
+
+def _crc32(path: Path) -> int:
+    crc = 0
+    with open(path, 'rb') as f:
+        while chunk := f.read(CHUNK):
+            crc = zlib.crc32(chunk, crc)
+    return crc
+
+
+def storage_error(path: Path, what: str, error: OSError) -> WorkspaceError:
+    """One line for a failed write: the file, what failed and why (disk full, permissions)."""
+    reason = 'the disk is full' if error.errno == 28 else (error.strerror or str(error))
+    return WorkspaceError(f'{path}: {what}: {reason}; what was indexed before is kept')

@@ -4,18 +4,15 @@ import hashlib
 import os
 import shutil
 import stat
-import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
-import numpy as np
-from PIL import Image
-
 from executors.base import Executor, requests
-from executors.documents import DocList, FrameDoc, VideoDoc
+from executors.documents import DocList, FrameDoc, Status, VideoDoc
 from executors.errors import ConfigError, VideoError
 from executors.frame_reader import Decoder, FrameReader
 from executors.sampling import Sampling
+from executors.thumbnails import save_thumbnail, staging_folder
 from executors.video_probe import probe
 
 Progress = Callable[[VideoDoc, str, int, int], None]
@@ -46,11 +43,11 @@ class VideoLoader(Executor):
             raise ConfigError(f'threads must be 0 (every core) or more, not {threads}')
         self.size = int(size)
         self.decoder = Decoder(int(threads), bool(skip_nonref))
-        self.thumbnails = Path(workspace) / 'thumbnails'
+        self.workspace = Path(workspace)
 
     @requests(on='/index')
     def index(self, docs: DocList[VideoDoc], parameters: dict) -> DocList[VideoDoc]:
-        return self._load(docs, parameters, self.thumbnails)
+        return self._load(docs, parameters, self.workspace)
 
     @requests(on='/encode')
     def encode(self, docs: DocList[VideoDoc], parameters: dict) -> DocList[VideoDoc]:
@@ -61,40 +58,42 @@ class VideoLoader(Executor):
         progress = parameters.get('progress')
         indexed = parameters.get('indexed_ids') or set()
         for doc in docs:
+            if doc.status != Status.PENDING:
+                continue  # decided before decoding (already indexed, or unreadable)
             try:
                 load_video(doc, self.sampling, self.size, self.decoder, thumbnails, indexed, progress)
             except VideoError as e:
-                doc.status, doc.error, doc.frames, doc.shots = 'failed', str(e), DocList[FrameDoc](), []
+                doc.status, doc.error, doc.frames, doc.shots = Status.FAILED, str(e), DocList[FrameDoc](), []
         return docs
 
 
-def load_video(doc: VideoDoc, sampling: Sampling, size: int, decoder: Decoder, thumbnails: Path | None,
+def load_video(doc: VideoDoc, sampling: Sampling, size: int, decoder: Decoder, workspace: Path | None,
                indexed: set[str] = frozenset(), progress: Progress | None = None) -> None:
     """Fill `doc` (uri made absolute) with its id, metadata, shots and keyframes, or raise VideoError.
 
-    A video whose id is in `indexed` is marked 'already indexed' without decoding. Thumbnails
-    appear under thumbnails/<video_id>/ only once the whole video has decoded (none when
-    `thumbnails` is None).
+    The file is hashed unless `doc.video_id` is already set; a video whose id is in `indexed` is
+    marked 'already indexed' without decoding. Thumbnails go to a staging folder under
+    `workspace` (executors.thumbnails; none when `workspace` is None), removed if decoding fails.
     """
     path = Path(os.path.abspath(os.path.expanduser(doc.uri)))
     doc.uri = str(path)
-    doc.video_id = file_sha256(path)
+    doc.video_id = doc.video_id or file_sha256(path)
     if doc.video_id in indexed:
-        doc.status = 'already indexed'
+        doc.status = Status.ALREADY_INDEXED
         return
     info = probe(path)
     doc.duration, doc.fps, doc.width, doc.height = info.duration, info.fps, info.width, info.height
     expected = sampling.expected_frames(info.duration)
     frames = DocList[FrameDoc]()
-    staged = staged_folder(thumbnails / doc.video_id) if thumbnails else contextlib.nullcontext((None, None))
-    with staged as (staging, final):
+    staged = staged_folder(workspace, doc.video_id) if workspace else contextlib.nullcontext(None)
+    with staged as staging:
         with FrameReader(path, info, sampling, size, decoder) as reader:
             for timestamp, rgb in reader:
                 name = f'{len(frames):06d}.jpg'
                 if staging:
                     save_thumbnail(rgb, staging / name)
                 frames.append(FrameDoc(video_id=doc.video_id, timestamp=timestamp, tensor=rgb,
-                                       thumbnail=str(final / name) if final else ''))
+                                       thumbnail=str(staging / name) if staging else ''))
                 if progress:
                     progress(doc, 'decode', len(frames), max(expected, len(frames)))
     if progress:
@@ -120,19 +119,12 @@ def file_sha256(path: Path) -> str:
         raise VideoError(f'{path.name}: cannot read it ({e.strerror})') from e
 
 
-def save_thumbnail(rgb: np.ndarray, path: Path) -> None:
-    """A small JPEG of a keyframe for the result cards."""
-    Image.fromarray(rgb).save(path, 'JPEG', quality=80)
-
-
 @contextlib.contextmanager
-def staged_folder(final: Path) -> Iterator[tuple[Path, Path]]:
-    """Yield (staging, final): a hidden sibling folder that replaces `final` on success, removed on failure."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f'.{final.name}-', dir=final.parent))
+def staged_folder(workspace: Path, video_id: str) -> Iterator[Path]:
+    """A staging folder for the video's thumbnails, removed if decoding fails; the storage moves it into place."""
+    staging = staging_folder(workspace, video_id)
     try:
-        yield staging, final
-        shutil.rmtree(final, ignore_errors=True)
-        staging.rename(final)
-    finally:
+        yield staging
+    except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        raise

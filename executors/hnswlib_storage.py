@@ -1,0 +1,322 @@
+"""The default backend: a workspace folder on local disk (hnswlib graph + SQLite catalog + float16 rows).
+
+Adding a video, under the write lock: append its embeddings (fsync'd), move its thumbnails into
+place, then commit its catalog rows in one SQLite transaction: that commit is the moment it
+exists. Rows, thumbnail folders and a half-saved graph that no committed video owns (a crash
+between the steps) are ignored by readers and removed by the next writer. The lock is held only
+while a write runs, so several processes (the page and the CLI) take turns; any number read, and
+see each other's commits without reopening. The graph is derived and can always be rebuilt from
+the rows; the rows are never rewritten, only appended to (and their uncommitted tail cut off).
+"""
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from executors.catalog import Catalog, VideoRow, now_iso
+from executors.documents import CueDoc
+from executors.errors import WorkspaceError
+from executors.storage import Frames, ImageSpace, Neighbours, Storage, VideoRecord
+from executors.thumbnails import STAGING, is_staged, staging_owner
+from executors.vector_store import VectorStore, storage_error
+from executors.workspace_lock import WriteLock
+
+log = logging.getLogger(__name__)
+
+
+class HnswlibStorage(Storage):
+    """Stored videos and their keyframe vectors under `folder`; see the module docstring.
+
+    M, ef_construction, ef_search: hnswlib's knobs (see the Indexer); lock_wait: seconds a write
+    waits for another process's write to finish.
+    """
+
+    def __init__(self, folder: str | Path, *, M: int = 16, ef_construction: int = 100, ef_search: int = 256,
+                 lock_wait: float = 60.0):
+        self.folder = Path(folder)
+        self.location = str(self.folder)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise WorkspaceError(f'{self.folder}: cannot create the workspace ({e.strerror})') from e
+        self.graph_params = {'M': M, 'ef_construction': ef_construction, 'ef_search': ef_search}
+        self.thumbnails = self.folder / 'thumbnails'
+        self.catalog = Catalog(self.folder / 'catalog.sqlite', create=self._new_workspace())
+        self.lock = WriteLock(self.folder, lock_wait)
+        self.vectors: VectorStore | None = None
+        self._dirty = False  # the graph changed since it was saved
+        self._version = None
+        self._videos: dict[str, VideoRow] = {}
+        self._order: list[VideoRow] = []
+        self._first_labels = np.empty(0, np.int64)
+        self._frames: dict[str, tuple[np.ndarray, list[str]]] = {}
+        self._means: tuple[list[str], np.ndarray] | None = None
+        self._refresh()
+        self._verify()
+
+    def _new_workspace(self) -> bool:
+        """Whether the catalog may be created: never next to stored embeddings (restore it instead)."""
+        catalog, rows = self.folder / 'catalog.sqlite', self.folder / 'embeddings.f16'
+        holds_data = rows.exists() and rows.stat().st_size > 0
+        if holds_data and not catalog.exists():
+            raise WorkspaceError(f'{catalog}: missing, though {rows.name} holds the embeddings of indexed videos: '
+                                 f'restore it from a backup, or index your videos into a new --workspace')
+        return not holds_data
+
+    def _verify(self) -> None:
+        """The catalog and the embeddings must agree before either is trusted."""
+        committed = self.catalog.next_label()
+        if self.vectors is not None and self.vectors.row_count() < committed:
+            raise WorkspaceError(f'{self.vectors.rows_path}: holds {self.vectors.row_count()} embeddings but the '
+                                 f'catalog needs {committed}: restore the workspace or index into a new one')
+        frames = sum(v.frame_count for v in self._order)
+        if self.catalog.frame_rows() != frames or (self._order and self._order[-1].first_label + self._order[-1].frame_count > committed):
+            raise WorkspaceError(f'{self.catalog.path}: its keyframe rows do not match its videos: restore it from a '
+                                 f'backup, or index your videos into a new --workspace')
+
+    # ------------------------------------------------------------------ reading
+
+    def _refresh(self, force: bool = False) -> None:
+        """Catch up with what was committed since we last looked (cheap when nothing was). SQLite's
+        data_version only changes for other connections' commits: after our own, `force`."""
+        version = self.catalog.version()
+        if version == self._version and not force:
+            return
+        before = self._videos
+        self._version = version
+        self._videos = {v.id: v for v in self.catalog.videos()}
+        self._order = list(self._videos.values())
+        self._first_labels = np.array([v.first_label for v in self._order], dtype=np.int64)
+        self._frames = {k: t for k, t in self._frames.items() if k in self._videos}
+        self._means = None
+        dim = self.catalog.meta('dim')
+        if dim and self.vectors is None:
+            self.vectors = VectorStore(self.folder, dim, **self.graph_params)
+        if self.vectors is not None and self.vectors.graph is not None:
+            for gone in before.keys() - self._videos.keys():
+                self.vectors.remove_from_graph(before[gone].first_label, before[gone].frame_count)
+            for new in sorted(self._videos.keys() - before.keys()):
+                self._add_to_graph(self._videos[new])
+
+    def videos(self) -> list[VideoRecord]:
+        self._refresh()
+        cues = self.catalog.cue_counts()
+        return [_record(v, cues.get(v.id, 0)) for v in self._order]
+
+    def video(self, video_id: str) -> VideoRecord | None:
+        self._refresh()
+        row = self._videos.get(video_id)
+        return _record(row, -1) if row else None
+
+    def find(self, video_id: str = '', path: str = '') -> list[VideoRecord]:
+        self._refresh()
+        if video_id:
+            found = [v for v in self._order if v.id.startswith(video_id.lower())]
+        else:
+            found = [v for v in self._order if v.path in (path, os.path.abspath(path))]
+        cues = self.catalog.cue_counts() if found else {}
+        return [_record(v, cues.get(v.id, 0)) for v in found]
+
+    def frames(self, video_id: str) -> Frames:
+        self._refresh()
+        video = self._videos.get(video_id)
+        if video is None:
+            raise WorkspaceError(f'{self.folder}: no stored video {video_id[:12]}')
+        if video_id not in self._frames:
+            self._frames[video_id] = self.catalog.frames(video_id)
+        timestamps, thumbnails = self._frames[video_id]
+        return Frames(timestamps, self.vectors.read(video.first_label, video.frame_count, video.checksum), thumbnails)
+
+    def shots(self, video_id: str) -> list[float]:
+        return self.catalog.shots(video_id)
+
+    def cues(self, video_id: str) -> list[CueDoc]:
+        return self.catalog.cues(video_id)
+
+    def video_means(self) -> tuple[list[str], np.ndarray]:
+        self._refresh()
+        if self._means is None:
+            ids = [v.id for v in self._order]
+            means = self.catalog.means(ids) if ids else np.zeros((0, self.vectors.dim if self.vectors else 1))
+            self._means = ids, (means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        return self._means
+
+    def nearest(self, query: np.ndarray, k: int) -> Neighbours:
+        vectors = self._graph()
+        if vectors is None:
+            return Neighbours([], np.empty(0, np.int64), np.empty(0, np.float32))
+        labels, scores = vectors.nearest(query, k)
+        owners = np.searchsorted(self._first_labels, labels, side='right') - 1
+        keep = owners >= 0
+        owners, labels, scores = owners[keep], labels[keep], scores[keep]
+        return Neighbours([self._order[o].id for o in owners], labels - self._first_labels[owners], scores)
+
+    def search_cues(self, text: str, limit: int) -> list:
+        self._refresh()
+        return self.catalog.search_cues(text, limit)
+
+    def image_space(self) -> ImageSpace | None:
+        identity = self.catalog.info('image_space')
+        return ImageSpace(identity, self.catalog.info('image_model')) if identity else None
+
+    def _graph(self) -> VectorStore | None:
+        """The vectors with their HNSW graph loaded (rebuilt when missing or damaged); None while empty."""
+        self._refresh()
+        if self.vectors is not None and self.vectors.graph is None:
+            live = np.zeros(self.catalog.next_label(), dtype=bool)
+            for video in self._order:
+                live[video.first_label:video.first_label + video.frame_count] = True
+            self._dirty = self.vectors.open_graph(live, self.catalog.generation())
+            if self._dirty and not self.lock.held:
+                self.save()  # a reader that rebuilt the graph saves it when nobody is writing
+        return self.vectors
+
+    def _add_to_graph(self, video: VideoRow) -> None:
+        first = video.first_label
+        self.vectors.add_to_graph(np.arange(first, first + video.frame_count),
+                                  self.vectors.read(first, video.frame_count, video.checksum))
+        self._dirty = True
+
+    # ------------------------------------------------------------------ writing
+
+    def add(self, video: VideoRecord, frames: Frames, shots: list[float], cues: list[CueDoc],
+            space: ImageSpace) -> bool:
+        embeddings = np.asarray(frames.vectors, dtype=np.float32)
+        if not len(embeddings) or not np.isfinite(embeddings).all():
+            raise WorkspaceError(f'{Path(video.path).name}: its keyframe embeddings are missing or not finite numbers')
+        with self.lock.hold():
+            self._start_writing()
+            if video.id in self._videos:
+                _remove_staged(frames.thumbnails, self.thumbnails / video.id)
+                return False
+            self._check_space(space)
+            vectors = self._vectors_of(embeddings.shape[1])
+            first, checksum = vectors.append(embeddings)
+            thumbnails = self._place_thumbnails(video.id, frames.thumbnails)
+            row = VideoRow(video.id, video.path, float(video.duration), float(video.fps), int(video.width),
+                           int(video.height), video.added or now_iso(), first, len(embeddings), int(video.size),
+                           int(video.mtime_ns), checksum)
+            try:
+                self.catalog.add_video(row, list(frames.timestamps), thumbnails, list(shots), cues,
+                                       embeddings.mean(axis=0), dim=embeddings.shape[1],
+                                       space={'image_space': space.identity, 'image_model': space.name})
+            except BaseException:
+                vectors.truncate(first)
+                shutil.rmtree(self.thumbnails / video.id, ignore_errors=True)
+                raise
+            self._refresh(force=True)
+            return True
+
+    def delete(self, video_id: str) -> bool:
+        with self.lock.hold():
+            self._start_writing()
+            video = self._videos.get(video_id)
+            if video is None:
+                return False
+            self.catalog.delete_video(video_id)
+            self._refresh(force=True)
+            shutil.rmtree(self.thumbnails / video_id, ignore_errors=True)
+            return True
+
+    def save(self) -> None:
+        """Persist the graph if this process changed it, unless another process is writing (it will)."""
+        if not self._dirty or self.vectors is None or self.vectors.graph is None:
+            return
+        took = not self.lock.held and self.lock.try_acquire()
+        if not (took or self.lock.held):
+            return
+        try:
+            self._refresh()
+            self.vectors.save_graph(self.catalog.generation())
+            self._dirty = False
+        finally:
+            if took:
+                self.lock.release()
+
+    def close(self) -> None:
+        try:
+            self.save()
+        finally:
+            self.lock.release()
+            if self.vectors is not None:
+                self.vectors.close()
+            self.catalog.close()
+
+    def _check_space(self, space: ImageSpace) -> None:
+        stored = self.image_space()
+        if stored and space.identity and stored.identity != space.identity:
+            raise WorkspaceError(f'{self.folder}: holds vectors of {stored.describe()}, not of {space.describe()}: '
+                                 f'use that model here, or index with this one into a new --workspace')
+
+    def _vectors_of(self, dim: int) -> VectorStore:
+        if self.vectors is None:
+            self.vectors = VectorStore(self.folder, dim, **self.graph_params)
+            self.vectors.truncate(self.catalog.next_label())
+            self.vectors.open_graph(np.zeros(self.catalog.next_label(), dtype=bool), self.catalog.generation())
+        if dim != self.vectors.dim:
+            raise WorkspaceError(f'{self.folder}: holds {self.vectors.dim}-dimensional embeddings, this model '
+                                 f'gives {dim}: index with the same model or use another workspace')
+        return self.vectors
+
+    def _start_writing(self) -> None:
+        """Under the lock: catch up, and drop what a killed writer left (rows, graph, thumbnails)."""
+        self._refresh()
+        self._verify()
+        if self.vectors is not None:
+            stored, committed = self.vectors.row_count(), self.catalog.next_label()
+            if stored > committed:
+                log.info('%s: dropping %d embeddings of an interrupted add', self.vectors.rows_path, stored - committed)
+                self.vectors.truncate(committed)  # also a partly written row
+            for partial in (self.vectors.graph_path.with_suffix('.tmp'), self.vectors.check_path.with_name('hnsw.json.tmp')):
+                partial.unlink(missing_ok=True)
+            self._graph()
+        self._remove_orphan_thumbnails()
+
+    def _place_thumbnails(self, video_id: str, thumbnails: list[str]) -> list[str]:
+        """Move a loader's staged thumbnail folder to thumbnails/<video_id>/; the stored paths."""
+        final = self.thumbnails / video_id
+        folders = {Path(t).parent for t in thumbnails if t}
+        if len(folders) != 1 or folders == {final}:
+            return list(thumbnails)
+        try:
+            shutil.rmtree(final, ignore_errors=True)  # a crashed writer's, never a stored video's
+            os.replace(folders.pop(), final)
+        except OSError as e:
+            raise storage_error(final, 'cannot store the thumbnails', e) from e
+        return [str(final / Path(t).name) if t else '' for t in thumbnails]
+
+    def _remove_orphan_thumbnails(self) -> None:
+        """Thumbnail folders no committed video owns, and staging folders of processes that died."""
+        for entry in self.thumbnails.iterdir() if self.thumbnails.is_dir() else ():
+            if entry.name != STAGING and entry.name not in self._videos:
+                log.info('%s: removing the thumbnails of an interrupted index', entry)
+                shutil.rmtree(entry, ignore_errors=True)
+        staging = self.thumbnails / STAGING
+        for entry in staging.iterdir() if staging.is_dir() else ():
+            if not _alive(staging_owner(entry)):
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+def _remove_staged(thumbnails: list[str], final: Path) -> None:
+    for folder in {Path(t).parent for t in thumbnails if t} - {final}:
+        if is_staged(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _record(row: VideoRow, cue_count: int) -> VideoRecord:
+    return VideoRecord(row.id, row.path, row.duration, row.fps, row.width, row.height, row.added, row.frame_count,
+                       cue_count, row.size, row.mtime_ns)

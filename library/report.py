@@ -1,0 +1,69 @@
+"""How outcomes read, the same in the CLI and on the page: counts, progress, times, one-line text."""
+import math
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from executors.documents import Status, VideoDoc
+
+
+@dataclass
+class IndexSummary:
+    """Counts of each outcome of a batch, and the frames indexed."""
+
+    counts: Counter = field(default_factory=Counter)
+    frames: int = 0
+
+    def add(self, video: VideoDoc) -> None:
+        self.counts[Status(video.status)] += 1
+        if video.status == Status.INDEXED:
+            self.frames += len(video.frames) or video.frame_count
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def line(self) -> str:
+        """'2 indexed, 1 already indexed, 0 failed'."""
+        return ', '.join(f'{self.counts[s]} {s.value}' for s in (Status.INDEXED, Status.ALREADY_INDEXED, Status.FAILED))
+
+
+def progress_fraction(stage: str, done: int, total: int) -> float:
+    """How far one video is, 0-1: decoding is the first half, embedding the second."""
+    if total <= 0:
+        return 0.0
+    return (min(done, total) + (total if stage == 'encode' else 0)) / (2 * total)
+
+
+def format_time(seconds: float) -> str:
+    """mm:ss, or h:mm:ss from an hour on (whole seconds, rounded down)."""
+    hours, rest = divmod(int(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f'{hours}:{minutes:02d}:{secs:02d}' if hours else f'{minutes:02d}:{secs:02d}'
+
+
+def time_range(start: float, end: float) -> str:
+    """'00:12–00:14': the start rounded down, the end up, so the range covers the segment and never reads 00:00–00:00."""
+    return f'{format_time(start)}–{format_time(math.ceil(end))}'
+
+
+def plural(count: int, noun: str) -> str:
+    """'1 video', '2 videos'."""
+    return f'{count} {noun}' if count == 1 else f'{count} {noun}s'
+
+
+def one_line(text: str) -> str:
+    """`text` printable on one line: control characters (newlines in file names, terminal escapes)
+    and bytes of names that are not valid UTF-8 written as escapes."""
+    text = os.fsencode(text).decode('utf-8', 'backslashreplace') if _has_surrogates(text) else text
+    return re.sub(r'[\x00-\x1f\x7f]', lambda m: repr(m.group())[1:-1], text)
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """`text` cut to `limit` characters with an ellipsis."""
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + '…'
+
+
+def _has_surrogates(text: str) -> bool:
+    return any('\udc80' <= c <= '\udcff' for c in text)
