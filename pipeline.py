@@ -34,7 +34,7 @@ class Flow:
         # what decides the executors' behaviour: the top-level parameters as overridden, and each executor's
         self.settings = {'with': {**(config.get('with') or {}), **overrides}, 'executors': config['executors']}
         try:
-            for spec in _executor_specs(self.path, root, config, overrides):
+            for spec in _executor_specs(self.path, root, config, self.settings['with'], overrides):
                 self.executors.append(_build_executor(self.path, spec))
         except BaseException:
             self.close()
@@ -43,10 +43,7 @@ class Flow:
     def post(self, endpoint: str, docs: DocList | None = None, parameters: dict | None = None) -> DocList:
         """Run `endpoint` over `docs` through every executor, in this thread; return what the last one returns."""
         self._check(endpoint)
-        docs = docs if docs is not None else DocList[VideoDoc]()
-        for executor in self.executors:
-            docs = executor.handle(endpoint, docs, parameters or {})
-        return docs
+        return _run(self.executors, endpoint, docs if docs is not None else DocList[VideoDoc](), parameters or {})
 
     def stream(self, endpoint: str, requests: Iterable[DocList], parameters: dict | None = None) -> Iterator[DocList]:
         """Run `endpoint` over each DocList of `requests`, yielding each result in order.
@@ -89,10 +86,9 @@ def _parse(path: Path, text: str) -> tuple[yaml.Node, dict]:
     return root, config
 
 
-def _executor_specs(path: Path, root: yaml.Node, config: dict, overrides: dict) -> Iterator[dict]:
+def _executor_specs(path: Path, root: yaml.Node, config: dict, shared: dict, overrides: dict) -> Iterator[dict]:
     """Each executor's class name, keyword arguments and the flow.yml lines they came from."""
     root_nodes = {k.value: v for k, v in root.value}
-    shared = {**(config.get('with') or {}), **overrides}
     for node, entry in zip(root_nodes['executors'].value, config['executors']):
         line = node.start_mark.line + 1
         if not isinstance(entry, dict) or not isinstance(entry.get('uses'), str):
@@ -148,6 +144,17 @@ def _build_executor(path: Path, spec: dict) -> Executor:
         return cls(**kwargs)
     except (ConfigError, TypeError, ValueError) as e:
         raise ConfigError(f"{path}:{line}: {spec['uses']}: {e}") from e
+
+
+def _run(executors: list[Executor], endpoint: str, docs: DocList, parameters: dict) -> DocList:
+    """`docs` through `executors` in order; the chunks of a handler that returns several run on one by one."""
+    for i, executor in enumerate(executors):
+        result = executor.handle(endpoint, docs, parameters)
+        if not isinstance(result, DocList):
+            outputs = [_run(executors[i + 1:], endpoint, chunk, parameters) for chunk in result]
+            return outputs[0].__class__([doc for output in outputs for doc in output]) if outputs else docs[:0]
+        docs = result
+    return docs
 
 
 _DONE = object()
@@ -238,10 +245,9 @@ def _parse(path: Path, text: str) -> tuple[yaml.Node, dict]:
     return root, config
 
 
-def _executor_specs(path: Path, root: yaml.Node, config: dict, overrides: dict) -> Iterator[dict]:
+def _executor_specs(path: Path, root: yaml.Node, config: dict, shared: dict, overrides: dict) -> Iterator[dict]:
     """Each executor's class name, keyword arguments and the flow.yml lines they came from."""
     root_nodes = {k.value: v for k, v in root.value}
-    shared = {**(config.get('with') or {}), **overrides}
     for node, entry in zip(root_nodes['executors'].value, config['executors']):
         line = node.start_mark.line + 1
         if not isinstance(entry, dict) or not isinstance(entry.get('uses'), str):

@@ -6,6 +6,8 @@ correct answer.
 """
 import numpy as np
 
+from executors.vectors import unit_rows as normalize
+
 RECALL_AT = (1, 5, 10)
 POOLINGS = ('mean', 'max')  # mean: meanP (mean of frame embeddings, renormalised); max: the best frame
 DIRECTIONS = ('text_to_video', 'video_to_text')
@@ -57,13 +59,6 @@ def evaluate_similarity(similarity: np.ndarray, caption_video: np.ndarray) -> di
     relevant = caption_video[:, None] == np.arange(similarity.shape[1])[None, :]
     return {'text_to_video': retrieval_metrics(ranks(similarity, relevant)),
             'video_to_text': retrieval_metrics(ranks(similarity.T, relevant.T))}
-
-
-def normalize(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm (zero rows stay zero)."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
 
 
 def pooled_similarity(text: np.ndarray, frames: list[np.ndarray], pooling: str) -> np.ndarray:

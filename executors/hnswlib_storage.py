@@ -20,6 +20,7 @@ from executors.documents import CueDoc
 from executors.errors import WorkspaceError
 from executors.storage import Frames, ImageSpace, Neighbours, Storage, VideoRecord
 from executors.thumbnails import STAGING, is_staged, staging_owner
+from executors.vectors import unit_rows
 from executors.vector_store import VectorStore, storage_error
 from executors.workspace_lock import WriteLock
 
@@ -140,7 +141,7 @@ class HnswlibStorage(Storage):
         if self._means is None:
             ids = [v.id for v in self._order]
             means = self.catalog.means(ids) if ids else np.zeros((0, self.vectors.dim if self.vectors else 1))
-            self._means = ids, (means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+            self._means = ids, unit_rows(means)
         return self._means
 
     def nearest(self, query: np.ndarray, k: int) -> Neighbours:
@@ -275,15 +276,22 @@ class HnswlibStorage(Storage):
         self._remove_orphan_thumbnails()
 
     def _place_thumbnails(self, video_id: str, thumbnails: list[str]) -> list[str]:
-        """Move a loader's staged thumbnail folder to thumbnails/<video_id>/; the stored paths."""
+        """Thumbnails into thumbnails/<video_id>/ (a loader's staging folder is moved, others copied); their paths."""
         final = self.thumbnails / video_id
         folders = {Path(t).parent for t in thumbnails if t}
-        if len(folders) != 1 or folders == {final}:
+        if not folders or folders == {final}:
             return list(thumbnails)
         try:
             shutil.rmtree(final, ignore_errors=True)  # a crashed writer's, never a stored video's
-            os.replace(folders.pop(), final)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            if len(folders) == 1 and is_staged(next(iter(folders))):
+                os.replace(folders.pop(), final)
+            else:
+                final.mkdir()
+                for t in filter(None, thumbnails):
+                    shutil.copyfile(t, final / Path(t).name)
         except OSError as e:
+            shutil.rmtree(final, ignore_errors=True)
             raise storage_error(final, 'cannot store the thumbnails', e) from e
         return [str(final / Path(t).name) if t else '' for t in thumbnails]
 

@@ -12,6 +12,7 @@ from executors.errors import QueryError, WorkspaceError
 from executors.fusion import cue_segments, fuse
 from executors.storage import Frames, ImageSpace, Storage, VideoRecord
 from executors.storage_backends import open_storage
+from executors.vectors import unit_rows
 
 RANKINGS = ('segment', 'video')
 WITHIN = ('all', 'visual', 'speech')
@@ -74,19 +75,30 @@ class Indexer(Executor):
         self.grouping = search.Grouping(margin, max_segment, snap)
         self.fusion = {'k': fusion_k, 'visual_weight': visual_weight, 'speech_weight': speech_weight}
         self._busy = threading.Lock()  # the page's sessions share one Indexer: one request at a time
+        self._pieces: dict[str, list[FrameDoc]] = {}  # frames of videos arriving in chunks, until their last
 
     @requests(on='/index')
     @_one_at_a_time
     def index(self, docs: DocList[VideoDoc]) -> DocList[VideoDoc]:
-        """Store each loaded and encoded video; its status becomes 'indexed', 'already indexed' or 'failed'."""
+        """Store each loaded and encoded video; its status becomes 'indexed', 'already indexed' or 'failed'.
+
+        A video that arrives in chunks is stored (and returned) with its last chunk.
+        """
+        complete = DocList[VideoDoc]()
         for doc in docs:
+            if doc.status == Status.PENDING and not doc.last_chunk:
+                self._pieces.setdefault(doc.uri, []).extend(doc.frames)  # embedded, pixels already dropped
+                continue
+            complete.append(doc)
+            if doc.uri in self._pieces:
+                doc.frames = DocList[FrameDoc](self._pieces.pop(doc.uri) + list(doc.frames))
             if doc.status == Status.PENDING:
                 try:
                     stored = self.storage.add(*_to_store(doc), space=ImageSpace(doc.space, self.model))
                     doc.status = Status.INDEXED if stored else Status.ALREADY_INDEXED
                 except WorkspaceError as e:
                     doc.status, doc.error = Status.FAILED, str(e)
-        return docs
+        return complete
 
     @requests(on='/save')
     @_one_at_a_time
@@ -138,7 +150,7 @@ class Indexer(Executor):
         vector = np.asarray(query.embedding, dtype=np.float32).ravel()
         if not np.isfinite(vector).all():
             raise QueryError('the query embedding is not finite: the model gave NaN or infinity')
-        return vector / max(float(np.linalg.norm(vector)), 1e-12)
+        return unit_rows(vector)
 
     def _uris(self, hits) -> dict[str, str]:
         return {video_id: record.path for video_id in {h.video_id for h in hits}
@@ -193,8 +205,7 @@ def _to_store(doc: VideoDoc) -> tuple[VideoRecord, Frames, list[float], list[Cue
         raise WorkspaceError(f'{name}: has no video_id (it was not loaded)')
     if not len(doc.frames) or any(f.embedding is None for f in doc.frames):
         raise WorkspaceError(f'{name}: has no keyframe embeddings to index')
-    embeddings = np.stack([np.asarray(f.embedding, dtype=np.float32).ravel() for f in doc.frames])
-    embeddings /= np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    embeddings = unit_rows(np.stack([np.asarray(f.embedding, dtype=np.float32).ravel() for f in doc.frames]))
     try:
         status = os.stat(doc.uri)
         size, mtime_ns = status.st_size, status.st_mtime_ns

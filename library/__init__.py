@@ -150,8 +150,13 @@ class Library:
     def embed_videos(self, paths: Iterable[str | Path], progress: Progress | None = None) -> Iterator[VideoDoc]:
         """Each video decoded and embedded by the flow (frames with embeddings), nothing stored."""
         requests = (DocList[VideoDoc]([VideoDoc(uri=str(p))]) for p in paths)
+        pieces: dict[str, list] = {}
         for docs in self.flow.stream('/encode', requests, parameters={'progress': progress}):
-            yield from docs
+            for doc in docs:
+                pieces.setdefault(doc.uri, []).extend(doc.frames)
+                if doc.last_chunk:
+                    doc.frames = type(doc.frames)(pieces.pop(doc.uri))
+                    yield doc
 
     @property
     def settings(self) -> dict:

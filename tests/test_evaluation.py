@@ -160,23 +160,23 @@ def test_dataset_skips_captions_whose_video_is_missing(tmp_path):
 def test_frame_cache_round_trip_and_keys(tmp_path, tiny_checkpoint):
     flow = tmp_path / 'flow.yml'
     flow.write_text('with: {model: ViT-B/32, workspace: w}\nexecutors:\n  - uses: VideoLoader\n', encoding='utf-8')
-    settings = flow_settings(Flow(flow, strategy='count', count=12))
+    settings = flow_settings(Flow(flow, strategy='count', count=12).settings)
     cache = FrameCache(tmp_path / 'cache', settings)
     assert cache.get('abc') is None
     cache.put('abc', np.arange(6, dtype=np.float32).reshape(2, 3))
     assert cache.get('abc').tolist() == [[0, 1, 2], [3, 4, 5]]
     assert not list((tmp_path / 'cache').rglob('*.tmp'))
-    same = FrameCache(tmp_path / 'cache', flow_settings(Flow(flow, strategy='count', count=12, workspace='x')))
+    same = FrameCache(tmp_path / 'cache', flow_settings(Flow(flow, strategy='count', count=12, workspace='x').settings))
     assert same.get('abc') is not None  # the workspace is where the cache lives, not what it holds
     for other in ({'strategy': 'count', 'count': 8}, {'strategy': 'uniform', 'count': 12},
                   {'strategy': 'count', 'count': 12, 'model': str(tiny_checkpoint)}):
-        assert FrameCache(tmp_path / 'cache', flow_settings(Flow(flow, **other))).get('abc') is None
+        assert FrameCache(tmp_path / 'cache', flow_settings(Flow(flow, **other).settings)).get('abc') is None
 
 
 def test_frame_cache_reports_a_corrupt_entry(tmp_path):
     flow = tmp_path / 'flow.yml'
     flow.write_text('executors:\n  - uses: VideoLoader\n', encoding='utf-8')
-    cache = FrameCache(tmp_path / 'cache', flow_settings(Flow(flow)))
+    cache = FrameCache(tmp_path / 'cache', flow_settings(Flow(flow).settings))
     cache.path('abc').parent.mkdir(parents=True)
     cache.path('abc').write_bytes(b'not numpy')
     with pytest.raises(VcedError, match='abc.npy: unreadable cache entry'):
@@ -257,11 +257,11 @@ def test_an_unreadable_video_fails_alone_and_is_not_cached(tmp_path):
     (tmp_path / 'empty.mp4').write_bytes(b'')
     flow_file = tmp_path / 'flow.yml'
     flow_file.write_text('executors:\n  - uses: VideoLoader\n', encoding='utf-8')
-    cache = FrameCache(tmp_path / 'cache', flow_settings(Flow(flow_file)))
+    cache = FrameCache(tmp_path / 'cache', flow_settings(Flow(flow_file).settings))
 
     class NothingToDecode:
-        def stream(self, endpoint, requests):
-            assert list(requests) == []
+        def embed_videos(self, paths):
+            assert list(paths) == []
             return iter(())
 
     calls = []

@@ -6,7 +6,8 @@ import pytest
 from executors.base import Executor, requests
 from executors.documents import DocList, QueryDoc, VideoDoc
 from executors.errors import ConfigError
-from flow import Flow, find_videos, format_time
+from library import find_videos, format_time
+from pipeline import Flow
 
 EVENTS: list[str] = []
 
@@ -138,7 +139,7 @@ def test_missing_flow_file_is_a_config_error(tmp_path):
 
 
 def test_the_repository_flow_names_existing_executors():
-    from flow import _executor_class
+    from pipeline import _executor_class
     import yaml
     from pathlib import Path
 
@@ -161,3 +162,62 @@ def test_find_videos_walks_folders_recursively_and_survives_symlink_loops(tmp_pa
                                             (3725.5, '1:02:05')])
 def test_format_time(seconds, text):
     assert format_time(seconds) == text
+
+
+class Parent(Executor):
+    @requests(on='/index')
+    def index(self, docs: DocList[VideoDoc]):
+        for doc in docs:
+            doc.error += 'parent'
+        return docs
+
+
+class Child(Parent):
+    @requests(on='/index')
+    def index(self, docs: DocList[VideoDoc]):
+        for doc in docs:
+            doc.error += 'child'
+        return docs
+
+
+def test_a_subclass_handler_replaces_the_one_it_overrides():
+    docs = Child().handle('/index', DocList[VideoDoc]([VideoDoc(uri='x')]), {})
+    assert docs[0].error == 'child'
+
+
+class Thread(Executor):
+    """Records the thread each request ran in; fails on a video named 'boom'."""
+
+    @requests(on='/index')
+    def index(self, docs: DocList[VideoDoc]):
+        import threading
+
+        if docs[0].uri == 'boom':
+            raise ValueError('boom failed')
+        for doc in docs:
+            doc.error = threading.current_thread().name
+        return docs
+
+
+def test_post_runs_in_the_calling_thread_and_stream_raises_a_stage_error_in_order(tmp_path):
+    import threading
+
+    body = 'executors:\n  - uses: tests.test_flow.Thread\n  - uses: tests.test_flow.Tagger\n    with:\n      tag: T\n'
+    with Flow(write_flow(tmp_path, body)) as flow:
+        assert flow.post('/index', DocList[VideoDoc]([VideoDoc(uri='a')]))[0].error == threading.current_thread().name + 'T'
+        requests_ = (DocList[VideoDoc]([VideoDoc(uri=u)]) for u in ['v1', 'boom', 'v3'])
+        results = flow.stream('/index', requests_)
+        assert next(results)[0].uri == 'v1'
+        with pytest.raises(ValueError, match='boom failed'):
+            next(results)
+    assert not [t for t in threading.enumerate() if t.name.startswith('flow-')]  # every stage's thread ended
+
+
+def test_a_consumer_that_stops_early_stops_every_stage(tmp_path):
+    import threading
+
+    with Flow(write_flow(tmp_path, TWO_STAGES)) as flow:
+        results = flow.stream('/index', (DocList[VideoDoc]([VideoDoc(uri=f'v{i}')]) for i in range(100)))
+        assert next(results)[0].uri == 'v0'
+        results.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith('flow-')]

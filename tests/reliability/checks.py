@@ -9,6 +9,7 @@ from PIL import Image
 
 from executors.documents import DocList, FrameDoc, QueryDoc, VideoDoc
 from executors.indexer import Indexer
+from executors.thumbnails import staging_folder
 
 WORKSPACE_FILES = {'catalog.sqlite', 'catalog.sqlite-wal', 'catalog.sqlite-shm', 'embeddings.f16', 'hnsw.bin', 'lock',
                    'thumbnails'}
@@ -35,8 +36,7 @@ class Reference:
         docs = DocList[VideoDoc]()
         for video_id in video_ids:
             v = self.videos[video_id]
-            thumbs = folder / 'thumbnails' / video_id
-            thumbs.mkdir(parents=True, exist_ok=True)
+            thumbs = staging_folder(folder, video_id)  # where the loader leaves them for the storage
             frames = []
             for t, name, e in zip(v.timestamps, v.thumbnails, v.embeddings):
                 shutil.copyfile(self.folder / 'thumbnails' / video_id / name, thumbs / name)

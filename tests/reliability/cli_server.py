@@ -15,7 +15,7 @@ def main() -> None:
     import flow
     from executors import clip_encoding, clip_model, image_encoder, indexer, text_encoder, video_loader  # noqa: F401
 
-    clip_model._clip()
+    clip_model.clip_package()
     for line in sys.stdin:
         job = json.loads(line)
         pid = os.fork()

@@ -106,6 +106,6 @@ def library(reference, workspace) -> Path:
     from executors.indexer import Indexer
 
     indexer = Indexer(workspace=str(workspace))
-    indexer.index(reference.docs(reference.videos, workspace), parameters={})
+    indexer.index(reference.docs(reference.videos, workspace))
     indexer.close()
     return workspace

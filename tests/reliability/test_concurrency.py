@@ -1,4 +1,5 @@
-"""Searches while another process indexes see the last committed state; a second writer is refused clearly."""
+"""Searches while another process indexes see the last committed state; writers take turns, and one that
+never gets its turn is refused clearly."""
 import json
 import sqlite3
 from pathlib import Path
@@ -8,7 +9,8 @@ import pytest
 from executors.documents import DocList, QueryDoc
 from executors.indexer import Indexer
 from executors.text_encoder import TextEncoder
-from flow import Flow, search
+from library import Library
+from pipeline import Flow
 
 ROOT = Path(__file__).resolve().parents[2]
 QUERY = 'a colourful test pattern'
@@ -48,7 +50,7 @@ def expected(reference, tiny_checkpoint, tmp_path_factory) -> list[list[tuple]]:
     for k in range(len(reference.videos) + 1):
         folder = tmp_path_factory.mktemp(f'prefix{k}')
         indexer = Indexer(workspace=str(folder))
-        indexer.index(reference.docs(list(reference.videos)[:k], folder), parameters={})
+        indexer.index(reference.docs(list(reference.videos)[:k], folder))
         matches = indexer.search(DocList[QueryDoc]([QueryDoc(embedding=embedding)]), parameters={'top': 5})[0].matches
         answers.append(results([m.model_dump() for m in matches]))
         indexer.close()
@@ -60,11 +62,11 @@ def test_searches_during_an_index_answer_from_the_last_committed_state(cli, seco
     options = ('--workspace', workspace, '--model', tiny_checkpoint)
     cli.start('index', batch, *options)
     seen = []
-    with Flow(ROOT / 'flow.yml', workspace=str(workspace), model=str(tiny_checkpoint)) as flow:
+    with Library(ROOT / 'flow.yml', workspace=str(workspace), model=str(tiny_checkpoint)) as library:
         while True:
             running = cli.pid is not None and Path(f'/proc/{cli.pid}').exists()
             before = committed(workspace)
-            found = results([m.model_dump() for m in search(flow, text=QUERY, top=5)])
+            found = results([m.model_dump() for m in library.search(text=QUERY, top=5)])
             after = committed(workspace)
             assert found in expected[before:after + 1], (before, after)  # never a half-added video
             seen.append(('flow', before))
@@ -82,20 +84,31 @@ def test_searches_during_an_index_answer_from_the_last_committed_state(cli, seco
     print(f'\nsearches while indexing (kind, committed videos): {seen}')
 
 
-def test_a_second_writer_gets_a_clear_workspace_is_locked_error(capsys, cli, reference, batch, workspace,
-                                                                 tiny_checkpoint, tmp_path):
+def test_a_writer_that_never_gets_its_turn_gets_a_clear_workspace_is_locked_error(
+        capsys, cli, reference, batch, workspace, tiny_checkpoint, tmp_path):
+    from executors.workspace_lock import WriteLock
+
     writer = Indexer(workspace=str(workspace))
-    writer.index(reference.docs(list(reference.videos)[:2], workspace), parameters={})  # holds the lock from here
+    writer.index(reference.docs(list(reference.videos)[:2], workspace))
+    writer.close()
     before = stored_state(workspace)
     extra = tmp_path / 'extra'
     extra.mkdir()
     (extra / 'clip5.mp4').write_bytes((batch / 'clip5.mp4').read_bytes())
-    code, out, err = cli.run('index', extra, '--workspace', workspace, '--model', tiny_checkpoint)
-    assert code == 1
-    assert err.count('\n') == 1 and err.startswith('error: ') and 'workspace is locked' in err, err
-    assert stored_state(workspace) == before
-    with Flow(ROOT / 'flow.yml', workspace=str(workspace), model=str(tiny_checkpoint)) as flow:
-        assert len(flow.post('/list')) == 2  # readers are welcome meanwhile
-    writer.close()
+    impatient = tmp_path / 'flow.yml'  # waits half a second for the other writer instead of a minute
+    impatient.write_text((ROOT / 'flow.yml').read_text().replace('lock_wait: 60.0', 'lock_wait: 0.5'))
+    assert 'lock_wait: 0.5' in impatient.read_text()
+    held = WriteLock(workspace, wait=0)
+    held.acquire()  # another process in the middle of a write that never ends
+    try:
+        code, out, err = cli.run('index', extra, '--flow', impatient, '--workspace', workspace, '--model', tiny_checkpoint)
+        assert code == 1
+        assert err.count('\n') == 1 and err.startswith('failed: ') and 'workspace is locked' in err, err
+        assert '0 indexed, 0 already indexed, 1 failed' in out
+        assert stored_state(workspace) == before
+        with Flow(ROOT / 'flow.yml', workspace=str(workspace), model=str(tiny_checkpoint)) as flow:
+            assert len(flow.post('/list')) == 2  # readers are welcome meanwhile
+    finally:
+        held.release()
     code, out, err = cli.run('index', extra, '--workspace', workspace, '--model', tiny_checkpoint)
     assert code == 0 and '1 indexed' in out, err
