@@ -59,6 +59,7 @@ class VideoDoc(BaseDoc):
     status: Status = Status.PENDING  # outcome of /index
     space: str = ''  # identity of the image tower that embedded the frames (executors.clip_model.image_space_id)
     error: str = ''  # why this video failed, '' when it did not
+    last_chunk: bool = True  # /index in pieces (VideoLoader chunk_frames): False on every piece of a video but its last
 
 
 class SegmentDoc(BaseDoc):

@@ -5,34 +5,29 @@ The graph is  decode -> scdet (shot cuts, every decoded frame) -> select (the sa
 on stdout. Keyframes arrive at model resolution through the pipe; their presentation times and
 the cut times arrive as log lines on stderr, read by a thread.
 """
-import collections
 import functools
 import logging
+import math
 import queue
-import re
 import subprocess
+import tempfile
 import threading
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
-import ffmpeg
 import numpy as np
 
-from executors.errors import VideoError
-from executors.media import ffmpeg_path
+from executors.errors import ConfigError, VideoError
+from executors.ffmpeg_binary import FfmpegBinary, find_ffmpeg, release_of
+from executors.ffmpeg_log import FfmpegLog
+from executors.media import printable
 from executors.sampling import Sampling
-from executors.video_probe import VideoInfo
+from executors.video_probe import VideoInfo, probe
 
 log = logging.getLogger(__name__)
 
-# ffmpeg runs with `-loglevel level+info`: every line carries its level, as in `[Parsed_showinfo_3 @ 0x..] [info] n: ...`
-TIME_BASE = re.compile(r'^\[Parsed_showinfo_\d+ @ \w+\] \[info\] config in time_base: (\d+)/(\d+)')
-FRAME_PTS = re.compile(r'^\[Parsed_showinfo_\d+ @ \w+\] \[info\] n:\s*\d+ pts:\s*(-?\d+)\s+pts_time:(\S+)')
-CUT_TIME = re.compile(r'^\[Parsed_scdet_\d+ @ \w+\] \[info\] lavfi\.scd\.score: [\d.]+, lavfi\.scd\.time: (-?[\d.]+)')
-PROBLEM = re.compile(r'\[(warning|error|fatal)\] ')
-CONTEXT = re.compile(r'^(\[[^\]]*\] )+')  # `[h264 @ 0x..] [error] ` before a message
+TIME_WAIT = 60.0  # seconds a keyframe may wait for its time from the log (it comes before the frame's bytes)
 
 
 @dataclass(frozen=True)
@@ -43,60 +38,67 @@ class Decoder:
     skip_nonref: bool = True  # uniform/count: skip B-frames nothing references (see Sampling.decoder_options)
 
 
-def ffmpeg_command(path: Path, info: VideoInfo, sampling: Sampling, size: int, decoder: Decoder) -> list[str]:
-    """The ffmpeg argument list that streams `path`'s keyframes as rgb24 at short side `size`."""
+def ffmpeg_command(path: Path, info: VideoInfo, sampling: Sampling, size: int, decoder: Decoder,
+                   ffmpeg: FfmpegBinary) -> list[str]:
+    """The ffmpeg argument list that streams `path`'s keyframes as rgb24 at short side `size`.
+
+    A plain list (no shell, no ffmpeg-python): a file name that is not UTF-8 reaches ffmpeg as its
+    own bytes through subprocess's os.fsencode.
+    """
     width, height = info.scaled(size)
     options = {'threads': decoder.threads, **sampling.decoder_options(decoder.skip_nonref)}
-    stream = ffmpeg.input(str(path), **options)['V:0']  # the main video stream, never cover art
-    stream = stream.filter('scdet', threshold=100 * sampling.scene_threshold)  # its score is select's scene x 100
-    stream = stream.filter('select', sampling.select_expression(info.duration))
-    stream = stream.filter('scale', width, height, flags='bicubic').filter('showinfo')
-    output = stream.output('pipe:', format='rawvideo', pix_fmt='rgb24', **passthrough_option(ffmpeg_version()))
-    return output.global_args('-hide_banner', '-nostdin', '-nostats', '-loglevel', 'level+info').compile(cmd=ffmpeg_path())
-
-
-@functools.cache
-def ffmpeg_version() -> str:
-    """The first line of `ffmpeg -version`."""
-    result = subprocess.run([ffmpeg_path(), '-version'], capture_output=True, text=True, errors='replace')
-    return result.stdout.partition('\n')[0]
+    graph = ','.join([f'scdet=threshold={100 * sampling.scene_threshold!r}',  # its score is select's scene x 100
+                      'select=' + sampling.select_expression(info.duration).replace(',', r'\,'),
+                      f'scale={width}:{height}:flags=bicubic', 'showinfo'])
+    output = {'f': 'rawvideo', 'pix_fmt': 'rgb24', **passthrough_option(ffmpeg.version)}
+    return [ffmpeg.path, '-hide_banner', '-nostdin', '-nostats', '-loglevel', 'level+info', *_arguments(options),
+            '-i', str(path), '-filter_complex', f'[0:V:0]{graph}[keyframes]',  # V: the main video, never cover art
+            '-map', '[keyframes]', *_arguments(output), 'pipe:']
 
 
 def passthrough_option(version: str) -> dict[str, str]:
     """Keep each selected frame once with its own time: rawvideo output would otherwise be made
     constant-rate (frames duplicated). ffmpeg 5.1 renamed -vsync to -fps_mode; 9.0 dropped -vsync."""
-    release = re.match(r'ffmpeg version n?(\d+)\.(\d+)', version)
-    old = release and (int(release.group(1)), int(release.group(2))) < (5, 1)
+    release = release_of(version)
+    old = release is not None and release < (5, 1)
     return {'vsync': 'passthrough'} if old else {'fps_mode': 'passthrough'}
+
+
+def _arguments(options: dict) -> list[str]:
+    return [text for key, value in options.items() for text in (f'-{key}', str(value))]
 
 
 class FrameReader:
     """Iterate over (timestamp seconds, RGB uint8 H x W x 3) keyframes; `shots` holds the cut times after.
 
     Use as a context manager: leaving it early stops ffmpeg. Raises VideoError naming the file
-    when ffmpeg fails, the file is truncated or no frame could be decoded.
+    when ffmpeg fails, the file is truncated, no frame could be decoded, or ffmpeg's log does not
+    give the keyframes' times or the cuts in a form this reader knows (then naming the ffmpeg).
     """
 
-    def __init__(self, path: Path, info: VideoInfo, sampling: Sampling, size: int, decoder: Decoder = Decoder()):
+    def __init__(self, path: Path, info: VideoInfo, sampling: Sampling, size: int, decoder: Decoder = Decoder(),
+                 ffmpeg: FfmpegBinary | None = None):
+        self.name = printable(path.name)
         if sampling.strategy == 'count' and info.duration <= 0:
-            raise VideoError(f'{path.name}: its duration is unknown, and count sampling needs it (use uniform)')
-        self.path = path
+            raise VideoError(f'{self.name}: its duration is unknown, and count sampling needs it (use uniform)')
+        self.ffmpeg = ffmpeg or find_ffmpeg()
         self.width, self.height = info.scaled(size)
-        self.command = ffmpeg_command(path, info, sampling, size, decoder)
-        self.shots: list[float] = []
+        self.command = ffmpeg_command(path, info, sampling, size, decoder, self.ffmpeg)
+        self.log = FfmpegLog()
         self._times: queue.Queue = queue.Queue()
-        self._tail: collections.deque = collections.deque(maxlen=3)
-        self._truncated = False
         self._partial = False
-        self._damaged = 0
         self._process = None
         self._stderr_thread = None
+
+    @property
+    def shots(self) -> list[float]:
+        """Cut times in seconds (complete once the frames are all read)."""
+        return self.log.shots
 
     def __enter__(self) -> 'FrameReader':
         self._process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=subprocess.PIPE)
-        self._stderr_thread = threading.Thread(target=self._read_stderr, name=f'ffmpeg-log {self.path.name}',
-                                               daemon=True)
+        self._stderr_thread = threading.Thread(target=self._read_stderr, name=f'ffmpeg-log {self.name}', daemon=True)
         self._stderr_thread.start()
         return self
 
@@ -113,9 +115,12 @@ class FrameReader:
             frame = self._read_frame()
             if frame is None:
                 break
-            timestamp = self._times.get()
-            if timestamp is None:
-                raise RuntimeError(f'{self.path.name}: ffmpeg sent a frame without its showinfo line')
+            try:  # showinfo logs a keyframe before it reaches the pipe: a missing line is a log we cannot read
+                timestamp = self._times.get(timeout=TIME_WAIT)
+            except queue.Empty:
+                timestamp = None
+            if timestamp is None or math.isnan(timestamp):
+                raise self._unreadable_log(f'keyframe {count + 1} came without a readable time')
             count += 1
             yield timestamp, frame
         self._finish(count)
@@ -136,36 +141,55 @@ class FrameReader:
         self._stderr_thread.join()
         if returncode != 0 or self._partial:
             raise self._error(f'ffmpeg failed (exit status {returncode})')
-        if self._truncated:
-            raise VideoError(f'{self.path.name}: truncated: the file ends before its last frame')
+        if self.log.unreadable:
+            raise self._unreadable_log('a keyframe time or a shot cut could not be read')
+        if self.log.truncated:
+            raise VideoError(f'{self.name}: truncated: the file ends before its last frame')
         if count == 0:
             raise self._error('no frame could be decoded')
-        if self._damaged:
-            log.warning('%s: the decoder concealed %d damaged frame(s)', self.path.name, self._damaged)
+        if self.log.damaged:
+            log.warning('%s: the decoder concealed %d damaged frame(s)', self.name, self.log.damaged)
 
     def _read_stderr(self) -> None:
-        """Sort ffmpeg's log lines: keyframe times, cut times, and the rest for error messages."""
-        time_base = None
+        """Hand each keyframe's time to the frame loop; the log keeps the cuts and complaints."""
         try:
             for raw in self._process.stderr:
-                line = raw.decode('utf-8', 'replace').rstrip()
-                if match := FRAME_PTS.match(line):  # pts_time is rounded to 6 digits: exact pts x time base first
-                    pts, pts_time = match.groups()
-                    self._times.put(float(int(pts) * time_base) if time_base else float(pts_time))
-                elif match := TIME_BASE.match(line):
-                    time_base = Fraction(int(match.group(1)), int(match.group(2)))
-                elif match := CUT_TIME.match(line):
-                    if float(match.group(1)) > 0:
-                        self.shots.append(float(match.group(1)))
-                elif PROBLEM.search(line):
-                    self._tail.append(CONTEXT.sub('', line))
-                    self._truncated |= 'partial file' in line
-                    self._damaged += 'corrupt decoded frame' in line
+                timestamp = self.log.read(raw.decode('utf-8', 'replace').rstrip())
+                if timestamp is not None:
+                    self._times.put(timestamp)
         finally:
             self._process.stderr.close()
             self._times.put(None)
 
     def _error(self, reason: str) -> VideoError:
         """VideoError with the reason and ffmpeg's last complaints."""
-        detail = '; '.join(self._tail)
-        return VideoError(f'{self.path.name}: {reason}' + (f' (ffmpeg: {detail})' if detail else ''))
+        detail = '; '.join(self.log.tail)
+        return VideoError(f'{self.name}: {reason}' + (f' (ffmpeg: {detail})' if detail else ''))
+
+    def _unreadable_log(self, reason: str) -> VideoError:
+        line = self.log.unreadable[:160]
+        return VideoError(f'{self.name}: {reason} from the log of {self.ffmpeg}'
+                          + (f': {line!r}' if line else ': no showinfo line'))
+
+
+@functools.lru_cache(maxsize=8)
+def check_log_format(ffmpeg: FfmpegBinary) -> None:
+    """Make sure this reader understands `ffmpeg`'s log: a generated clip with one cut must give its keyframe
+    times and the cut. ConfigError naming the ffmpeg otherwise (it would index every video without its shots).
+    """
+    with tempfile.TemporaryDirectory(prefix='vced-ffmpeg-check-') as folder:
+        clip = Path(folder) / 'two shots.nut'
+        shots = [f'color=c={colour}:size=32x32:rate=10:duration=1' for colour in ('black', 'white')]
+        generate = [ffmpeg.path, '-nostdin', '-v', 'error', '-f', 'lavfi', '-i', shots[0], '-f', 'lavfi', '-i', shots[1],
+                    '-filter_complex', '[0:v][1:v]concat=n=2:v=1:a=0', '-c:v', 'rawvideo', '-pix_fmt', 'yuv420p', str(clip)]
+        made = subprocess.run(generate, capture_output=True, text=True, errors='replace')
+        if made.returncode != 0:
+            raise ConfigError(f'{ffmpeg}: cannot generate a test clip: {made.stderr.strip()[-200:]}')
+        try:
+            with FrameReader(clip, probe(clip, ffmpeg), Sampling('uniform', fps=1.0), 16, ffmpeg=ffmpeg) as reader:
+                times = [timestamp for timestamp, _ in reader]
+        except VideoError as e:
+            raise ConfigError(f'{ffmpeg}: cannot decode a test clip: {e}') from e
+    if times != [0.0, 1.0] or reader.shots != [1.0]:
+        raise ConfigError(f'{ffmpeg}: its log does not give keyframe times and shot cuts as VCED reads them '
+                          f'(keyframes at {times}, cuts at {reader.shots} where 0, 1 and 1 were expected)')

@@ -1,28 +1,44 @@
 """VideoLoader: a VideoDoc(uri) becomes metadata, shot cuts and keyframes at the encoder's resolution."""
 import contextlib
 import hashlib
+import logging
 import os
 import shutil
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 from executors.base import Executor, requests
 from executors.documents import DocList, FrameDoc, Status, VideoDoc
 from executors.errors import ConfigError, VideoError
-from executors.frame_reader import Decoder, FrameReader
+from executors.ffmpeg_binary import FfmpegBinary, find_ffmpeg
+from executors.frame_reader import Decoder, FrameReader, check_log_format
+from executors.media import printable
 from executors.sampling import Sampling
 from executors.thumbnails import save_thumbnail, staging_folder
 from executors.video_probe import probe
 
+log = logging.getLogger(__name__)
+
 Progress = Callable[[VideoDoc, str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How a video becomes keyframes: the loader's settings, resolved once."""
+
+    sampling: Sampling
+    size: int  # short side of a keyframe in pixels
+    decoder: Decoder
+    ffmpeg: FfmpegBinary
 
 
 class VideoLoader(Executor):
     """Decodes each video once with ffmpeg into sampled keyframes, shot cuts and thumbnails.
 
     Args:
-        workspace: folder whose thumbnails/<video_id>/ receives a JPEG per keyframe.
+        workspace: folder whose thumbnails/ receives a JPEG per keyframe (staged; the storage moves them).
         strategy: uniform (`fps` keyframes a second), count (`count` evenly spaced), scene (a
             keyframe at each cut, and at least every `max_gap` seconds) or iframe (codec keyframes:
             fastest, but every frame of an all-intra codec such as MJPEG).
@@ -31,92 +47,131 @@ class VideoLoader(Executor):
         threads: decoding threads; 0 lets ffmpeg use every core.
         skip_nonref: uniform/count may skip decoding B-frames that nothing references (faster;
             a keyframe may land a few frames later, its timestamp stays exact).
+        ffmpeg: auto (the system's ffmpeg when it is 4.4 or later, else imageio-ffmpeg's), bundled,
+            system, or the path of an ffmpeg. Resolved and checked here, logged, and used for all
+            of this loader's work (`self.ffmpeg`).
+        chunk_frames: 0 gives each video whole; N > 0 makes /index yield a video in pieces of at
+            most N keyframes (see load_video), so memory does not grow with the video's length.
     """
 
     def __init__(self, workspace: str = 'data/workspace', strategy: str = 'uniform', fps: float = 1.0,
                  count: int = 12, scene_threshold: float = 0.1, max_gap: float = 5.0, size: int = 224,
-                 threads: int = 0, skip_nonref: bool = True):
-        self.sampling = Sampling(strategy, float(fps), int(count), float(scene_threshold), float(max_gap))
+                 threads: int = 0, skip_nonref: bool = True, ffmpeg: str = 'auto', chunk_frames: int = 0):
+        sampling = Sampling(strategy, float(fps), int(count), float(scene_threshold), float(max_gap))
         if not 16 <= size <= 4096:
             raise ConfigError(f'size must be between 16 and 4096 pixels, not {size}')
         if threads < 0:
             raise ConfigError(f'threads must be 0 (every core) or more, not {threads}')
-        self.size = int(size)
-        self.decoder = Decoder(int(threads), bool(skip_nonref))
+        if chunk_frames < 0:
+            raise ConfigError(f'chunk_frames must be 0 (whole videos) or more, not {chunk_frames}')
+        self.ffmpeg = find_ffmpeg(str(ffmpeg))
+        check_log_format(self.ffmpeg)
+        log.info('VideoLoader decodes with %s', self.ffmpeg)
+        self.decoding = Decoding(sampling, int(size), Decoder(int(threads), bool(skip_nonref)), self.ffmpeg)
+        self.chunk_frames = int(chunk_frames)
         self.workspace = Path(workspace)
 
     @requests(on='/index')
-    def index(self, docs: DocList[VideoDoc], parameters: dict) -> DocList[VideoDoc]:
-        return self._load(docs, parameters, self.workspace)
+    def index(self, docs: DocList[VideoDoc], parameters: dict) -> DocList[VideoDoc] | Iterator[DocList[VideoDoc]]:
+        """Each video with its keyframes; with chunk_frames, an iterator of one-piece DocLists instead."""
+        pieces = self._pieces(docs, parameters, self.workspace, self.chunk_frames)
+        return pieces if self.chunk_frames else _whole(docs, pieces)
 
     @requests(on='/encode')
     def encode(self, docs: DocList[VideoDoc], parameters: dict) -> DocList[VideoDoc]:
         """As /index but without thumbnails: /encode embeds videos that are not added to the workspace."""
-        return self._load(docs, parameters, thumbnails=None)
+        return _whole(docs, self._pieces(docs, parameters, None, 0))
 
-    def _load(self, docs: DocList[VideoDoc], parameters: dict, thumbnails: Path | None) -> DocList[VideoDoc]:
+    def _pieces(self, docs: DocList[VideoDoc], parameters: dict, workspace: Path | None,
+                chunk_frames: int) -> Iterator[DocList[VideoDoc]]:
         progress = parameters.get('progress')
         indexed = parameters.get('indexed_ids') or set()
         for doc in docs:
             if doc.status != Status.PENDING:
-                continue  # decided before decoding (already indexed, or unreadable)
+                yield DocList[VideoDoc]([doc])  # decided before decoding (already indexed, or unreadable)
+                continue
             try:
-                load_video(doc, self.sampling, self.size, self.decoder, thumbnails, indexed, progress)
+                for piece in load_video(doc, self.decoding, workspace, indexed, progress, chunk_frames):
+                    yield DocList[VideoDoc]([piece])
             except VideoError as e:
                 doc.status, doc.error, doc.frames, doc.shots = Status.FAILED, str(e), DocList[FrameDoc](), []
-        return docs
+                doc.last_chunk = True
+                yield DocList[VideoDoc]([doc])
 
 
-def load_video(doc: VideoDoc, sampling: Sampling, size: int, decoder: Decoder, workspace: Path | None,
-               indexed: set[str] = frozenset(), progress: Progress | None = None) -> None:
-    """Fill `doc` (uri made absolute) with its id, metadata, shots and keyframes, or raise VideoError.
+def _whole(docs: DocList[VideoDoc], pieces: Iterator[DocList[VideoDoc]]) -> DocList[VideoDoc]:
+    """Run `pieces` (each video in one piece: the doc itself, filled in) and return `docs`."""
+    for _ in pieces:
+        pass
+    return docs
 
+
+def load_video(doc: VideoDoc, decoding: Decoding, workspace: Path | None, indexed: set[str] = frozenset(),
+               progress: Progress | None = None, chunk_frames: int = 0) -> Iterator[VideoDoc]:
+    """Decode `doc` (uri made absolute) into its id, metadata, shots and keyframes; raise VideoError if it cannot.
+
+    Yields `doc` itself, filled in, when `chunk_frames` is 0. Else yields pieces as they decode:
+    VideoDocs with the same id, uri, video_id and metadata and the next <= `chunk_frames`
+    keyframes (at least one), `last_chunk` False on all but the last, which is `doc` itself and
+    also carries the shots. A VideoError can come after some pieces: the video failed as a whole.
     The file is hashed unless `doc.video_id` is already set; a video whose id is in `indexed` is
     marked 'already indexed' without decoding. Thumbnails go to a staging folder under
     `workspace` (executors.thumbnails; none when `workspace` is None), removed if decoding fails.
     """
     path = Path(os.path.abspath(os.path.expanduser(doc.uri)))
-    doc.uri = str(path)
+    doc.uri = str(path)  # the file system's name: bytes that are not UTF-8 stay surrogates (os.fsdecode)
     doc.video_id = doc.video_id or file_sha256(path)
     if doc.video_id in indexed:
         doc.status = Status.ALREADY_INDEXED
+        yield doc
         return
-    info = probe(path)
+    info = probe(path, decoding.ffmpeg)
     doc.duration, doc.fps, doc.width, doc.height = info.duration, info.fps, info.width, info.height
-    expected = sampling.expected_frames(info.duration)
-    frames = DocList[FrameDoc]()
+    expected = decoding.sampling.expected_frames(info.duration)
+    frames, count = DocList[FrameDoc](), 0
     staged = staged_folder(workspace, doc.video_id) if workspace else contextlib.nullcontext(None)
     with staged as staging:
-        with FrameReader(path, info, sampling, size, decoder) as reader:
+        with FrameReader(path, info, decoding.sampling, decoding.size, decoding.decoder, decoding.ffmpeg) as reader:
             for timestamp, rgb in reader:
-                name = f'{len(frames):06d}.jpg'
+                if chunk_frames and len(frames) == chunk_frames:  # a full piece goes once the next frame exists
+                    yield _piece(doc, frames)
+                    frames = DocList[FrameDoc]()
+                name = f'{count:06d}.jpg'
                 if staging:
                     save_thumbnail(rgb, staging / name)
                 frames.append(FrameDoc(video_id=doc.video_id, timestamp=timestamp, tensor=rgb,
                                        thumbnail=str(staging / name) if staging else ''))
+                count += 1
                 if progress:
-                    progress(doc, 'decode', len(frames), max(expected, len(frames)))
+                    progress(doc, 'decode', count, max(expected, count))
     if progress:
-        progress(doc, 'decode', len(frames), len(frames))
-    doc.frames, doc.shots = frames, reader.shots
+        progress(doc, 'decode', count, count)
+    doc.frames, doc.shots, doc.last_chunk = frames, reader.shots, True
+    yield doc
+
+
+def _piece(doc: VideoDoc, frames: DocList[FrameDoc]) -> VideoDoc:
+    """A not-last piece of `doc`: its identity and metadata with these frames (the shots come with the last)."""
+    return doc.model_copy(update={'frames': frames, 'shots': [], 'last_chunk': False})
 
 
 def file_sha256(path: Path) -> str:
     """Hex sha256 of a file's bytes; VideoError naming the file when it cannot be read or is empty."""
+    name = printable(path.name)
     try:
         status = path.stat()
         if stat.S_ISDIR(status.st_mode):
-            raise VideoError(f'{path.name}: is a folder, not a video file')
+            raise VideoError(f'{name}: is a folder, not a video file')
         if not stat.S_ISREG(status.st_mode):
-            raise VideoError(f'{path.name}: not a regular file')
+            raise VideoError(f'{name}: not a regular file')
         if status.st_size == 0:
-            raise VideoError(f'{path.name}: the file is empty (0 bytes)')
+            raise VideoError(f'{name}: the file is empty (0 bytes)')
         with open(path, 'rb') as f:
             return hashlib.file_digest(f, 'sha256').hexdigest()
     except FileNotFoundError as e:
-        raise VideoError(f'{path.name}: no such file ({path})') from e
+        raise VideoError(f'{name}: no such file ({printable(path)})') from e
     except OSError as e:
-        raise VideoError(f'{path.name}: cannot read it ({e.strerror})') from e
+        raise VideoError(f'{name}: cannot read it ({e.strerror})') from e
 
 
 @contextlib.contextmanager

@@ -6,10 +6,12 @@ opens a file is the one source of metadata that always exists.
 import re
 import subprocess
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 from executors.errors import VideoError
-from executors.media import ffmpeg_path
+from executors.ffmpeg_binary import FfmpegBinary, find_ffmpeg
+from executors.media import printable
 
 # Still images that ffmpeg opens as one-frame "videos".
 IMAGE_FORMATS = re.compile(r'^(image2|\w+_pipe)$')
@@ -32,18 +34,19 @@ class VideoInfo:
         return max(1, round(short_side * self.width / self.height)), short_side
 
 
-def probe(path: Path) -> VideoInfo:
+def probe(path: Path, ffmpeg: FfmpegBinary | None = None) -> VideoInfo:
     """Open `path` with ffmpeg (no decoding) and read its video stream's metadata.
 
     Raises VideoError naming the file when it is not a video ffmpeg can read.
     """
-    result = subprocess.run([ffmpeg_path(), '-hide_banner', '-nostdin', '-i', str(path)],
+    ffmpeg = ffmpeg or find_ffmpeg()
+    result = subprocess.run([ffmpeg.path, '-hide_banner', '-nostdin', '-i', str(path)],
                             capture_output=True, text=True, errors='replace')
     with open(path, 'rb') as f:
         head = f.read(12)
-    info = parse_probe(result.stderr, path.name, head)
+    info = parse_probe(result.stderr, printable(path.name), head)
     if info.duration <= 0:
-        info = VideoInfo(demuxed_duration(path), info.fps, info.width, info.height, info.rotation)
+        info = VideoInfo(demuxed_duration(path, ffmpeg), info.fps, info.width, info.height, info.rotation)
     return info
 
 
@@ -81,12 +84,29 @@ def parse_probe(stderr: str, name: str, head: bytes = b'') -> VideoInfo:
     return VideoInfo(_duration(stderr), fps, width, height, rotation)
 
 
-def demuxed_duration(path: Path) -> float:
-    """Duration of a container that does not state it, by reading its packets (no decoding)."""
-    result = subprocess.run([ffmpeg_path(), '-hide_banner', '-nostdin', '-i', str(path), '-map', '0:V:0',
-                             '-c', 'copy', '-f', 'null', '-'], capture_output=True, text=True, errors='replace')
-    times = re.findall(r'time=(\d+):(\d+):([\d.]+)', result.stderr)
-    return int(times[-1][0]) * 3600 + int(times[-1][1]) * 60 + float(times[-1][2]) if times else 0.0
+def demuxed_duration(path: Path, ffmpeg: FfmpegBinary) -> float:
+    """Duration of a container that does not state it: where its last video packet ends (no decoding).
+
+    framecrc lists each packet as `stream, dts, pts, duration, size, crc` after a `#tb 0: num/den`
+    header, alike in every ffmpeg (the progress line's `time=` is the last packet's start in 5.1).
+    """
+    command = [ffmpeg.path, '-hide_banner', '-nostdin', '-v', 'error', '-i', str(path), '-map', '0:V:0',
+               '-c', 'copy', '-f', 'framecrc', '-']
+    with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, text=True, errors='replace') as process:
+        return packets_end(process.stdout)
+
+
+def packets_end(framecrc_lines) -> float:
+    """The end in seconds (pts + duration) of the latest packet in framecrc output; 0.0 when there is none."""
+    time_base, end = None, 0
+    for line in framecrc_lines:
+        if line.startswith('#tb 0:'):
+            num, _, den = line.split(':', 1)[1].strip().partition('/')
+            time_base = Fraction(int(num), int(den))
+        elif not line.startswith('#') and (fields := [f.strip() for f in line.split(',')])[0] == '0':
+            end = max(end, int(fields[2]) + int(fields[3]))
+    return float(end * time_base) if time_base else 0.0
 
 
 def _duration(stderr: str) -> float:
