@@ -1,4 +1,15 @@
-"""The Milvus backend's three collections: their fields and indexes (see executors/milvus_storage.py)."""
+"""The Milvus backend's three collections (fields, indexes), the connection, and rows to and from records
+(see executors/milvus_storage.py)."""
+import base64
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from executors.errors import WorkspaceError
+from executors.storage import ImageSpace, VideoRecord
 
 
 def create_collections(client, names: dict[str, str], dim: int, hnsw: dict, analyzer: dict) -> None:
@@ -49,3 +60,83 @@ def create_collections(client, names: dict[str, str], dim: int, hnsw: dict, anal
                                   ('videos', (videos, videos_index))):  # videos last: readers wait for it
         if not client.has_collection(names[kind]):
             client.create_collection(names[kind], schema=fields, index_params=index, consistency_level='Strong')
+
+
+VIDEO_FIELDS = ['path', 'duration', 'fps', 'width', 'height', 'added', 'frame_count', 'cue_count', 'size',
+                'mtime_ns', 'seq']
+
+
+def connect(uri: str, token: str, timeout: float):
+    """A MilvusClient for `uri`; a one-line WorkspaceError when it cannot be reached or opened."""
+    from pymilvus import MilvusClient
+
+    local = '://' not in uri
+    try:
+        if local:
+            Path(uri).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+            return MilvusClient(str(Path(uri).expanduser().resolve()))
+        return MilvusClient(uri=uri, token=token, timeout=timeout)
+    except Exception as e:  # pymilvus and milvus-lite raise many types for an unreachable or locked store
+        why = reason(e)
+        if local and locked(Path(uri).expanduser().resolve() / 'LOCK'):
+            raise WorkspaceError(f'{uri}: Milvus Lite is open in another process (one at a time): serve it with '
+                                 f'`milvus-lite server --data-dir {uri}` and use uri: http://127.0.0.1:19530') from e
+        raise WorkspaceError(f'{uri}: cannot open Milvus ({why})') from e
+
+
+def locked(lock: Path) -> bool:
+    """Whether another process holds Milvus Lite's lock file (asked only after opening failed)."""
+    import fcntl
+
+    try:
+        with open(lock, 'a') as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+
+
+def reason(error: Exception) -> str:
+    return (getattr(error, 'message', '') or str(error)).strip().splitlines()[0][:300]
+
+
+def video_row(video: VideoRecord, frame_count: int, cue_count: int, shots: list[float], mean: np.ndarray,
+               space: ImageSpace) -> dict:
+    return {'id': video.id, 'path': text_path(video.path), 'duration': float(video.duration), 'fps': float(video.fps),
+            'width': int(video.width), 'height': int(video.height), 'added': video.added or datetime.now(timezone.utc).isoformat(timespec='seconds'),
+            'frame_count': frame_count, 'cue_count': cue_count, 'size': int(video.size), 'mtime_ns': int(video.mtime_ns),
+            'seq': time.time_ns(), 'shots': pack(shots), 'space': space.identity, 'space_name': space.name[:512],
+            'mean': mean.astype(np.float32).tolist()}
+
+
+def record(row: dict) -> VideoRecord:
+    return VideoRecord(row['id'], path_of(row['path']), row['duration'], row['fps'], row['width'], row['height'],
+                       row['added'], row['frame_count'], row['cue_count'], row['size'], row['mtime_ns'])
+
+
+def pack(times: list[float]) -> str:
+    """Shot cuts as base64 float64 (a VARCHAR holds 8191 of them; more are thinned evenly)."""
+    times = np.asarray(sorted(times), dtype='<f8')
+    if len(times) > 8191:
+        times = times[np.linspace(0, len(times) - 1, 8191).astype(int)]
+    return base64.b64encode(times.tobytes()).decode('ascii')
+
+
+def unpack(text: str) -> list[float]:
+    return np.frombuffer(base64.b64decode(text), dtype='<f8').tolist() if text else []
+
+
+def text_path(path: str) -> str:
+    """A path as a VARCHAR holds it: itself, or 'b64:' and its raw bytes when it is not valid UTF-8."""
+    try:
+        path.encode('utf-8')
+        return path
+    except UnicodeEncodeError:
+        return 'b64:' + base64.b64encode(os.fsencode(path)).decode('ascii')
+
+
+def path_of(text: str) -> str:
+    return os.fsdecode(base64.b64decode(text[4:])) if text.startswith('b64:') else text

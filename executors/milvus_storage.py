@@ -19,13 +19,11 @@ the workspace's thumbnails folder is a shared mount (NFS, or the object store Mi
 They stay out of Milvus because they weigh ten times the vectors (about 10 KB against 2 KB a
 keyframe) and Milvus keeps loaded fields in its query nodes.
 """
-import base64
 import functools
 import logging
 import os
 import shutil
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -33,6 +31,7 @@ import numpy as np
 
 from executors.documents import CueDoc
 from executors.errors import WorkspaceError
+from executors.milvus_schema import VIDEO_FIELDS, connect, create_collections, record, reason, unpack, video_row
 from executors.storage import Frames, ImageSpace, Neighbours, Storage, VideoRecord
 
 log = logging.getLogger(__name__)
@@ -53,7 +52,7 @@ def _reports_errors(method: Callable) -> Callable:
         try:
             return method(self, *args, **kwargs)
         except MilvusException as e:
-            raise WorkspaceError(f'{self.location}: Milvus refused {method.__name__} ({_reason(e)})') from e
+            raise WorkspaceError(f'{self.location}: Milvus refused {method.__name__} ({reason(e)})') from e
     return checked
 
 
@@ -79,7 +78,7 @@ class MilvusStorage(Storage):
         self.names = {kind: f'{prefix}{kind}' for kind in ('videos', 'frames', 'cues')}
         self.index_params = {'M': M, 'efConstruction': ef_construction}
         self.ef_search, self.orphan_grace = ef_search, orphan_grace
-        self.client = _connect(uri, token, timeout)
+        self.client = connect(uri, token, timeout)
         self._ready = False  # the collections exist
         self._cleaned = False  # this process removed what crashed writers left
         self._frames: dict[str, Frames] = {}  # a stored video's keyframes never change (its id is its content)
@@ -94,12 +93,12 @@ class MilvusStorage(Storage):
     @_reports_errors
     def videos(self) -> list[VideoRecord]:
         rows = self._rows('videos', 'state == "stored"', VIDEO_FIELDS) if self._exists() else []
-        return [_record(row) for row in sorted(rows, key=lambda row: (row['seq'], row['id']))]
+        return [record(row) for row in sorted(rows, key=lambda row: (row['seq'], row['id']))]
 
     @_reports_errors
     def video(self, video_id: str) -> VideoRecord | None:
         row = self._stored(video_id, VIDEO_FIELDS)
-        return _record(row) if row else None
+        return record(row) if row else None
 
     def find(self, video_id: str = '', path: str = '') -> list[VideoRecord]:
         if video_id:
@@ -129,7 +128,7 @@ class MilvusStorage(Storage):
     @_reports_errors
     def shots(self, video_id: str) -> list[float]:
         row = self._stored(video_id, ['shots'])
-        return _unpack(row['shots']) if row else []
+        return unpack(row['shots']) if row else []
 
     @_reports_errors
     def cues(self, video_id: str) -> list[CueDoc]:
@@ -215,8 +214,6 @@ class MilvusStorage(Storage):
     @_reports_errors
     def add(self, video: VideoRecord, frames: Frames, shots: list[float], cues: list[CueDoc],
             space: ImageSpace) -> bool:
-        from executors.milvus_schema import create_collections
-
         vectors = np.asarray(frames.vectors, dtype=np.float32)
         if not len(vectors) or vectors.ndim != 2 or not np.isfinite(vectors).all():
             raise WorkspaceError(f'{Path(video.path).name}: its keyframe embeddings are missing or not finite numbers')
@@ -234,7 +231,7 @@ class MilvusStorage(Storage):
         if stored and space.identity and stored.identity != space.identity:
             raise WorkspaceError(f'{self.location}: holds vectors of {stored.describe()}, not of {space.describe()}: '
                                  f'use that model here, or index with this one into another library')
-        row = _video_row(video, len(vectors), len(cues), shots, vectors.mean(axis=0), space)
+        row = video_row(video, len(vectors), len(cues), shots, vectors.mean(axis=0), space)
         self.client.upsert(self.names['videos'], [{**row, 'state': 'pending'}])
         try:
             names = self._place_thumbnails(video.id, frames.thumbnails)
@@ -296,86 +293,6 @@ class MilvusStorage(Storage):
 
     def close(self) -> None:
         self.client.close()
-
-
-VIDEO_FIELDS = ['path', 'duration', 'fps', 'width', 'height', 'added', 'frame_count', 'cue_count', 'size',
-                'mtime_ns', 'seq']
-
-
-def _connect(uri: str, token: str, timeout: float):
-    """A MilvusClient for `uri`; a one-line WorkspaceError when it cannot be reached or opened."""
-    from pymilvus import MilvusClient
-
-    local = '://' not in uri
-    try:
-        if local:
-            Path(uri).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-            return MilvusClient(str(Path(uri).expanduser().resolve()))
-        return MilvusClient(uri=uri, token=token, timeout=timeout)
-    except Exception as e:  # pymilvus and milvus-lite raise many types for an unreachable or locked store
-        reason = _reason(e)
-        if local and _locked(Path(uri).expanduser().resolve() / 'LOCK'):
-            raise WorkspaceError(f'{uri}: Milvus Lite is open in another process (one at a time): serve it with '
-                                 f'`milvus-lite server --data-dir {uri}` and use uri: http://127.0.0.1:19530') from e
-        raise WorkspaceError(f'{uri}: cannot open Milvus ({reason})') from e
-
-
-def _locked(lock: Path) -> bool:
-    """Whether another process holds Milvus Lite's lock file (asked only after opening failed)."""
-    import fcntl
-
-    try:
-        with open(lock, 'a') as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.flock(handle, fcntl.LOCK_UN)
-        return False
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-
-
-def _reason(error: Exception) -> str:
-    return (getattr(error, 'message', '') or str(error)).strip().splitlines()[0][:300]
-
-
-def _video_row(video: VideoRecord, frame_count: int, cue_count: int, shots: list[float], mean: np.ndarray,
-               space: ImageSpace) -> dict:
-    return {'id': video.id, 'path': _text_path(video.path), 'duration': float(video.duration), 'fps': float(video.fps),
-            'width': int(video.width), 'height': int(video.height), 'added': video.added or datetime.now(timezone.utc).isoformat(timespec='seconds'),
-            'frame_count': frame_count, 'cue_count': cue_count, 'size': int(video.size), 'mtime_ns': int(video.mtime_ns),
-            'seq': time.time_ns(), 'shots': _pack(shots), 'space': space.identity, 'space_name': space.name[:512],
-            'mean': mean.astype(np.float32).tolist()}
-
-
-def _record(row: dict) -> VideoRecord:
-    return VideoRecord(row['id'], _path_of(row['path']), row['duration'], row['fps'], row['width'], row['height'],
-                       row['added'], row['frame_count'], row['cue_count'], row['size'], row['mtime_ns'])
-
-
-def _pack(times: list[float]) -> str:
-    """Shot cuts as base64 float64 (a VARCHAR holds 8191 of them; more are thinned evenly)."""
-    times = np.asarray(sorted(times), dtype='<f8')
-    if len(times) > 8191:
-        times = times[np.linspace(0, len(times) - 1, 8191).astype(int)]
-    return base64.b64encode(times.tobytes()).decode('ascii')
-
-
-def _unpack(text: str) -> list[float]:
-    return np.frombuffer(base64.b64decode(text), dtype='<f8').tolist() if text else []
-
-
-def _text_path(path: str) -> str:
-    """A path as a VARCHAR holds it: itself, or 'b64:' and its raw bytes when it is not valid UTF-8."""
-    try:
-        path.encode('utf-8')
-        return path
-    except UnicodeEncodeError:
-        return 'b64:' + base64.b64encode(os.fsencode(path)).decode('ascii')
-
-
-def _path_of(text: str) -> str:
-    return os.fsdecode(base64.b64decode(text[4:])) if text.startswith('b64:') else text
 
 
 def _remove_staged(thumbnails: list[str], final: Path) -> None:
