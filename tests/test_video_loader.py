@@ -1,6 +1,8 @@
 import os
 import random
+import struct
 import subprocess
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -236,7 +238,16 @@ def bad_files(tmp_path_factory, ramp):
     streamable = make_video(folder / 'streamable.mp4', duration=2, size='64x48', extra_args=('-movflags', '+faststart'))
     (folder / 'cut short.mp4').write_bytes(streamable.read_bytes()[:streamable.stat().st_size * 2 // 3])
     _corrupt(whole, folder / 'garbled header.mp4', 0, 2048)
+    (folder / 'huge picture.mp4').write_bytes(truncated_png(12000, 12000))  # 2 GB of pixels, were it decoded
     return folder
+
+
+def truncated_png(width: int, height: int) -> bytes:
+    """A PNG header declaring width x height, then a cut-off first data chunk (62 bytes in all)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+    header = struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0)
+    return b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header) + chunk(b'IDAT', zlib.compress(bytes(1000))[:60])
 
 
 @pytest.mark.parametrize('name, reason', [
@@ -249,6 +260,7 @@ def bad_files(tmp_path_factory, ramp):
     ('half.mp4', 'truncated'),
     ('cut short.mp4', 'truncated'),
     ('garbled header.mp4', 'corrupt'),
+    ('huge picture.mp4', 'a still image, not a video'),
 ])
 def test_a_bad_file_fails_with_its_name_and_reason_and_leaves_nothing(bad_files, workspace, name, reason, ffmpeg):
     video, = index(VideoLoader(workspace=str(workspace), ffmpeg=ffmpeg), bad_files / name)
