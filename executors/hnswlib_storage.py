@@ -128,7 +128,7 @@ class HnswlibStorage(Storage):
         if video_id not in self._frames:
             self._frames[video_id] = self.catalog.frames(video_id)
         timestamps, thumbnails = self._frames[video_id]
-        return Frames(timestamps, self.vectors.read(video.first_label, video.frame_count, video.checksum), thumbnails)
+        return Frames(timestamps, self._rows(video), thumbnails)
 
     def shots(self, video_id: str) -> list[float]:
         return self.catalog.shots(video_id)
@@ -169,16 +169,24 @@ class HnswlibStorage(Storage):
             live = np.zeros(self.catalog.next_label(), dtype=bool)
             for video in self._order:
                 live[video.first_label:video.first_label + video.frame_count] = True
-            self._dirty = self.vectors.open_graph(live, self.catalog.generation())
+            self._dirty = self.vectors.open_graph(live, self.catalog.generation(), before_rebuild=self._verify_rows)
             if self._dirty and not self.lock.held:
                 self.save()  # a reader that rebuilt the graph saves it when nobody is writing
         return self.vectors
 
     def _add_to_graph(self, video: VideoRow) -> None:
         first = video.first_label
-        self.vectors.add_to_graph(np.arange(first, first + video.frame_count),
-                                  self.vectors.read(first, video.frame_count, video.checksum))
+        self.vectors.add_to_graph(np.arange(first, first + video.frame_count), self._rows(video))
         self._dirty = True
+
+    def _verify_rows(self) -> None:
+        """Every video's rows against its checksum: a graph is never rebuilt from damaged rows."""
+        for video in self._order:
+            self._rows(video)
+
+    def _rows(self, video: VideoRow) -> np.ndarray:
+        """A video's embeddings, checked against the checksum recorded when it was added."""
+        return self.vectors.read(video.first_label, video.frame_count, video.checksum, owner=video.path)
 
     # ------------------------------------------------------------------ writing
 

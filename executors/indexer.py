@@ -7,6 +7,7 @@ import numpy as np
 
 from executors import search
 from executors.base import Executor, requests
+from executors.clip_model import image_space_id
 from executors.documents import CueDoc, DocList, FrameDoc, QueryDoc, SegmentDoc, Status, VideoDoc
 from executors.errors import QueryError, WorkspaceError
 from executors.fusion import cue_segments, fuse
@@ -94,7 +95,7 @@ class Indexer(Executor):
                 doc.frames = DocList[FrameDoc](self._pieces.pop(doc.uri) + list(doc.frames))
             if doc.status == Status.PENDING:
                 try:
-                    stored = self.storage.add(*_to_store(doc), space=ImageSpace(doc.space, self.model))
+                    stored = self.storage.add(*_to_store(doc), space=self._space(doc.space))
                     doc.status = Status.INDEXED if stored else Status.ALREADY_INDEXED
                 except WorkspaceError as e:
                     doc.status, doc.error = Status.FAILED, str(e)
@@ -141,12 +142,18 @@ class Indexer(Executor):
             return fuse(visual, spoken, count, **self.fusion)
         return (visual or spoken)[:count]
 
+    def _space(self, identity: str = '') -> ImageSpace:
+        """The image space of what this flow embeds: as the encoder said, else the flow's model's."""
+        if not identity and self.model:
+            identity = image_space_id(self.model)
+        return ImageSpace(identity, self.model)
+
     def _query_vector(self, query: QueryDoc) -> np.ndarray:
-        stored = self.storage.image_space()
-        if stored and query.space and query.space != stored.identity:
+        stored, space = self.storage.image_space(), self._space(query.space)
+        if stored and space.identity and space.identity != stored.identity:
             raise QueryError(f'{self.storage.location}: holds vectors of {stored.describe()}, but this query was '
-                             f'embedded for another image tower ({query.space[:12]}): search with the model that '
-                             f'indexed it (or a text model aligned with it)')
+                             f'embedded for {space.describe()}: search with the model that indexed it (or a text '
+                             f'model aligned with it), or index with this one into a new --workspace')
         vector = np.asarray(query.embedding, dtype=np.float32).ravel()
         if not np.isfinite(vector).all():
             raise QueryError('the query embedding is not finite: the model gave NaN or infinity')

@@ -8,6 +8,7 @@ import logging
 import os
 import zlib
 from pathlib import Path
+from typing import Callable
 
 import hnswlib
 import numpy as np
@@ -63,28 +64,31 @@ class VectorStore:
         self._file.truncate(rows * self.row_bytes)
         self._file.flush()
 
-    def read(self, first: int, count: int, checksum: int = -1) -> np.ndarray:
-        """Rows first .. first + count - 1 as float32; WorkspaceError when they do not match `checksum`."""
+    def read(self, first: int, count: int, checksum: int = -1, owner: str = '') -> np.ndarray:
+        """Rows first .. first + count - 1 (the keyframes of `owner`) as float32; WorkspaceError when
+        they do not match `checksum`."""
         data = os.pread(self._file.fileno(), count * self.row_bytes, first * self.row_bytes)
         if len(data) != count * self.row_bytes:
             raise WorkspaceError(f'{self.rows_path}: too short: rows {first}..{first + count - 1} are missing')
         if checksum >= 0 and zlib.crc32(data) != checksum:
-            raise WorkspaceError(f'{self.rows_path}: rows {first}..{first + count - 1} are damaged (checksum '
-                                 f'mismatch): delete that video and index it again, or restore the workspace')
+            raise WorkspaceError(f'{self.rows_path}: rows {first}..{first + count - 1} ({owner or "a video"}) are '
+                                 f'damaged (checksum mismatch): delete that video and index it again, or restore '
+                                 f'the workspace')
         rows = torch.frombuffer(bytearray(data), dtype=torch.float16).reshape(count, self.dim)
         return rows.float().numpy()  # torch converts float16 six times faster than numpy
 
     # ------------------------------------------------------------------ the graph
 
-    def open_graph(self, live: np.ndarray, generation: int) -> bool:
+    def open_graph(self, live: np.ndarray, generation: int, before_rebuild: Callable[[], None] = lambda: None) -> bool:
         """Load the saved graph (or rebuild it) and bring it in line with `live`, a mask over labels.
 
         `generation` is the catalog's: a graph saved at a later one (a catalog restored from a backup)
         may lack videos deleted after the backup, so it is rebuilt. True when the graph now differs
-        from the saved one.
+        from the saved one. `before_rebuild` runs first when the graph must be rebuilt (to verify the rows).
         """
         graph = self._load_graph(live, generation)
         if graph is None:
+            before_rebuild()
             graph = self._new_graph(int(live.sum()))
             self.graph, self.live_count = graph, 0
             self.add_labels(np.flatnonzero(live))

@@ -51,7 +51,11 @@ def read_image(source: str | Path | BinaryIO, name: str = '') -> np.ndarray:
                 if width * height > MAX_QUERY_PIXELS:
                     raise QueryError(f'{name}: too large to search by ({width}x{height} pixels; at most '
                                      f'{MAX_QUERY_PIXELS // 1_000_000} megapixels): scale it down first')
-                image.load()  # a truncated file fails here instead of decoding to a partly black picture
+                image.verify()  # a truncated PNG would otherwise decode to a partly black picture
+            if hasattr(source, 'seek'):
+                source.seek(0)
+            with Image.open(source) as image:
+                image.load()  # a truncated JPEG fails here
                 return np.asarray(image.convert('RGB'))
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning,
             SyntaxError, ValueError) as e:

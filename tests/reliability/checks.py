@@ -11,9 +11,9 @@ from executors.documents import DocList, FrameDoc, QueryDoc, VideoDoc
 from executors.indexer import Indexer
 from executors.thumbnails import staging_folder
 
-WORKSPACE_FILES = {'catalog.sqlite', 'catalog.sqlite-wal', 'catalog.sqlite-shm', 'embeddings.f16', 'hnsw.bin', 'lock',
-                   'thumbnails'}
-LEFT_BY_A_CRASH = {'hnsw.tmp'}  # readers ignore it; the next writer removes it
+WORKSPACE_FILES = {'catalog.sqlite', 'catalog.sqlite-wal', 'catalog.sqlite-shm', 'embeddings.f16', 'hnsw.bin', 'hnsw.json',
+                   'lock', 'thumbnails'}
+LEFT_BY_A_CRASH = {'hnsw.tmp', 'hnsw.json.tmp'}  # readers ignore them; the next writer removes them
 
 
 @dataclass
@@ -91,13 +91,12 @@ def check_consistent(folder: Path, reference: Reference, strict: bool) -> dict:
     try:
         listed = [v.video_id for v in indexer.list_videos(DocList[VideoDoc]())]
         assert sorted(listed) == sorted(stored.videos)
-        owned = np.zeros(int(np.ceil(rows)) + 1, dtype=bool)
-        for video in indexer.workspace.videos.values():
-            owned[video.first_label:video.first_label + video.frame_count] = True
+        frame_counts = {video_id: len(v.timestamps) for video_id, v in stored.videos.items()}
         rng = np.random.default_rng(0)
         for query in [*(v.embeddings[0] for v in stored.videos.values()), *rng.normal(size=(5, dim))] if listed else []:
-            labels, _ = indexer.workspace.graph().nearest(query.astype(np.float32), 10_000)
-            assert owned[labels].all(), f'the graph holds vectors no listed video owns: {labels[~owned[labels]]}'
+            found = indexer.storage.nearest(query.astype(np.float32), 10_000)
+            stray = [(v, f) for v, f in zip(found.video_ids, found.frames) if f >= frame_counts[v]]
+            assert not stray, f'the graph holds vectors no listed video owns: {stray}'
         for video_id, video in stored.videos.items():
             for embedding in video.embeddings:
                 query = QueryDoc(embedding=embedding)
@@ -108,7 +107,9 @@ def check_consistent(folder: Path, reference: Reference, strict: bool) -> dict:
     leftovers = {
         'rows': int(np.ceil(rows)) - next_label,
         'files': sorted(p.name for p in folder.iterdir() if p.name not in WORKSPACE_FILES),
-        'thumbnails': sorted(p.name for p in (folder / 'thumbnails').iterdir() if p.name not in stored.videos)
+        'thumbnails': sorted(p.name for p in (folder / 'thumbnails').iterdir()
+                             if p.name not in stored.videos and p.name != '.staging')
+        + sorted(p.name for p in (folder / 'thumbnails' / '.staging').glob('*'))
         if (folder / 'thumbnails').exists() else [],
     }
     assert set(leftovers['files']) <= LEFT_BY_A_CRASH, leftovers
