@@ -48,8 +48,8 @@ class VideoLoader(Executor):
         skip_nonref: uniform/count may skip decoding B-frames that nothing references (faster;
             a keyframe may land a few frames later, its timestamp stays exact).
         ffmpeg: auto (the system's ffmpeg when it is 4.4 or later, else imageio-ffmpeg's), bundled,
-            system, or the path of an ffmpeg. Resolved and checked here, logged, and used for all
-            of this loader's work (`self.ffmpeg`).
+            system, or the path of an ffmpeg. Resolved here, logged, and used for all of this
+            loader's work (`self.ffmpeg`); its log format is checked before the first video.
         chunk_frames: 0 gives each video whole; N > 0 makes /index yield a video in pieces of at
             most N keyframes (see load_video), so memory does not grow with the video's length.
     """
@@ -65,7 +65,6 @@ class VideoLoader(Executor):
         if chunk_frames < 0:
             raise ConfigError(f'chunk_frames must be 0 (whole videos) or more, not {chunk_frames}')
         self.ffmpeg = find_ffmpeg(str(ffmpeg))
-        check_log_format(self.ffmpeg)
         log.info('VideoLoader decodes with %s', self.ffmpeg)
         self.decoding = Decoding(sampling, int(size), Decoder(int(threads), bool(skip_nonref)), self.ffmpeg)
         self.chunk_frames = int(chunk_frames)
@@ -84,6 +83,7 @@ class VideoLoader(Executor):
 
     def _pieces(self, docs: DocList[VideoDoc], parameters: dict, workspace: Path | None,
                 chunk_frames: int) -> Iterator[DocList[VideoDoc]]:
+        check_log_format(self.ffmpeg)  # once per binary, before the first video (not at start-up: search needs no ffmpeg)
         progress = parameters.get('progress')
         indexed = parameters.get('indexed_ids') or set()
         for doc in docs:

@@ -104,12 +104,15 @@ def wrapper(folder: Path, real: str, stderr_filter: str) -> str:
     "sed -u 's/lavfi.scd.time: /lavfi.scd.time=/'",  # the cut message reworded
     "grep --line-buffered -v 'pts_time'",  # no keyframe times
 ])
-def test_a_loader_whose_ffmpeg_log_it_cannot_read_is_not_built(tmp_path, ffmpeg, stderr_filter):
+def test_an_ffmpeg_whose_log_the_loader_cannot_read_is_refused_before_any_video(tmp_path, ffmpeg, stderr_filter,
+                                                                               cut_at_one_second):
     changed = read_binary(wrapper(tmp_path, ffmpeg.path, stderr_filter))
     assert changed.version == ffmpeg.version
+    loader = VideoLoader(workspace=str(tmp_path / 'workspace'), ffmpeg=changed.path)
     with pytest.raises(ConfigError) as error:
-        VideoLoader(workspace=str(tmp_path / 'workspace'), ffmpeg=changed.path)
+        loader.index(DocList[VideoDoc]([VideoDoc(uri=str(cut_at_one_second))]), {})
     assert str(error.value).startswith(f'{changed.name} ({changed.path}): ')
+    assert not (tmp_path / 'workspace').exists()
 
 
 @pytest.mark.parametrize('stderr_filter, reason', [
