@@ -86,8 +86,12 @@ class MilvusStorage(Storage):
     # ---------------------------------------------------------------- reading
 
     def _exists(self) -> bool:
-        if not self._ready:
-            self._ready = all(self.client.has_collection(name) for name in self.names.values())
+        """Whether the collections exist; the first time they do, load them (a reopened Milvus Lite file,
+        or a restarted server, holds them released, and a released collection cannot be searched)."""
+        if not self._ready and all(self.client.has_collection(name) for name in self.names.values()):
+            for name in self.names.values():
+                self.client.load_collection(name)
+            self._ready = True
         return self._ready
 
     @_reports_errors

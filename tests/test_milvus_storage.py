@@ -200,3 +200,16 @@ def test_an_unreachable_server_is_one_line_naming_it(tmp_path):
         port = s.getsockname()[1]
     with pytest.raises(WorkspaceError, match=rf'http://127.0.0.1:{port}: cannot open Milvus'):
         MilvusStorage(f'http://127.0.0.1:{port}', workspace=tmp_path, timeout=2)
+
+
+def test_a_library_written_by_another_process_is_searchable_when_reopened(tmp_path):
+    uri = str(tmp_path / 'milvus.db')
+    record, frames = video(1)
+    script = (f'from tests.test_milvus_storage import video, SPACE; from executors.milvus_storage import MilvusStorage; '
+              f's = MilvusStorage({uri!r}, workspace={str(tmp_path)!r}); print(s.add(*video(1), [0.5], [], SPACE))')
+    out = subprocess.run([sys.executable, '-c', script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ['True'], out.stderr[-2000:]
+    reopened = MilvusStorage(uri, workspace=tmp_path)  # its collections are released until loaded
+    assert reopened.nearest(frames.vectors[2], 1).video_ids == [record.id]
+    assert reopened.shots(record.id) == [0.5]
+    reopened.close()
