@@ -1,31 +1,34 @@
 """VCED's web page: add videos, search them by a description or an image, play the moments found.
 
-    streamlit run app.py -- [--flow FILE] [--workspace DIR] [--model NAME_OR_PATH] [--videos DIR]
+    streamlit run app.py -- [--flow FILE] [--workspace DIR] [--model NAME_OR_PATH] [--videos DIR] [--media-port N]
 
-UI only: the Flow (shared by every session of the server) and flow.py's helpers do the work.
+UI only: the library layer (one Library shared by every session of the server) does the work, and
+media_server plays the files to the browser by range requests.
 """
 import argparse
-import math
-import os
-import re
+import html
 import sys
-import threading
-from collections import Counter
 from datetime import datetime
 from functools import partial
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import streamlit as st
 
-from executors.documents import DocList, QueryDoc, SegmentDoc, VideoDoc
+import page_access
+from executors.documents import SegmentDoc, VideoDoc
 from executors.errors import VcedError
 from executors.media import cut_segment
-from flow import VIDEO_EXTENSIONS, Flow, format_time, index_videos, read_image, save_upload, search
+from library import Library, format_time, plural, read_image, shorten, time_range
+from media_server import MediaServer
+from page_adding import add_ui, escape_markdown as _markdown, indexing
 
 IMAGE_TYPES = ['png', 'jpg', 'jpeg', 'webp', 'bmp', 'gif']
 RANKINGS = {'segment': 'Moments', 'video': 'Whole videos'}
 CARDS_PER_ROW = 4
-USAGE = 'streamlit run app.py -- [--flow FILE] [--workspace DIR] [--model NAME_OR_PATH] [--videos DIR]'
+WATCH_SECONDS = 5  # how often an open page checks whether another page or the CLI changed the library
+USAGE = ('streamlit run app.py -- [--flow FILE] [--workspace DIR] [--model NAME_OR_PATH] [--videos DIR] '
+         '[--media-port N] [--media-url URL]')
 
 
 def options(argv: list[str]) -> argparse.Namespace:
@@ -34,47 +37,32 @@ def options(argv: list[str]) -> argparse.Namespace:
     parser.add_argument('--flow', default='flow.yml', help='the flow file (default: flow.yml)')
     parser.add_argument('--workspace', help='where the index lives (default: set in flow.yml)')
     parser.add_argument('--model', help='CLIP model name or checkpoint path (default: set in flow.yml)')
+    parser.add_argument('--text-model', dest='text_model', help='clip | multilingual | auto (default: set in flow.yml)')
+    parser.add_argument('--asr', help='speech recognition model, or off (default: set in flow.yml)')
     parser.add_argument('--videos', default='data/videos', help='where uploaded videos are saved (default: data/videos)')
+    parser.add_argument('--media-port', type=int, default=0, help='port that plays videos to browsers (default: any free one)')
+    parser.add_argument('--media-url', default='', help="the media server's address as browsers reach it "
+                                                       '(behind a proxy; default: http://<the page\'s host>:<media port>)')
     return parser.parse_args(argv)
 
 
-@st.cache_resource(show_spinner='Loading the CLIP model…', show_time=True, on_release=Flow.close)
-def load_flow(path: str, workspace: str | None, model: str | None) -> Flow:
-    """The Flow every session shares, with CLIP loaded now so that missing weights show at start-up."""
-    flow = Flow(path, workspace=workspace, model=model)
+@st.cache_resource(show_spinner='Loading the models…', show_time=True, on_release=Library.close)
+def load_library(flow: str, workspace: str | None, model: str | None, text_model: str | None,
+                 asr: str | None) -> Library:
+    """The Library every session shares, its models loaded now so that missing weights show at start-up."""
+    library = Library(flow, workspace=workspace, model=model, text_model=text_model, asr=asr)
     try:
-        flow.post('/encode', DocList[QueryDoc]([QueryDoc(text='a video')]))
+        library.warm_up()
     except BaseException:
-        flow.close()
+        library.close()
         raise
-    return flow
+    return library
 
 
-def start_indexing(flow: Flow, paths: list[Path]) -> dict:
-    """Index `paths` in a background thread; the page polls the returned job while searches go on."""
-    job = {'paths': [os.path.realpath(p) for p in paths], 'progress': {}, 'videos': {}, 'error': None, 'done': False}
-
-    def progress(video: VideoDoc, stage: str, done: int, total: int) -> None:
-        job['progress'][os.path.realpath(video.uri)] = (stage, done, total)
-
-    def run() -> None:
-        try:
-            for video in index_videos(flow, job['paths'], progress):
-                path = os.path.realpath(video.uri)
-                if video.status == 'failed' or (video.status == 'already indexed' and not _in_library(flow, path)):
-                    Path(path).unlink(missing_ok=True)  # this upload's copy: unreadable, or a duplicate
-                job['videos'][path] = video
-        except Exception as e:  # shown on the page by summary_ui
-            job['error'] = e
-        finally:
-            job['done'] = True
-
-    threading.Thread(target=run, name='vced-index', daemon=True).start()
-    return job
-
-
-def _in_library(flow: Flow, path: str) -> bool:
-    return any(os.path.realpath(v.uri) == path for v in flow.post('/list'))
+@st.cache_resource(on_release=MediaServer.close)
+def media_server(host: str, port: int) -> MediaServer:
+    """The one media server of this Streamlit server, on the address the page listens on."""
+    return MediaServer(host, port)
 
 
 # ----------------------------------------------------------------------------- the page
@@ -87,34 +75,45 @@ def main() -> None:
     except SystemExit:
         st.error(f'bad options after `--`: {" ".join(sys.argv[1:])}; usage: `{USAGE}`')
         st.stop()
+    page_access.gate_ui(st.get_option('server.address'))
     try:
-        flow = load_flow(args.flow, args.workspace, args.model)
-        videos = flow.post('/list')
-    except VcedError as e:
+        lib = load_library(args.flow, args.workspace, args.model, args.text_model, args.asr)
+        media = media_server(st.get_option('server.address') or '', args.media_port)
+        videos = lib.videos()
+    except (VcedError, OSError) as e:
         st.error(str(e), icon=':material/error:')
         st.stop()
+    st.session_state.media_base = args.media_url.rstrip('/') or _media_base(media.port)
 
     header_ui(videos)
+    watch_ui(lib, _version(videos))
     search_tab, add_tab, library_tab = st.tabs(['Search', 'Add videos', 'Library'], key='tab')
     with search_tab:
-        search_ui(flow, videos)
+        search_ui(lib, media, videos)
     with add_tab:
-        add_ui(flow, Path(args.videos))
+        add_ui(lib, Path(args.videos))
     with library_tab:
-        library_ui(flow, videos)
+        library_ui(lib, media, videos)
 
 
-def header_ui(videos: DocList[VideoDoc]) -> None:
+def header_ui(videos: list[VideoDoc]) -> None:
     title, stats = st.columns([3, 1], vertical_alignment='bottom')
     title.title(':material/movie: VCED', anchor=False)
     title.caption('Find the moments in your videos that match a description.')
     if videos:
-        stats.caption(f'{len(videos)} videos · {format_time(sum(v.duration for v in videos))} · '
-                      f'{sum(v.frame_count for v in videos)} keyframes', text_alignment='right')
+        stats.caption(f'{plural(len(videos), "video")} · {format_time(sum(v.duration for v in videos))} · '
+                      f'{plural(sum(v.frame_count for v in videos), "keyframe")}', text_alignment='right')
 
 
-def search_ui(flow: Flow, videos: DocList[VideoDoc]) -> None:
-    if not videos and _indexing():
+@st.fragment(run_every=WATCH_SECONDS)
+def watch_ui(lib: Library, shown: tuple) -> None:
+    """Redraw the page when the library changed since it was drawn (another page, or the CLI)."""
+    if _version(lib.videos()) != shown:
+        st.rerun()
+
+
+def search_ui(lib: Library, media: MediaServer, videos: list[VideoDoc]) -> None:
+    if not videos and indexing():
         st.info('Indexing your first videos (see **Add videos**): search here as soon as they are done.',
                 icon=':material/hourglass_top:')
         return
@@ -131,130 +130,102 @@ def search_ui(flow: Flow, videos: DocList[VideoDoc]) -> None:
         with st.expander('Search by image instead'):
             image = st.file_uploader('An image like the moment you want', type=IMAGE_TYPES, key='query_image')
     st.caption('CLIP understands English best; other languages work too, with less reliable matches.')
-    if searched:
-        try:
+    try:
+        if searched:
+            _ask(_form_query(text, image, int(top), by))
+        if st.session_state.pop('pending', False):
             with st.spinner('Searching…'):
-                query_image = read_image(image, image.name) if image is not None else None
-                st.session_state.results = search(flow, text=text, image=query_image, top=int(top), by=by)
-                st.session_state.results_for = image.name if image is not None else text
+                st.session_state.results = _run(lib, st.session_state.asked)
             st.session_state.playing = 0
-        except VcedError as e:
-            st.session_state.pop('results', None)
-            st.error(str(e), icon=':material/error:')
-            return
-    results_ui(st.session_state.get('results'), st.session_state.get('results_for', ''))
+    except VcedError as e:
+        st.session_state.pop('results', None)
+        st.error(str(e), icon=':material/error:')
+        return
+    results_ui(media, {v.video_id for v in videos})
 
 
-def results_ui(matches: DocList[SegmentDoc] | None, query: str) -> None:
+def results_ui(media: MediaServer, live: set[str]) -> None:
+    query, matches = st.session_state.get('asked'), st.session_state.get('results')
     if matches is None:
         return
+    if query.get('note'):
+        st.info(query['note'], icon=':material/image_search:')
+    gone = [m for m in matches if m.video_id not in live]
+    if gone:  # deleted meanwhile, in this page or another
+        matches = st.session_state.results = [m for m in matches if m.video_id in live]
+        st.caption(f'{plural(len(gone), "result")} left out: deleted from the library.')
     if not matches:
-        st.info('No matches. Try describing what is visible in other words.')
+        st.info('No matches. Try describing what is visible in other words.' if not query['offset'] else 'No more results.')
+        paging_ui(query, 0)
         return
-    st.caption(f'{len(matches)} results for “{query}”')
+    first = query['offset'] + 1
+    st.caption(f'{plural(len(matches), "result")} ({first}–{first + len(matches) - 1}) for “{shorten(query["label"], 80)}”')
+    if query['by'] == 'video':
+        st.caption('Whole videos are ranked by their mean score over all their keyframes, so a video that matches '
+                   'throughout ranks above one with a single close moment (even the video an image was taken from); '
+                   'choose **Moments** to rank single moments.')
     playing = min(st.session_state.get('playing', 0), len(matches) - 1)
-    player_ui(matches[playing])
+    player_ui(media, matches[playing])
     for row in range(0, len(matches), CARDS_PER_ROW):
         for column, rank in zip(st.columns(CARDS_PER_ROW), range(row, min(row + CARDS_PER_ROW, len(matches)))):
             with column:
-                card_ui(rank, matches[rank], rank == playing)
+                card_ui(rank, matches[rank], rank == playing, query['offset'])
+    paging_ui(query, len(matches))
 
 
-def player_ui(match: SegmentDoc) -> None:
-    """The original file, played from the segment's start to its end."""
+def player_ui(media: MediaServer, match: SegmentDoc) -> None:
+    """The original file, streamed by the media server, playing (muted: what browsers allow) from the start."""
     video, info = st.container(border=True).columns([1, 1])
     with video:
         if Path(match.uri).is_file():
-            st.video(match.uri, start_time=int(match.start), end_time=math.ceil(match.end))
+            url = f'{st.session_state.media_base}{media.publish(match.uri)}#t={match.start:.2f},{match.end:.2f}'
+            st.html(f'<video src="{html.escape(url)}" controls autoplay muted playsinline preload="auto" '
+                    'style="width:100%;max-height:60vh;background:#000;border-radius:.5rem"></video>')
+            st.caption('Starts muted (browsers only autoplay silent video): unmute in the player.')
         else:
             st.warning(f'{match.uri} is no longer there: delete it in the Library tab and add it again.')
     with info:
         st.subheader(_markdown(Path(match.uri).name), anchor=False, help=match.uri)
-        st.markdown(f'**{time_range(match)}** · score {match.score:.3f}')
+        st.markdown(f'**{time_range(match.start, match.end)}** · score {match.score:.3f}')
+        if match.text:
+            st.markdown(f'“{_markdown(shorten(match.text, 200))}”')
         st.download_button('Download this segment', data=partial(cut_segment, match.uri, match.start, match.end),
-                           file_name=f'{Path(match.uri).stem} {time_range(match).replace(":", ".")}.mp4',
+                           file_name=f'{Path(match.uri).stem} {time_range(match.start, match.end).replace(":", ".")}.mp4',
                            mime='video/mp4', on_click='ignore', icon=':material/download:',
                            disabled=not Path(match.uri).is_file())
 
 
-def card_ui(rank: int, match: SegmentDoc, playing: bool) -> None:
+def card_ui(rank: int, match: SegmentDoc, playing: bool, offset: int) -> None:
     with st.container(border=True):
         if match.thumbnail and Path(match.thumbnail).is_file():
             st.image(match.thumbnail, width='stretch')
-        st.markdown(f'**{_markdown(Path(match.uri).name)}**')
-        st.caption(f'{time_range(match)} · score {match.score:.3f}')
-        st.button('Playing' if playing else 'Play', key=f'play-{rank}', icon=':material/play_arrow:', width='stretch',
-                  disabled=playing, on_click=_play, args=(rank,))
+        st.markdown(f'**{offset + rank + 1}. {_markdown(Path(match.uri).name)}**')
+        st.caption(f'{time_range(match.start, match.end)} · score {match.score:.3f}')
+        play, similar = st.columns(2)
+        play.button('Playing' if playing else 'Play', key=f'play-{rank}', icon=':material/play_arrow:', width='stretch',
+                    disabled=playing, on_click=_play, args=(rank,))
+        similar.button('More like this', key=f'similar-{rank}', icon=':material/image_search:', width='stretch',
+                       on_click=_more_like, args=(match,), help='Moments that look like this keyframe')
 
 
-def add_ui(flow: Flow, folder: Path) -> None:
-    job = st.session_state.get('index_job')
-    running = _indexing()
-    with st.form('add', clear_on_submit=True, border=False):
-        files = st.file_uploader('Videos to add', type=sorted(e[1:] for e in VIDEO_EXTENSIONS),
-                                 accept_multiple_files=True, key='uploads')
-        st.caption(f'Saved in `{folder}`, then indexed here; searching keeps working meanwhile.')
-        add = st.form_submit_button('Add and index', type='primary', icon=':material/upload:', disabled=running)
-    if add and not files:
-        st.warning('Choose one or more video files first.')
-    elif add:
-        try:
-            paths = [save_upload(f.name, f, folder) for f in files]
-        except VcedError as e:
-            st.error(str(e), icon=':material/error:')
-            return
-        job = st.session_state.index_job = start_indexing(flow, paths)
-        running = True
-    if running:
-        progress_ui()
-    elif job is not None:
-        summary_ui(job)
+def paging_ui(query: dict, shown: int) -> None:
+    previous, _, following = st.columns([1, 4, 1])
+    if query['offset']:
+        previous.button('Previous', key='previous', icon=':material/chevron_left:', width='stretch',
+                        on_click=_ask, args=({**query, 'offset': max(query['offset'] - query['top'], 0)},))
+    if shown == query['top']:
+        following.button('More results', key='next', icon=':material/chevron_right:', width='stretch',
+                         on_click=_ask, args=({**query, 'offset': query['offset'] + query['top']},))
 
 
-@st.fragment(run_every=0.5)
-def progress_ui() -> None:
-    """One bar per video (keyframes decoded, then embedded), redrawn until the job is done."""
-    job = st.session_state.index_job
-    for path in job['paths']:
-        video = job['videos'].get(path)
-        stage, done, total = job['progress'].get(path, ('waiting', 0, 0))
-        if video is not None:
-            fraction, what = 1.0, video.status
-        elif total:
-            done = min(done, total)
-            fraction = (done + (total if stage == 'encode' else 0)) / (2 * total)
-            what = f"{'decoding' if stage == 'decode' else 'embedding'} keyframes {done}/{total}"
-        else:
-            fraction, what = 0.0, 'waiting'
-        st.progress(fraction, text=f'{Path(path).name} · {what}')
-    if job['done']:
-        st.rerun()  # the whole page: the library and the search see the new videos
-
-
-def summary_ui(job: dict) -> None:
-    videos = list(job['videos'].values())
-    counts = Counter(v.status for v in videos)
-    line = f"{counts['indexed']} indexed · {counts['already indexed']} already indexed · {counts['failed']} failed"
-    (st.warning if counts['failed'] or job['error'] else st.success)(line)
-    for video in videos:
-        if video.status == 'failed':
-            st.error(video.error, icon=':material/error:')
-        else:
-            st.markdown(f'- {_markdown(Path(video.uri).name)}: {video.status}'
-                        + (f', {len(video.frames)} keyframes' if video.status == 'indexed' else ''))
-    if isinstance(job['error'], VcedError):
-        st.error(str(job['error']), icon=':material/error:')
-    elif job['error'] is not None:
-        raise job['error']
-
-
-def library_ui(flow: Flow, videos: DocList[VideoDoc]) -> None:
+def library_ui(lib: Library, media: MediaServer, videos: list[VideoDoc]) -> None:
     if not videos:
         st.info('The library is empty. Add videos in the **Add videos** tab.', icon=':material/info:')
         return
     widths = [6, 1.4, 1.4, 2.2, 1.4]
     for column, label in zip(st.columns(widths), ['Video', 'Duration', 'Keyframes', 'Added', '']):
         column.caption(label)
+    confirming = st.session_state.get('confirm_delete')
     for video in videos:
         name, duration, keyframes, added, delete = st.columns(widths, vertical_alignment='center')
         name.markdown(f'**{_markdown(Path(video.uri).name)}**  \n:gray[{video.width}×{video.height} · {video.fps:.3g} fps]',
@@ -262,38 +233,75 @@ def library_ui(flow: Flow, videos: DocList[VideoDoc]) -> None:
         duration.write(format_time(video.duration))
         keyframes.write(str(video.frame_count))
         added.write(_local_time(video.added))
-        with delete.popover('Delete', icon=':material/delete:'):
+        if confirming != video.video_id:
+            delete.button('Delete', key=f'ask-{video.video_id}', icon=':material/delete:',
+                          on_click=_set, args=('confirm_delete', video.video_id))
+            continue
+        with st.container(border=True):  # the confirmation belongs to this video only
             st.markdown(f'Remove **{_markdown(Path(video.uri).name)}** from the index? The file stays on disk.')
-            st.button('Yes, delete', key=f'delete-{video.video_id}', type='primary',
-                      on_click=delete_video, args=(flow, video))
+            yes, no, _ = st.columns([1, 1, 4])
+            yes.button('Yes, delete', key=f'delete-{video.video_id}', type='primary',
+                       on_click=delete_video, args=(lib, media, video))
+            no.button('Cancel', key=f'cancel-{video.video_id}', on_click=_set, args=('confirm_delete', None))
 
 
-def delete_video(flow: Flow, video: VideoDoc) -> None:
+def delete_video(lib: Library, media: MediaServer, video: VideoDoc) -> None:
+    if st.session_state.pop('confirm_delete', None) != video.video_id:
+        return  # a stale click: only the video being confirmed is ever deleted
     try:
-        flow.post('/delete', DocList[VideoDoc]([VideoDoc(video_id=video.video_id)]))
+        lib.delete(video.video_id)
     except VcedError as e:
         st.error(str(e), icon=':material/error:')
         return
-    st.session_state.pop('results', None)  # they may show the deleted video
+    media.withdraw(video.uri)
     st.toast(f'Deleted {Path(video.uri).name} from the index')
 
 
 # ----------------------------------------------------------------------------- helpers
 
 
-def _indexing() -> bool:
-    """Whether this session's upload is being indexed."""
-    job = st.session_state.get('index_job')
-    return job is not None and not job['done']
+def _form_query(text: str, image, top: int, by: str) -> dict:
+    """The search the form asks for; an attached image wins over typed text, and the page says so."""
+    query = {'text': text, 'image': None, 'top': top, 'by': by, 'offset': 0, 'label': text, 'note': ''}
+    if image is not None:
+        query.update(text='', image=read_image(image, image.name), label=image.name)
+        if text.strip():
+            query['note'] = (f'Searched by the image {image.name}; the typed text was not used. '
+                             'Remove the image (under “Search by image instead”) to search by text.')
+    return query
+
+
+def _more_like(match: SegmentDoc) -> None:
+    _ask({'similar': (match.video_id, match.timestamp), 'top': st.session_state.asked['top'], 'by': 'segment',
+          'offset': 0, 'label': f'{Path(match.uri).name} at {format_time(match.timestamp)}', 'note': ''})
+
+
+def _ask(query: dict) -> None:
+    st.session_state.asked, st.session_state.pending = query, True
+
+
+def _run(lib: Library, query: dict) -> list[SegmentDoc]:
+    if 'similar' in query:
+        return lib.similar(*query['similar'], top=query['top'], offset=query['offset'])
+    return lib.search(text=query['text'], image=query['image'], top=query['top'], by=query['by'], offset=query['offset'])
+
+
+def _media_base(port: int) -> str:
+    """http://<the host this browser reached the page by>:<port>."""
+    host = urlsplit(st.context.url or '').hostname or '127.0.0.1'
+    return f'http://{f"[{host}]" if ":" in host else host}:{port}'
+
+
+def _version(videos: list[VideoDoc]) -> tuple:
+    return tuple(v.video_id for v in videos)
 
 
 def _play(rank: int) -> None:
     st.session_state.playing = rank
 
 
-def time_range(match: SegmentDoc) -> str:
-    """'00:12–00:18', the end rounded up so that a short segment never reads '00:00–00:00'."""
-    return f'{format_time(match.start)}–{format_time(math.ceil(match.end))}'
+def _set(key: str, value) -> None:
+    st.session_state[key] = value
 
 
 def _local_time(iso: str) -> str:
@@ -301,11 +309,6 @@ def _local_time(iso: str) -> str:
         return datetime.fromisoformat(iso).astimezone().strftime('%Y-%m-%d %H:%M')
     except ValueError:
         return iso
-
-
-def _markdown(text: str) -> str:
-    """`text` shown as is: Markdown's special characters escaped."""
-    return re.sub(r'([\\`*_{}\[\]()#+\-.!|~<>$:])', r'\\\1', text)
 
 
 if __name__ == '__main__':

@@ -14,6 +14,7 @@ from PIL import Image, UnidentifiedImageError
 from executors.errors import QueryError, WorkspaceError
 
 VIDEO_EXTENSIONS = {'.mp4', '.m4v', '.mov', '.mkv', '.webm', '.avi', '.mpg', '.mpeg', '.wmv', '.flv', '.ts', '.3gp'}
+JOINERS = '\u200c\u200d'  # zero-width (non-)joiners: parts of emoji and of Persian or Indic words
 MAX_QUERY_PIXELS = 100_000_000  # a query image's width x height: beyond, decoding alone takes gigabytes
 
 
@@ -96,7 +97,8 @@ def safe_file_name(name: str) -> tuple[str, str]:
     stem, suffix = os.path.splitext(base)
     if not re.fullmatch(r'\.[A-Za-z0-9]{1,10}', suffix):
         stem, suffix = base, ''
-    stem = ''.join('_' if unicodedata.category(c)[0] in 'CZ' and c != ' ' or c in '/\\:*?"<>|$`' else c
+    stem = ''.join(c if c in JOINERS or '\U000e0020' <= c <= '\U000e007f'  # emoji sequences, tag flags
+                   else '_' if unicodedata.category(c)[0] in 'CZ' and c != ' ' or c in '/\\:*?"<>|$`' else c
                    for c in stem)
     stem = re.sub(r'_+', '_', stem).strip(' ._')
     stem = stem.encode('utf-8')[:150].decode('utf-8', 'ignore').rstrip(' .') or 'upload'

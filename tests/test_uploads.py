@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from executors.errors import QueryError, WorkspaceError
-from flow import read_image, save_upload
+from library import read_image, save_upload
 
 
 def test_upload_is_saved_under_its_name(tmp_path):
@@ -29,7 +29,12 @@ def test_same_name_never_overwrites(tmp_path):
     ('.hidden.mp4', 'hidden.mp4'),
     ('a\x00b\nc.mp4', 'a_b_c.mp4'),
     ('vidéo à la plage 東京.mov', 'vidéo à la plage 東京.mov'),
-    ('clip.mp4; rm -rf ~', 'clip.mp4_ rm -rf'),
+    ('clip.mp4; rm -rf ~', 'clip.mp4; rm -rf ~'),  # harmless: no shell ever sees a name
+    ('🎬 plage 🏖️.mp4', '🎬 plage 🏖️.mp4'),  # emoji, with their variation selector
+    ('famille 👨\u200d👩\u200d👧 👍🏽 🇫🇷.mp4', 'famille 👨\u200d👩\u200d👧 👍🏽 🇫🇷.mp4'),  # joined, skin tone, flag
+    ('🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f.mp4',
+     '🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f.mp4'),  # a tag-sequence flag
+    ('invoice\u202egpj.exe.mp4', 'invoice_gpj.exe.mp4'),  # a right-to-left override cannot disguise a name
 ])
 def test_names_are_sanitised(tmp_path, name, expected):
     assert save_upload(name, b'x', tmp_path).name == expected
