@@ -77,3 +77,40 @@ def clustered_vectors(count: int, dim: int, centres: int, noise: float, seed: in
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
     vectors = directions[rng.integers(0, centres, count)] + noise * rng.normal(size=(count, dim)) / np.sqrt(dim)
     return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+def write_discriminative_clip_checkpoint(path: Path, preset: str = 'tiny', seed: int = 0) -> Path:
+    """Save a CLIP (OpenAI state_dict) whose towers keep what tells inputs apart, unlike a random one.
+
+    A randomly initialised CLIP maps every image to almost the same vector. Here both towers are
+    hand-set so that their first block's attention averages the tokens (query and key weights zero:
+    uniform attention; value and output projections the identity) and every other residual branch
+    adds nothing: an image's embedding is a random projection of its mean normalised patch feature
+    (colour and pattern statistics survive), a text's a random projection of the mean of its token
+    embeddings (a bag of words). The two spaces are unrelated, so retrieval starts at chance and
+    a trained query-side module has something to learn.
+    """
+    from clip.model import CLIP
+
+    torch.manual_seed(seed)
+    model = CLIP(*CLIP_PRESETS[preset])
+    with torch.no_grad():
+        for tower in (model.visual.transformer, model.transformer):
+            for i, block in enumerate(tower.resblocks):
+                width = block.attn.embed_dim
+                block.mlp.c_proj.weight.zero_()
+                block.mlp.c_proj.bias.zero_()
+                block.attn.out_proj.bias.zero_()
+                block.attn.in_proj_bias.zero_()
+                if i == 0:
+                    block.attn.in_proj_weight.zero_()
+                    block.attn.in_proj_weight[2 * width:].copy_(torch.eye(width))  # value = identity
+                    block.attn.out_proj.weight.copy_(torch.eye(width))
+                else:
+                    block.attn.out_proj.weight.zero_()
+        model.visual.class_embedding.zero_()
+        model.visual.positional_embedding.zero_()
+        model.positional_embedding.zero_()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path)
+    return path
