@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench bench-quick chromium
+.PHONY: demo test bench bench-quick chromium ffmpeg
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 demo: $(VENV)/.installed
 	$(BIN)/streamlit run app.py --server.headless true --browser.gatherUsageStats false
 
-test: $(VENV)/.installed chromium
+test: $(VENV)/.installed chromium ffmpeg
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed
@@ -26,3 +26,7 @@ bench-quick: $(VENV)/.installed
 # Debian's Chromium for the real-browser test (Playwright drives it; it never downloads a browser).
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# Debian's ffmpeg (5.1 on Debian 12): the loader's tests run against it and against imageio-ffmpeg's (tests/ffmpegs.py).
+ffmpeg:
+	@test -x /usr/bin/ffmpeg || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; }

@@ -223,6 +223,7 @@ class _Pipeline:
             if item is _DONE or isinstance(item, _Failure):
                 self._put(index + 1, item)
                 return
+            result = None
             try:
                 result = executor.handle(self.endpoint, item, self.parameters)
                 for chunk in [result] if isinstance(result, DocList) else result:
@@ -231,6 +232,9 @@ class _Pipeline:
             except BaseException as e:  # noqa: BLE001 - handed to the consumer, which raises it
                 self._put(index + 1, _Failure(e))
                 return
+            finally:
+                if hasattr(result, 'close'):  # a chunked handler stopped early: its ffmpeg and staging go now
+                    result.close()
 
 
 def _parse(path: Path, text: str) -> tuple[yaml.Node, dict]:

@@ -77,7 +77,7 @@ class Catalog:
     def __init__(self, path: Path, create: bool):
         self.path = path
         try:
-            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self.db = _connect(path, create)
             self.db.execute('PRAGMA foreign_keys=ON')
             self.db.execute('PRAGMA busy_timeout=10000')
             if not self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'videos'").fetchone():
@@ -219,13 +219,35 @@ class _Transaction:
             self.db.execute('ROLLBACK')
 
 
+def _connect(path: Path, create: bool) -> sqlite3.Connection:
+    """A connection to the catalog; read-only when the disk is too full for SQLite's working files
+    (a full disk must not make a healthy library unreadable)."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute('SELECT 1 FROM sqlite_master LIMIT 1').fetchall()
+        return db
+    except sqlite3.OperationalError:
+        if create or not _disk_full(path):
+            raise
+        db.close()
+    return sqlite3.connect(f'file:{path}?immutable=1', uri=True, isolation_level=None, check_same_thread=False)
+
+
+def _disk_full(path: Path) -> bool:
+    try:
+        status = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return status.f_bavail * status.f_frsize < 1 << 20
+
+
 def catalog_error(path: Path, error: sqlite3.Error) -> WorkspaceError:
     """The one-line error for what SQLite reported about the catalog, with the way out."""
     name = getattr(error, 'sqlite_errorname', '')
     if name in DAMAGED:
         return WorkspaceError(f'{path}: not a readable VCED catalog ({error}): restore it from a backup, '
                               f'or index your videos into a new --workspace')
-    if name == 'SQLITE_FULL':
+    if name == 'SQLITE_FULL' or _disk_full(path):
         return WorkspaceError(f'{path}: the disk is full ({error}); nothing was lost: free some space and run again')
     if name in ('SQLITE_READONLY', 'SQLITE_PERM', 'SQLITE_AUTH') or 'readonly' in str(error):
         return WorkspaceError(f'{path}: cannot write the catalog ({error}): check the permissions of its folder')

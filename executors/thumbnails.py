@@ -12,14 +12,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from executors.errors import VideoError
+
 STAGING = '.staging'
 
 
 def staging_folder(workspace: str | Path, video_id: str) -> Path:
     """A new, empty staging folder for this process's thumbnails of `video_id`."""
     parent = Path(workspace) / 'thumbnails' / STAGING
-    parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f'{os.getpid()}-{video_id[:16]}-', dir=parent))
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f'{os.getpid()}-{video_id[:16]}-', dir=parent))
+    except OSError as e:
+        raise VideoError(f'{parent}: cannot write thumbnails: {_reason(e)}') from e
 
 
 def is_staged(folder: Path) -> bool:
@@ -33,5 +38,12 @@ def staging_owner(folder: Path) -> int:
 
 
 def save_thumbnail(rgb: np.ndarray, path: Path) -> None:
-    """A small JPEG of a keyframe for the result cards."""
-    Image.fromarray(rgb).save(path, 'JPEG', quality=80)
+    """A small JPEG of a keyframe for the result cards; VideoError naming it when it cannot be written."""
+    try:
+        Image.fromarray(rgb).save(path, 'JPEG', quality=80)
+    except OSError as e:
+        raise VideoError(f'{path}: cannot save a thumbnail: {_reason(e)}') from e
+
+
+def _reason(error: OSError) -> str:
+    return 'the disk is full' if error.errno == 28 else (error.strerror or str(error))
