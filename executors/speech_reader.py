@@ -1,0 +1,103 @@
+"""SpeechReader: the timed text of each loaded video, from its subtitles or, lacking any, its speech."""
+import logging
+import threading
+from pathlib import Path
+from typing import Callable
+
+from executors.base import Executor, requests
+from executors.documents import CueDoc, DocList, Status, VideoDoc
+from executors.errors import ConfigError
+from executors.speech import OFF, WEIGHTS_DIR, Recognizer, SpeechError, SpeechModelError, model_for
+from executors.subtitles import has_audio, subtitle_cues
+
+log = logging.getLogger(__name__)
+
+_noticed: set[str] = set()  # notices already logged in this process (a missing model is said once)
+_noticed_lock = threading.Lock()
+
+
+class SpeechReader(Executor):
+    """Fills each loaded video's `cues`: sidecar subtitle files, else text subtitle streams, else speech.
+
+    Args:
+        asr: the speech model: a faster-whisper name ('tiny', 'base', 'small', ...; downloaded once
+            into `weights`/faster-whisper-<name>/), a local model folder, or 'off' (subtitles only).
+        device: 'auto' (CUDA with float16 when CTranslate2 sees a GPU, else CPU with int8), 'cpu' or 'cuda'.
+        threads: CPU threads for recognition; 0 lets CTranslate2 choose.
+        weights: the folder named models are downloaded into ('' = the repository's weights/).
+        beam_size: beams searched per 30 s window; 1 (greedy) is about twice as fast, a little less accurate.
+        chunk_seconds: audio recognised at a time; memory is 64 kB per second of it.
+    """
+
+    def __init__(self, asr: str = 'base', device: str = 'auto', threads: int = 0, weights: str = '',
+                 beam_size: int = 5, chunk_seconds: float = 600.0):
+        if threads < 0:
+            raise ConfigError(f'threads must be 0 (CTranslate2 chooses) or more, not {threads}')
+        if beam_size < 1 or chunk_seconds < 30:
+            raise ConfigError(f'beam_size must be 1 or more and chunk_seconds 30 or more, not {beam_size}, {chunk_seconds}')
+        self.asr = '' if str(asr).strip().lower() in OFF else str(asr).strip()
+        self.device, self.threads, self.weights = device, int(threads), weights or str(WEIGHTS_DIR)
+        self.beam_size, self.chunk_seconds = int(beam_size), float(chunk_seconds)
+
+    @requests(on='/index')
+    def index(self, docs: DocList[VideoDoc], parameters: dict) -> DocList[VideoDoc]:
+        progress = parameters.get('progress')
+        for doc in docs:
+            if doc.status == Status.PENDING and doc.video_id:
+                doc.cues = DocList[CueDoc](read_cues(doc, self.recognizer, progress))
+        return docs
+
+    def recognizer(self) -> Recognizer | None:
+        """The Recognizer of `asr`, or None when it is off or its model is missing (said once per process)."""
+        if not self.asr:
+            return None
+        try:
+            return Recognizer(model_for(self.asr, self.weights, self.device, self.threads),
+                              self.beam_size, self.chunk_seconds)
+        except SpeechModelError as e:
+            notice_once(f'{e}; indexing goes on without speech recognition')
+            return None
+
+
+def read_cues(doc: VideoDoc, recognizer: Callable[[], Recognizer | None],
+              progress: Callable | None = None) -> list[CueDoc]:
+    """A video's cues by preference: sidecar files > text subtitle streams > speech (only without subtitles).
+
+    `recognizer` is called only when speech is needed. Unreadable subtitles and undecodable audio
+    log a warning and give fewer (or no) cues: the video is still indexed by what it shows.
+    """
+    path = Path(doc.uri)
+    cues = subtitle_cues(path, doc.video_id)
+    if cues or not has_audio(path):
+        return cues
+    speech = recognizer()
+    if speech is None:
+        return []
+    report = (lambda done, total: progress(doc, 'speech', int(done), int(total))) if progress else None
+    try:
+        return speech.recognise(path, doc.video_id, report, doc.duration)
+    except SpeechError as e:
+        log.warning('%s (no speech cues)', e)
+        return []
+
+
+def notice_once(message: str) -> None:
+    """Log a warning the first time this process meets it."""
+    with _noticed_lock:
+        if message in _noticed:
+            return
+        _noticed.add(message)
+    log.warning(message)
+
+
+def format_srt(cues: list[CueDoc]) -> str:
+    """Cues as SubRip text (numbered from 1, `HH:MM:SS,mmm` times), for `flow.py transcript ID`."""
+    blocks = [f'{n}\n{_srt_time(c.start)} --> {_srt_time(c.end)}\n{c.text}\n' for n, c in enumerate(cues, 1)]
+    return '\n'.join(blocks)
+
+
+def _srt_time(seconds: float) -> str:
+    millis = max(0, round(seconds * 1000))
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    return f'{hours:02d}:{minutes:02d}:{millis // 1000:02d},{millis % 1000:03d}'
