@@ -14,8 +14,8 @@ import time
 
 import evaluation
 from executors.errors import VcedError
-from library import (VIDEO_EXTENSIONS, IndexSummary, Library, Status, find_videos, format_time, one_line, read_image,
-                     time_range)
+from library import (VIDEO_EXTENSIONS, IndexSummary, Library, Status, find_videos, format_time, one_line, plural,
+                     read_image, time_range)
 from pipeline import Flow  # noqa: F401 - `from flow import Flow` is the documented way to drive the Flow directly
 
 OVERRIDES = ('workspace', 'model', 'text_model', 'asr', 'backend', 'uri')  # options that replace flow.yml's settings
@@ -100,13 +100,14 @@ def _index(args) -> int:
                 if video.status == Status.FAILED:
                     print(f'failed: {one_line(video.error)}', file=sys.stderr)
                 else:
-                    detail = f' ({len(video.frames)} frames, {len(video.cues)} cues)' if video.status == Status.INDEXED else ''
+                    detail = (f" ({plural(len(video.frames), 'frame')}, {plural(len(video.cues), 'cue')})"
+                              if video.status == Status.INDEXED else '')
                     print(f'{video.status}: {one_line(video.uri)}{detail}')
     finally:
         for bar in bars.values():
             bar.close()
         if summary.total:
-            print(f'{summary.line()}; {summary.frames} frames in {time.monotonic() - started:.1f} s')
+            print(f"{summary.line()}; {plural(summary.frames, 'frame')} in {time.monotonic() - started:.1f} s")
     if not summary.total:
         raise VcedError(f"no video files in {one_line(', '.join(args.paths))} "
                         f"(looked for {', '.join(sorted(VIDEO_EXTENSIONS))})")

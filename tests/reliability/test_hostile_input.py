@@ -146,7 +146,7 @@ def test_a_one_frame_video_is_indexed_and_found(capsys, tmp_path, tiny_checkpoin
     one = make_video(tmp_path / 'one.mp4', duration=0.1, size='64x48', rate=10)
     workspace = tmp_path / 'workspace'
     code, out, err = cli(capsys, 'index', one, '--workspace', workspace, '--model', tiny_checkpoint)
-    assert code == 0 and '(1 frames)' in out, err
+    assert code == 0 and '(1 frame, 0 cues)' in out and '; 1 frame in' in out, err
     code, out, err = cli(capsys, 'search', 'anything', '--json', '--workspace', workspace, '--model', tiny_checkpoint)
     import json
     match, = json.loads(out)
