@@ -136,8 +136,8 @@ class Indexer(Executor):
         elif query.embedding is None and within != 'speech':
             raise QueryError('the query has no embedding: give a text or an image')
         if within != 'visual' and query.text.strip():
-            hits = self.storage.search_cues(query.text, count)
-            spoken = cue_segments(hits, self._uris(hits))
+            spoken = cue_segments(self.storage.search_cues(query.text, count), max_segment=self.grouping.max_segment,
+                                  uri=self._uri)
         if within == 'all' and spoken:
             return fuse(visual, spoken, count, **self.fusion)
         return (visual or spoken)[:count]
@@ -159,9 +159,9 @@ class Indexer(Executor):
             raise QueryError('the query embedding is not finite: the model gave NaN or infinity')
         return unit_rows(vector)
 
-    def _uris(self, hits) -> dict[str, str]:
-        return {video_id: record.path for video_id in {h.video_id for h in hits}
-                if (record := self.storage.video(video_id)) is not None}
+    def _uri(self, video_id: str) -> str:
+        record = self.storage.video(video_id)
+        return record.path if record else ''
 
     @requests(on='/list')
     @_one_at_a_time
