@@ -92,7 +92,7 @@ def _index(args) -> int:
     summary = IndexSummary()
     try:
         with open_library(args) as library:
-            videos = _ray_index(args, library) if args.ray else library.index(find_videos(args.paths), progress)
+            videos = _ray_index(args, library) if args.ray else library.index(args.paths, progress)
             for video in videos:
                 if video.uri in bars:
                     bars.pop(video.uri).close()

@@ -42,7 +42,8 @@ class Library:
     # ---------------------------------------------------------------- indexing
 
     def index(self, paths: Iterable[str | Path], progress: Progress | None = None) -> Iterator[VideoDoc]:
-        """Index each video, yielding its VideoDoc with `status` and `error` set, in order.
+        """Index each video of `paths` (files, or folders searched recursively), yielding its VideoDoc
+        with `status` and `error` set, in order.
 
         This is the one place that decides "already indexed": a file whose path, size and
         modification time match a stored video is not even hashed; any other is hashed, and
@@ -51,7 +52,7 @@ class Library:
         """
         stored = {v.video_id: v for v in self.videos()}
         by_file = {(v.uri, v.size, v.mtime_ns): v.video_id for v in stored.values() if v.size}
-        requests = _requests((self._triage(Path(p), stored, by_file) for p in paths))
+        requests = _requests((self._triage(p, stored, by_file) for p in find_videos(paths)))
         try:
             for docs in self.flow.stream('/index', requests, parameters={'progress': progress}):
                 yield from docs
