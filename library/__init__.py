@@ -160,6 +160,12 @@ class Library:
                     yield doc
 
     @property
+    def ffmpeg(self):
+        """The ffmpeg the flow decodes with (an executors.ffmpeg_binary.FfmpegBinary; None without a loader):
+        cutting a segment uses the same one."""
+        return next((e.ffmpeg for e in self.flow.executors if hasattr(e, 'ffmpeg')), None)
+
+    @property
     def settings(self) -> dict:
         """flow.yml as overridden: what decides the flow's behaviour (for caches keyed by it)."""
         return self.flow.settings
