@@ -296,7 +296,13 @@ class MilvusStorage(Storage):
         return [f'{video_id}/{Path(t).name}' if t else '' for t in thumbnails]
 
     def close(self) -> None:
+        """Disconnect; for a Milvus Lite file, also stop this process's embedded server, so that another
+        process can open the file (pymilvus keeps it running, and the file locked, until exit)."""
         self.client.close()
+        if '://' not in self.location:
+            from milvus_lite.server_manager import server_manager_instance
+
+            server_manager_instance.release_server(str(Path(self.location).expanduser().resolve()))
 
 
 def _remove_staged(thumbnails: list[str], final: Path) -> None:
