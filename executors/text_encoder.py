@@ -1,17 +1,114 @@
-"""TextEncoder: CLIP embeddings of text queries (/search)."""
+"""TextEncoder: embeddings of text queries (/search, /encode) by CLIP's own text tower or by a
+multilingual tower aligned with the same image space, with an LRU cache of query embeddings."""
+import threading
+from collections import OrderedDict
+
+import numpy as np
+import torch
+
 from executors.base import requests
 from executors.clip_encoding import encode_texts
-from executors.clip_model import ClipEncoder
+from executors.clip_model import ClipEncoder, image_space_id, load_clip
 from executors.documents import DocList, QueryDoc
 from executors.errors import QueryError
+from executors.multilingual import DEFAULT_MODEL, SentenceTextTower
+from executors.query_language import is_plain_english, query_language
+
+TEXT_MODELS = ('clip', 'multilingual', 'auto')  # auto: multilingual for queries that are not plain English
+
+
+class ClipTextTower:
+    """CLIP's own text tower (the process's shared CLIP model, its fast text path), in CLIP's image space."""
+
+    kind = 'clip'
+
+    def __init__(self, model: str = 'ViT-B/32', device: str = 'auto', quantize: str | None = None):
+        self.name, self.device, self.quantize = model, device, quantize
+        self._model: torch.nn.Module | None = None
+        self._space = ''
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def model(self) -> torch.nn.Module:
+        if self._model is None:
+            self._model = load_clip(self.name, self.device, quantize=self.quantize)
+        return self._model
+
+    @property
+    def space(self) -> str:
+        if not self._space:
+            self._space = image_space_id(self.name)
+        return self._space
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return encode_texts(self.model, texts)
+
+
+class QueryCache:
+    """The last `size` query embeddings by (tower, text), least recently used dropped first; thread-safe."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._entries: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> np.ndarray | None:
+        with self._lock:
+            embedding = self._entries.get(key)
+            if embedding is not None:
+                self._entries.move_to_end(key)
+            return embedding
+
+    def put(self, key: tuple[str, str], embedding: np.ndarray) -> np.ndarray:
+        """Keep a read-only copy of `embedding` and return it."""
+        embedding = np.array(embedding, dtype=np.float32)
+        embedding.flags.writeable = False
+        if self.size:
+            with self._lock:
+                self._entries[key] = embedding
+                self._entries.move_to_end(key)
+                while len(self._entries) > self.size:
+                    self._entries.popitem(last=False)
+        return embedding
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 class TextEncoder(ClipEncoder):
     """Embeds the text of every query that has no embedding yet, `batch_size` texts per forward pass.
 
-    Shares the process's CLIP model with the ImageEncoder (same model, device and quantize).
-    Text beyond CLIP's 77 tokens is cut off; an empty query with no image is a QueryError.
+    text_model: 'clip' (CLIP's own text tower: the process's CLIP model, shared with the ImageEncoder),
+    'multilingual' (the `multilingual_model` tower, aligned with the image space of the CLIP
+    `aligned_to`) or 'auto' (the multilingual tower for queries that are not plain English, by the
+    rule in executors/query_language.py; CLIP's for English). A tower is loaded on its first query.
+    Each query gets `space`, the image space its embedding lives in (executors.clip_model.image_space_id),
+    which the Indexer checks against the workspace's, and `language`, a best-effort ISO 639-1 tag.
+    cache_size: query embeddings kept (by tower and text), so a repeated query costs no model; 0 = none.
+    Text beyond a tower's context (CLIP: 77 tokens, the multilingual: 128) is cut off; an empty query
+    with no image is a QueryError.
     """
+
+    def __init__(self, model: str = 'ViT-B/32', device: str = 'auto', batch_size: int = 32,
+                 quantize: str | None = None, text_model: str = 'clip', multilingual_model: str = DEFAULT_MODEL,
+                 aligned_to: str = 'ViT-B/32', cache_size: int = 1024):
+        super().__init__(model, device, batch_size, quantize)
+        if text_model not in TEXT_MODELS:
+            raise ValueError(f"text_model must be one of {', '.join(TEXT_MODELS)}, not {text_model!r}")
+        if not isinstance(cache_size, int) or cache_size < 0:
+            raise ValueError(f'cache_size must be a whole number >= 0, not {cache_size!r}')
+        self.text_model = text_model
+        self.towers = {'clip': ClipTextTower(model, device, quantize),
+                       'multilingual': SentenceTextTower(multilingual_model, aligned_to, device, quantize)}
+        self.cache = QueryCache(cache_size)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The CLIP model of the clip tower (loaded once, then kept)."""
+        return self.towers['clip'].model
 
     @requests(on=['/search', '/encode'])
     def encode_queries(self, docs: DocList[QueryDoc]) -> DocList[QueryDoc]:
@@ -19,8 +116,36 @@ class TextEncoder(ClipEncoder):
             if query.embedding is None and query.image is None and not query.text.strip():
                 raise QueryError('empty query: describe what to look for, or search by image')
         pending = [query for query in docs if query.embedding is None and query.text.strip()]
-        for start in range(0, len(pending), self.batch_size):
-            batch = pending[start:start + self.batch_size]
-            for query, embedding in zip(batch, encode_texts(self.model, [q.text for q in batch])):
-                query.embedding = embedding
+        for tower_name, queries in group_by_tower(pending, self.text_model).items():
+            embed_queries(self.towers[tower_name], queries, self.cache, self.batch_size)
         return docs
+
+
+def choose_tower(text: str, text_model: str) -> str:
+    """The tower ('clip' or 'multilingual') that embeds `text` under the setting `text_model`."""
+    if text_model == 'auto':
+        return 'clip' if is_plain_english(text) else 'multilingual'
+    return text_model
+
+
+def group_by_tower(queries: list[QueryDoc], text_model: str) -> dict[str, list[QueryDoc]]:
+    groups: dict[str, list[QueryDoc]] = {}
+    for query in queries:
+        groups.setdefault(choose_tower(query.text, text_model), []).append(query)
+    return groups
+
+
+def embed_queries(tower, queries: list[QueryDoc], cache: QueryCache, batch_size: int) -> None:
+    """Set each query's embedding (from the cache, else from `tower`, batch_size distinct texts per
+    forward pass), its image space and its language."""
+    keys = [(tower.kind, ' '.join(query.text.split())) for query in queries]
+    found = {key: cache.get(key) for key in dict.fromkeys(keys)}
+    missing = [key for key, embedding in found.items() if embedding is None]
+    for start in range(0, len(missing), batch_size):
+        batch = missing[start:start + batch_size]
+        for key, embedding in zip(batch, tower.encode([text for _, text in batch])):
+            found[key] = cache.put(key, embedding)
+    space = tower.space
+    for query, key in zip(queries, keys):
+        query.embedding, query.space = found[key], space
+        query.language = query.language or query_language(query.text)
