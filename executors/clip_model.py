@@ -12,6 +12,7 @@ import torch
 
 from executors.base import Executor
 from executors.errors import ConfigError, ModelError
+from executors.tuned_model import apply_tuned, changes_image_space, is_tuned_file, read_tuned
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +32,11 @@ def load_clip(model: str, device: str = 'auto', download_root: str | Path = WEIG
               quantize: str | None = None) -> torch.nn.Module:
     """The CLIP model `model` on `device`, shared by every encoder of this process.
 
-    `model` is a name from `clip.available_models()` (downloaded into `download_root` on first use)
-    or the path of a checkpoint (TorchScript archive or OpenAI state_dict). Raises ModelError with
-    what to do when the weights are missing or unreadable. `quantize='int8'` (CPU only) gives a
-    dynamically quantised copy.
+    `model` is a name from `clip.available_models()` (downloaded into `download_root` on first use),
+    the path of a checkpoint (TorchScript archive or OpenAI state_dict), or a tuned file written by
+    `flow.py train` (its base is loaded and the trained parts installed: executors/tuned_model.py).
+    Raises ModelError with what to do when the weights are missing or unreadable. `quantize='int8'`
+    (CPU only) gives a dynamically quantised copy.
     """
     device = resolve_device(device)
     check_quantize(quantize, device)
@@ -44,6 +46,21 @@ def load_clip(model: str, device: str = 'auto', download_root: str | Path = WEIG
         raise ModelError(f"model '{model}' is neither a CLIP model name ({', '.join(names)}) nor a checkpoint file")
     with _lock:
         return _load_cached(key, device, str(download_root), quantize)
+
+
+def load_base_copy(model: str, device: str = 'cpu', download_root: str | Path = WEIGHTS_DIR) -> torch.nn.Module:
+    """An unshared fp32 copy of a base CLIP (a name or a checkpoint path, not a tuned file), for training."""
+    device = resolve_device(device)
+    names = _available_models()
+    if model not in names:
+        if not os.path.isfile(model):
+            raise ModelError(f"model '{model}' is neither a CLIP model name ({', '.join(names)}) nor a checkpoint file")
+        if is_tuned_file(model):
+            raise ModelError(f'{model}: a tuned file cannot be the base of another; train from its base model')
+    path = _download(model, Path(download_root)) if model in names else model
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', FutureWarning)
+        return load_checkpoint(path, device).float()
 
 
 def check_quantize(quantize: str | None, device: str) -> None:
@@ -91,20 +108,50 @@ def _load_cached(model: str, device: str, download_root: str, quantize: str | No
     clip = clip_package()
     if device == 'cpu':
         torch.set_num_threads(os.cpu_count() or 1)
-    path = _download(model, Path(download_root)) if model in clip.available_models() else model
-    log.info('loading CLIP from %s on %s', path, device)
     with warnings.catch_warnings():  # torch's deprecation notices about jit.load and quantisation, not ours to fix
         warnings.simplefilter('ignore', FutureWarning)
         warnings.simplefilter('ignore', DeprecationWarning)
         warnings.filterwarnings('ignore', message='.*quantize_per_tensor', category=UserWarning)
-        try:
-            clip_model = _load_checkpoint(path, device)
-        except Exception as e:  # torch raises many types for a file that is not a checkpoint
-            raise ModelError(f'{path} is not a CLIP checkpoint: {str(e).splitlines()[0][:200]}') from e
+        if model not in clip.available_models() and is_tuned_file(model):
+            clip_model = _load_tuned(model, device, Path(download_root))
+        else:
+            path = _download(model, Path(download_root)) if model in clip.available_models() else model
+            log.info('loading CLIP from %s on %s', path, device)
+            clip_model = load_checkpoint(path, device)
         if quantize == 'int8':
             # MultiheadAttention's projections stay fp32: it reads their weights directly
             clip_model = torch.ao.quantization.quantize_dynamic(clip_model, {torch.nn.Linear}, dtype=torch.qint8)
     return clip_model.eval()
+
+
+def load_checkpoint(path: str, device: str) -> torch.nn.Module:
+    """A fresh (unshared) CLIP from a checkpoint file; ModelError when it is not one."""
+    try:
+        return _load_checkpoint(path, device)
+    except Exception as e:  # torch raises many types for a file that is not a checkpoint
+        raise ModelError(f'{path} is not a CLIP checkpoint: {str(e).splitlines()[0][:200]}') from e
+
+
+def _load_tuned(path: str, device: str, download_root: Path) -> torch.nn.Module:
+    """A fresh copy of the tuned file's base with its trained parts installed."""
+    data = read_tuned(path)
+    base = tuned_base_path(path, data, download_root)
+    log.info('loading tuned CLIP %s (%s) on base %s on %s', path, data['method'], base, device)
+    return apply_tuned(load_checkpoint(base, device), data, path)
+
+
+def tuned_base_path(path: str, data: dict, download_root: Path = WEIGHTS_DIR) -> str:
+    """The checkpoint file of a tuned file's base, checked against the identity it was trained on."""
+    base, recorded = str(data['base'].get('model', '')), str(data['base'].get('identity', ''))
+    names = _available_models()
+    if base not in names and not os.path.isfile(base):
+        raise ModelError(f"{path}: its base model '{base}' is missing (neither a CLIP model name nor a file); "
+                         'put the base checkpoint back at that path')
+    identity = image_space_id(base)
+    if identity != recorded:
+        raise ModelError(f"{path}: its base model '{base}' is not the one it was trained on "
+                         f'(identity {identity[:12]}, expected {recorded[:12]})')
+    return _download(base, download_root) if base in names else base
 
 
 def _load_checkpoint(path: str, device: str) -> torch.nn.Module:
@@ -148,6 +195,8 @@ def image_space_id(model: str) -> str:
 
     A workspace records it when it stores its first vectors and refuses queries and videos from
     another space (two checkpoints of the same width still map images to unrelated vectors).
+    A tuned file whose method leaves the image tower alone (`query`) has its base's identity; one
+    that changes it (`adapter`, `prompt`) has its own file's sha256.
     """
     names = _available_models()
     if model in names:
@@ -159,7 +208,16 @@ def image_space_id(model: str) -> str:
         status = path.stat()
     except OSError as e:
         raise ModelError(f"model '{model}' is neither a CLIP model name ({', '.join(names)}) nor a checkpoint file") from e
-    return _file_sha256(str(path), status.st_size, status.st_mtime_ns)
+    return _file_identity(str(path), status.st_size, status.st_mtime_ns)
+
+
+@functools.cache
+def _file_identity(path: str, size: int, mtime_ns: int) -> str:
+    if is_tuned_file(path):
+        data = read_tuned(path)
+        if not changes_image_space(data['method']):
+            return str(data['base']['identity'])
+    return _file_sha256(path, size, mtime_ns)
 
 
 @functools.cache
