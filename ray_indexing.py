@@ -6,7 +6,9 @@
              the Storage (the only writer, whatever the backend)
 
 Ray Data streams the stages, so decoding overlaps encoding and at most a few chunks of pixels are
-in the object store at once. Ray retries a task and restarts an actor whose worker died; the driver
+in the object store at once. On a cluster without GPUs both stages ask for the same CPUs, so Ray Data
+fuses them: each actor decodes and encodes its own videos and no pixel leaves its process (the same
+cores would do both jobs anyway, and two stages competing for them could starve one another). Ray retries a task and restarts an actor whose worker died; the driver
 keeps one copy of each chunk (by video and chunk number), and the Storage stores a video id once, so
 a retried task never duplicates a video. If the run itself stops, the videos it had not stored are
 reported failed and running the same command again indexes just those.
@@ -52,7 +54,7 @@ def index_on_ray(paths: Iterable[str | Path], storage: Storage, *, loader: dict,
     workers = workers or max(gpus, 1)
     stored = frozenset(video.id for video in storage.videos())
     dataset = (ray.data.from_items([{'path': p} for p in paths], override_num_blocks=len(paths))
-               .map_batches(decode_videos, batch_size=1, num_cpus=1, fn_kwargs={
+               .map_batches(decode_videos, batch_size=1, num_cpus=1 if gpus else worker_cpus, fn_kwargs={
                    'loader': loader, 'indexed': stored, 'chunk': chunk})
                .map_batches(FrameEncoder, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),
                             num_gpus=1 if gpus else 0, num_cpus=worker_cpus,

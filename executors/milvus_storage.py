@@ -19,10 +19,12 @@ the workspace's thumbnails folder is a shared mount (NFS, or the object store Mi
 They stay out of Milvus because they weigh ten times the vectors (about 10 KB against 2 KB a
 keyframe) and Milvus keeps loaded fields in its query nodes.
 """
+import collections
 import functools
 import logging
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -40,7 +42,10 @@ ANALYZER = {'tokenizer': 'jieba', 'filter': ['lowercase']}  # Milvus's jieba; Mi
 QUERY_LIMIT = 16384  # Milvus caps offset + limit of one query
 WRITE_BATCH = 1000  # rows per upsert
 MAX_TEXT = 8192  # characters of a cue kept
-MAX_PATH = 8192
+# pymilvus runs one embedded Milvus Lite server per file and process, shared by every client of that file:
+# the last MilvusStorage of a file to close stops it (releasing the file for other processes)
+_EMBEDDED: collections.Counter = collections.Counter()
+_EMBEDDED_LOCK = threading.Lock()
 
 
 def _reports_errors(method: Callable) -> Callable:
@@ -79,6 +84,9 @@ class MilvusStorage(Storage):
         self.index_params = {'M': M, 'efConstruction': ef_construction}
         self.ef_search, self.orphan_grace = ef_search, orphan_grace
         self.client = connect(uri, token, timeout)
+        if '://' not in uri:
+            with _EMBEDDED_LOCK:
+                _EMBEDDED[str(Path(uri).expanduser().resolve())] += 1
         self._ready = False  # the collections exist
         self._cleaned = False  # this process removed what crashed writers left
         self._frames: dict[str, Frames] = {}  # a stored video's keyframes never change (its id is its content)
@@ -300,9 +308,14 @@ class MilvusStorage(Storage):
         process can open the file (pymilvus keeps it running, and the file locked, until exit)."""
         self.client.close()
         if '://' not in self.location:
-            from milvus_lite.server_manager import server_manager_instance
+            path = str(Path(self.location).expanduser().resolve())
+            with _EMBEDDED_LOCK:
+                _EMBEDDED[path] -= 1
+                last = not _EMBEDDED[path]
+            if last:
+                from milvus_lite.server_manager import server_manager_instance
 
-            server_manager_instance.release_server(str(Path(self.location).expanduser().resolve()))
+                server_manager_instance.release_server(path)
 
 
 def _remove_staged(thumbnails: list[str], final: Path) -> None:

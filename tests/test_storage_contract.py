@@ -12,7 +12,7 @@ from executors.storage_backends import open_storage
 
 DIM = 16
 SPACE = ImageSpace('a' * 64, 'tiny')
-BACKENDS = ['hnswlib']
+BACKENDS = ['hnswlib', 'milvus']
 
 
 @pytest.fixture(params=BACKENDS)
