@@ -201,11 +201,10 @@ def card_ui(rank: int, match: SegmentDoc, playing: bool, offset: int) -> None:
             st.image(match.thumbnail, width='stretch')
         st.markdown(f'**{offset + rank + 1}. {_markdown(Path(match.uri).name)}**')
         st.caption(f'{time_range(match.start, match.end)} · score {match.score:.3f}')
-        play, similar = st.columns(2)
-        play.button('Playing' if playing else 'Play', key=f'play-{rank}', icon=':material/play_arrow:', width='stretch',
-                    disabled=playing, on_click=_play, args=(rank,))
-        similar.button('More like this', key=f'similar-{rank}', icon=':material/image_search:', width='stretch',
-                       on_click=_more_like, args=(match,), help='Moments that look like this keyframe')
+        st.button('Playing' if playing else 'Play', key=f'play-{rank}', icon=':material/play_arrow:', width='stretch',
+                  disabled=playing, on_click=_play, args=(rank,))
+        st.button('More like this', key=f'similar-{rank}', icon=':material/image_search:', width='stretch',
+                  on_click=_more_like, args=(match,), help='Moments that look like this keyframe')
 
 
 def paging_ui(query: dict, shown: int) -> None:

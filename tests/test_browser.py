@@ -129,6 +129,9 @@ def test_upload_search_play_delete_in_a_browser(server, browser, sample_videos, 
     expect(page.get_by_text(CARD).first).to_be_visible()
     expect(page.locator('video')).to_have_count(1)
     state = wait_playing(page)
+    page.set_viewport_size({'width': 1280, 'height': 1480})
+    page.wait_for_timeout(300)
+    page.screenshot(path=ARTIFACTS / 'screenshot.png')  # docs/screenshot.png
     assert state['muted'] and re.match(r'http://127\.0\.0\.1:\d+/media/[\w-]{32}/\w+\.mp4#t=', state['src'])
     assert any(status == 206 for status, _ in media)
 
@@ -155,7 +158,7 @@ def test_upload_search_play_delete_in_a_browser(server, browser, sample_videos, 
     other.get_by_role('tab', name='Add videos').click()
     other.locator('input[type="file"][multiple]').set_input_files(str(sample_videos[0]))
     other.get_by_role('button', name='Add and index').click()
-    expect(other.get_by_text('0 indexed, 1 already indexed, 0 failed')).to_be_visible(timeout=10_000)
+    expect(other.get_by_text('0 indexed, 1 already indexed, 0 failed')).to_be_visible(timeout=30_000)
 
     # deleting in the second tab: one confirmation, for that video only; the first tab drops it by itself
     other.get_by_role('tab', name='Library').click()
@@ -184,7 +187,7 @@ def test_a_200_mb_video_plays_with_flat_server_memory(server, browser, flow_args
     """The media server sends the parts the browser asks for: memory stays flat while a 200 MB file plays."""
     from playwright.sync_api import expect
 
-    big = make_video(tmp_path / 'big.mp4', duration=16, size='1280x720', source='testsrc2',
+    big = make_video(tmp_path / 'big.mp4', duration=17, size='1280x720', source='testsrc2',
                      codec_args=('-vf', 'noise=alls=60:allf=t', '-c:v', 'libx264', '-preset', 'ultrafast',
                                  '-b:v', f'{BIG_VIDEO_MB // 2}M', '-minrate', f'{BIG_VIDEO_MB // 2}M',
                                  '-maxrate', f'{BIG_VIDEO_MB // 2}M', '-bufsize', '20M'))
@@ -194,9 +197,8 @@ def test_a_200_mb_video_plays_with_flat_server_memory(server, browser, flow_args
 
     url, process = server
     page = open_tab(browser, url)
-    fetched = []
-    page.on('response', lambda r: fetched.append(int(r.headers.get('content-length', 0)))
-            if '/media/' in r.url and r.request.method == 'GET' else None)
+    ranges = []
+    page.on('request', lambda r: ranges.append(r.headers.get('range')) if '/media/' in r.url else None)
     search(page, 'a test pattern')
     expect(page.get_by_text(CARD).first).to_be_visible()
     wait_playing(page)
@@ -221,9 +223,9 @@ def test_a_200_mb_video_plays_with_flat_server_memory(server, browser, flow_args
         stop.set()
         sampler.join()
     peak = max(samples)
-    report = {'file_mb': round(size_mb), 'fetched_mb': round(sum(fetched) / 2 ** 20), 'rss_before_mb': round(before),
-              'rss_peak_mb': round(peak), 'rss_after_mb': round(rss_mb(process.pid)), 'requests': len(fetched)}
+    report = {'file_mb': round(size_mb), 'rss_before_mb': round(before), 'rss_peak_mb': round(peak),
+              'rss_after_mb': round(rss_mb(process.pid)), 'range_requests': len(ranges), 'ranges': ranges[:8]}
     (ARTIFACTS / 'playback_memory.json').write_text(json.dumps(report, indent=1))
     print(report)
-    assert size_mb > BIG_VIDEO_MB * 0.8
+    assert size_mb > BIG_VIDEO_MB * 0.9 and len(ranges) > 2
     assert peak - before < 40, report  # streamed in 256 KB pieces, never held whole
