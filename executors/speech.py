@@ -81,36 +81,37 @@ def model_folder(asr: str, weights: str | Path = WEIGHTS_DIR,
     return folder
 
 
-def resolve_device(device: str) -> tuple[str, str]:
-    """(device, compute type): 'auto' is CUDA when CTranslate2 sees a GPU; float16 on CUDA, int8 on CPU."""
+def resolve_device(device: str) -> tuple[str, int, str]:
+    """(device, index, compute type): 'auto' is CUDA when CTranslate2 sees a GPU; float16 on CUDA, int8 on CPU."""
     import ctranslate2
 
     if device == 'auto':
         device = 'cuda' if ctranslate2.get_cuda_device_count() > 0 else 'cpu'
-    if device not in ('cpu', 'cuda'):
-        raise SpeechModelError(f'speech recognition runs on cpu or cuda, not {device!r}')
-    return device, 'float16' if device == 'cuda' else 'int8'
+    name, _, index = device.partition(':')
+    if name not in ('cpu', 'cuda') or (index and not index.isdigit()):
+        raise SpeechModelError(f'speech recognition runs on cpu, cuda or cuda:N, not {device!r}')
+    return name, int(index or 0), 'float16' if name == 'cuda' else 'int8'
 
 
 _lock = threading.Lock()
 
 
 @functools.cache
-def _load(folder: str, device: str, compute_type: str, threads: int):
+def _load(folder: str, device: str, index: int, compute_type: str, threads: int):
     from faster_whisper import WhisperModel
 
     try:
-        return WhisperModel(folder, device=device, compute_type=compute_type, cpu_threads=threads,
-                            local_files_only=True)
+        return WhisperModel(folder, device=device, device_index=index, compute_type=compute_type,
+                            cpu_threads=threads, local_files_only=True)
     except (RuntimeError, ValueError, OSError) as e:
         raise SpeechModelError(f'speech model folder {folder} cannot be loaded: {str(e).splitlines()[0]}') from e
 
 
 def load_model(folder: Path, device: str = 'auto', threads: int = 0):
     """The WhisperModel of a model folder, loaded once per process for each (folder, device, threads)."""
-    device, compute_type = resolve_device(device)
+    device, index, compute_type = resolve_device(device)
     with _lock:
-        return _load(str(Path(folder).resolve()), device, compute_type, int(threads))
+        return _load(str(Path(folder).resolve()), device, index, compute_type, int(threads))
 
 
 _outcomes: dict[tuple, object] = {}  # (asr, weights, device, threads) -> WhisperModel or the SpeechModelError

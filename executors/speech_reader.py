@@ -1,5 +1,6 @@
 """SpeechReader: the timed text of each loaded video, from its subtitles or, lacking any, its speech."""
 import logging
+import re
 import threading
 from pathlib import Path
 from typing import Callable
@@ -35,6 +36,8 @@ class SpeechReader(Executor):
             raise ConfigError(f'threads must be 0 (CTranslate2 chooses) or more, not {threads}')
         if beam_size < 1 or chunk_seconds < 30:
             raise ConfigError(f'beam_size must be 1 or more and chunk_seconds 30 or more, not {beam_size}, {chunk_seconds}')
+        if not re.fullmatch(r'auto|cpu|cuda(:\d+)?', device):
+            raise ConfigError(f'device must be auto, cpu, cuda or cuda:N, not {device!r}')
         self.asr = '' if str(asr).strip().lower() in OFF else str(asr).strip()
         self.device, self.threads, self.weights = device, int(threads), weights or str(WEIGHTS_DIR)
         self.beam_size, self.chunk_seconds = int(beam_size), float(chunk_seconds)

@@ -115,4 +115,7 @@ def test_bad_model_settings_name_the_choices(asr, message):
 
 def test_model_loads_once_per_process(whisper_base):
     assert model_for(str(whisper_base), threads=2) is model_for(str(whisper_base), threads=2)
-    assert speech.resolve_device('auto') == ('cpu', 'int8')
+    assert speech.resolve_device('cpu') == ('cpu', 0, 'int8')
+    assert speech.resolve_device('cuda:1') == ('cuda', 1, 'float16')
+    with pytest.raises(SpeechModelError, match="cpu, cuda or cuda:N, not 'tpu'"):
+        speech.resolve_device('tpu')
