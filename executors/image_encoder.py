@@ -1,12 +1,29 @@
 """ImageEncoder: CLIP embeddings of every keyframe (/index) and of a query image (/search)."""
+import numpy as np
+
 from executors.base import requests
 from executors.clip_encoding import encode_images, encode_query_image
 from executors.clip_model import ClipEncoder
 from executors.documents import DocList, QueryDoc, VideoDoc
 
+THUMBNAIL_SIDE = 32  # the near-duplicate test compares 32 x 32 grey thumbnails
+
 
 class ImageEncoder(ClipEncoder):
-    """Embeds keyframes in batches of `batch_size` with the process's shared CLIP model, and query images."""
+    """Embeds keyframes in batches of `batch_size` with the process's shared CLIP model, and query images.
+
+    reuse_below: a keyframe whose 32 x 32 grey thumbnail differs from the last encoded keyframe's by
+    less than this mean absolute difference (0-255 grey levels) takes that keyframe's embedding
+    instead of being encoded (static shots, slides, talking heads); 0 encodes every keyframe.
+    """
+
+    def __init__(self, model: str = 'ViT-B/32', device: str = 'auto', batch_size: int = 32,
+                 quantize: str | None = None, reuse_below: float = 2.0):
+        super().__init__(model, device, batch_size, quantize)
+        if isinstance(reuse_below, bool) or not isinstance(reuse_below, (int, float)) or not reuse_below >= 0:
+            raise ValueError(f'reuse_below must be a number of grey levels >= 0 (0: encode every keyframe), '
+                             f'not {reuse_below!r}')
+        self.reuse_below = float(reuse_below)
 
     @requests(on=['/index', '/encode'])
     def encode_videos(self, docs: DocList[VideoDoc], parameters: dict) -> DocList[VideoDoc]:
@@ -17,14 +34,22 @@ class ImageEncoder(ClipEncoder):
         return docs
 
     def encode_frames(self, video: VideoDoc, progress=None) -> None:
-        """Set every frame's embedding, batch by batch, and drop its pixels."""
+        """Set every frame's embedding, batch by batch, and drop its pixels (a near-duplicate's at once)."""
         frames, total = video.frames, len(video.frames)
-        for start in range(0, total, self.batch_size):
-            batch = frames[start:start + self.batch_size]
-            for frame, embedding in zip(batch, encode_images(self.model, [f.tensor for f in batch])):
-                frame.embedding, frame.tensor = embedding, None
+        sources = reuse_sources([frame.tensor for frame in frames], self.reuse_below)
+        kept = [i for i, source in enumerate(sources) if source == i]
+        for i, frame in enumerate(frames):
+            if sources[i] != i:
+                frame.tensor = None  # never encoded: its pixels can go now
+        for start in range(0, len(kept), self.batch_size):
+            batch = kept[start:start + self.batch_size]
+            for i, embedding in zip(batch, encode_images(self.model, [frames[i].tensor for i in batch])):
+                frames[i].embedding, frames[i].tensor = embedding, None
+            done = kept[start + self.batch_size] if start + self.batch_size < len(kept) else total
+            for i in range(batch[0], done):  # a kept frame's near-duplicates follow it
+                frames[i].embedding = frames[sources[i]].embedding
             if progress is not None:
-                progress(video, 'encode', start + len(batch), total)
+                progress(video, 'encode', done, total)
 
     @requests(on=['/search', '/encode'])
     def encode_queries(self, docs: DocList[QueryDoc]) -> DocList[QueryDoc]:
@@ -32,3 +57,33 @@ class ImageEncoder(ClipEncoder):
             if query.image is not None and query.embedding is None:
                 query.embedding = encode_query_image(self.model, query.image)
         return docs
+
+
+def reuse_sources(images: list[np.ndarray], reuse_below: float) -> list[int]:
+    """For each image, the index of the image whose embedding it takes: its own, or that of the last
+    image kept before it when their thumbnails differ by less than `reuse_below` grey levels (mean
+    absolute difference). Comparing with the last kept image, not the previous one, lets a slow
+    drift (a pan, a fade) add up until it is encoded again."""
+    sources, kept = [], None
+    for i, image in enumerate(images):
+        if reuse_below > 0:
+            thumb = thumbnail(image)
+            if kept is not None and float(np.abs(thumb - kept[1]).mean()) < reuse_below:
+                sources.append(kept[0])
+                continue
+            kept = (i, thumb)
+        sources.append(i)
+    return sources
+
+
+def thumbnail(image: np.ndarray) -> np.ndarray:
+    """A THUMBNAIL_SIDE x THUMBNAIL_SIDE grey float32 picture of an RGB uint8 image: box averages of
+    its cells, so sensor noise averages out and a change anywhere in the frame still shows."""
+    height, width = image.shape[:2]
+    rows = np.linspace(0, height, THUMBNAIL_SIDE + 1).astype(int)
+    cols = np.linspace(0, width, THUMBNAIL_SIDE + 1).astype(int)
+    grey = image.astype(np.float32).mean(axis=2) if image.ndim == 3 else image.astype(np.float32)
+    if height < THUMBNAIL_SIDE or width < THUMBNAIL_SIDE:
+        return grey[np.minimum(rows[:-1], height - 1)][:, np.minimum(cols[:-1], width - 1)]
+    sums = np.add.reduceat(np.add.reduceat(grey, rows[:-1], axis=0), cols[:-1], axis=1)
+    return sums / np.outer(np.diff(rows), np.diff(cols))

@@ -232,3 +232,108 @@ def test_encode_endpoint_embeds_frames_and_texts_without_indexing(tiny_checkpoin
         captions = flow.post('/encode', DocList[QueryDoc]([QueryDoc(text='a dog'), QueryDoc(text='a cat')]))
     assert [frame.embedding.shape for frame in videos[0].frames] == [(32,)] * 3
     assert [query.embedding.shape for query in captions] == [(32,)] * 2
+
+
+def test_the_lean_text_path_is_taken_for_a_stock_tower_and_equals_encode_text(model):
+    from executors.clip_encoding import has_lean_text_path, lean_text_transformer
+
+    assert has_lean_text_path(model)
+    tokens = tokenize(QUERIES)
+    with torch.inference_mode():
+        assert float((lean_text_transformer(model, tokens) - model.encode_text(tokens)).abs().max()) < 1e-5
+
+
+def test_a_tuned_text_tower_keeps_its_own_encode_text(tiny_checkpoint):
+    from executors.clip_encoding import has_lean_text_path
+    from executors.clip_model import load_checkpoint
+    from executors.tuned_model import install
+
+    tuned = install(load_checkpoint(str(tiny_checkpoint), 'cpu'), 'prompt', {'towers': ['text']}).eval()
+    with torch.no_grad():
+        for block in tuned.transformer.resblocks:
+            block.attn.gate.fill_(1.0)  # the prompts now change every text embedding
+    tokens = tokenize(QUERIES[:3])
+    assert not has_lean_text_path(tuned)
+    with torch.inference_mode():
+        assert float((encode_tokens(tuned, tokens) - tuned.encode_text(tokens)).abs().max()) < 1e-5
+
+
+def test_int8_text_on_the_lean_path_stays_close_to_fp32(tiny_checkpoint):
+    fp32 = load_clip(str(tiny_checkpoint), 'cpu')
+    int8 = load_clip(str(tiny_checkpoint), 'cpu', quantize='int8')
+    from executors.clip_encoding import encode_texts
+
+    cosine = np.sum(encode_texts(fp32, QUERIES) * encode_texts(int8, QUERIES), axis=1)
+    assert cosine.min() > 0.99
+
+
+# ----------------------------------------------------------------------------- near-duplicate keyframes
+
+
+def still_video(pictures: list[np.ndarray]) -> VideoDoc:
+    return VideoDoc(uri='/videos/still.mp4', frames=DocList[FrameDoc]([FrameDoc(timestamp=i, tensor=p)
+                                                                      for i, p in enumerate(pictures)]))
+
+
+def counting_encoder(monkeypatch, checkpoint, **kwargs) -> tuple[ImageEncoder, list[int]]:
+    """An ImageEncoder that records how many images each forward pass gets."""
+    import executors.image_encoder as module
+
+    sizes, encode = [], module.encode_images
+    monkeypatch.setattr(module, 'encode_images', lambda model, images: sizes.append(len(images)) or encode(model, images))
+    return ImageEncoder(model=str(checkpoint), device='cpu', **kwargs), sizes
+
+
+def test_identical_keyframes_are_encoded_once_and_share_the_embedding(tiny_checkpoint, monkeypatch):
+    encoder, sizes = counting_encoder(monkeypatch, tiny_checkpoint, batch_size=2)
+    slide, other = picture(224, 298, 1), picture(224, 298, 2)
+    calls = []
+    doc = still_video([slide, slide.copy(), slide.copy(), other, other.copy()])
+    encoder.handle('/index', DocList[VideoDoc]([doc]), {'progress': lambda *args: calls.append(args[2:])})
+    assert sizes == [2]  # one forward pass over the two distinct pictures
+    rows = [frame.embedding for frame in doc.frames]
+    assert all(np.array_equal(rows[0], row) for row in rows[1:3]) and np.array_equal(rows[3], rows[4])
+    assert not np.allclose(rows[0], rows[3])
+    assert all(frame.tensor is None for frame in doc.frames)
+    assert calls == [(5, 5)]
+    np.testing.assert_allclose(rows[3], encode_images(encoder.model, [other])[0], atol=1e-6)
+
+
+def test_noise_below_the_threshold_is_reused_a_real_change_is_not(tiny_checkpoint, monkeypatch):
+    encoder, sizes = counting_encoder(monkeypatch, tiny_checkpoint)
+    slide = picture(224, 298, 1)
+    noisy = np.clip(slide.astype(int) + np.random.default_rng(5).integers(-3, 4, slide.shape), 0, 255).astype(np.uint8)
+    moved = np.roll(slide, 40, axis=1)
+    doc = still_video([slide, noisy, moved])
+    encoder.handle('/index', DocList[VideoDoc]([doc]), {})
+    assert sizes == [2]
+    assert np.array_equal(doc.frames[0].embedding, doc.frames[1].embedding)
+    assert not np.array_equal(doc.frames[0].embedding, doc.frames[2].embedding)
+
+
+def test_a_slow_drift_is_compared_with_the_last_encoded_keyframe():
+    from executors.image_encoder import reuse_sources
+
+    base = np.full((224, 298, 3), 100, np.uint8)
+    fade = [base + step for step in range(0, 10)]  # one grey level per keyframe
+    assert reuse_sources(fade, 2.0) == [0, 0, 2, 2, 4, 4, 6, 6, 8, 8]
+    assert reuse_sources(fade, 0) == list(range(10))
+
+
+def test_moving_footage_gets_the_same_embeddings_with_or_without_reuse(tiny_checkpoint):
+    with_reuse, without = video(6), video(6)
+    ImageEncoder(model=str(tiny_checkpoint), device='cpu', batch_size=4).handle('/index', DocList[VideoDoc]([with_reuse]), {})
+    ImageEncoder(model=str(tiny_checkpoint), device='cpu', batch_size=4,
+                 reuse_below=0).handle('/index', DocList[VideoDoc]([without]), {})
+    np.testing.assert_array_equal(np.stack([f.embedding for f in with_reuse.frames]),
+                                  np.stack([f.embedding for f in without.frames]))
+
+
+def test_reuse_below_comes_from_flow_yml_and_is_checked(tiny_checkpoint, tmp_path):
+    path = tmp_path / 'flow.yml'
+    path.write_text('executors:\n  - uses: ImageEncoder\n    with:\n      reuse_below: 0\n')
+    with Flow(path, model=str(tiny_checkpoint)) as flow:
+        assert flow.executors[0].reuse_below == 0
+    path.write_text('executors:\n  - uses: ImageEncoder\n    with:\n      reuse_below: -1\n')
+    with pytest.raises(ConfigError, match=r'ImageEncoder: reuse_below must be a number of grey levels >= 0'):
+        Flow(path, model=str(tiny_checkpoint))
