@@ -62,7 +62,11 @@ def load_library(flow: str, workspace: str | None, model: str | None, text_model
 @st.cache_resource(on_release=MediaServer.close)
 def media_server(host: str, port: int) -> MediaServer:
     """The one media server of this Streamlit server, on the address the page listens on."""
-    return MediaServer(host, port)
+    try:
+        return MediaServer(host, port)
+    except OSError as e:
+        raise OSError(f'cannot play videos on {host or "every address"}, port {port} ({e.strerror}): '
+                      'choose another with --media-port') from e
 
 
 # ----------------------------------------------------------------------------- the page
@@ -141,10 +145,10 @@ def search_ui(lib: Library, media: MediaServer, videos: list[VideoDoc]) -> None:
         st.session_state.pop('results', None)
         st.error(str(e), icon=':material/error:')
         return
-    results_ui(media, {v.video_id for v in videos})
+    results_ui(lib, media, {v.video_id for v in videos})
 
 
-def results_ui(media: MediaServer, live: set[str]) -> None:
+def results_ui(lib: Library, media: MediaServer, live: set[str]) -> None:
     query, matches = st.session_state.get('asked'), st.session_state.get('results')
     if matches is None:
         return
@@ -165,7 +169,7 @@ def results_ui(media: MediaServer, live: set[str]) -> None:
                    'throughout ranks above one with a single close moment (even the video an image was taken from); '
                    'choose **Moments** to rank single moments.')
     playing = min(st.session_state.get('playing', 0), len(matches) - 1)
-    player_ui(media, matches[playing])
+    player_ui(lib, media, matches[playing])
     for row in range(0, len(matches), CARDS_PER_ROW):
         for column, rank in zip(st.columns(CARDS_PER_ROW), range(row, min(row + CARDS_PER_ROW, len(matches)))):
             with column:
@@ -173,7 +177,7 @@ def results_ui(media: MediaServer, live: set[str]) -> None:
     paging_ui(query, len(matches))
 
 
-def player_ui(media: MediaServer, match: SegmentDoc) -> None:
+def player_ui(lib: Library, media: MediaServer, match: SegmentDoc) -> None:
     """The original file, streamed by the media server, playing (muted: what browsers allow) from the start."""
     video, info = st.container(border=True).columns([1, 1])
     with video:
@@ -189,7 +193,7 @@ def player_ui(media: MediaServer, match: SegmentDoc) -> None:
         st.markdown(f'**{time_range(match.start, match.end)}** · score {match.score:.3f}')
         if match.text:
             st.markdown(f'“{_markdown(shorten(match.text, 200))}”')
-        st.download_button('Download this segment', data=partial(cut_segment, match.uri, match.start, match.end),
+        st.download_button('Download this segment', data=partial(cut_segment, match.uri, match.start, match.end, lib.ffmpeg),
                            file_name=f'{Path(match.uri).stem} {time_range(match.start, match.end).replace(":", ".")}.mp4',
                            mime='video/mp4', on_click='ignore', icon=':material/download:',
                            disabled=not Path(match.uri).is_file())

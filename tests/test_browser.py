@@ -216,7 +216,8 @@ def test_a_200_mb_video_plays_with_flat_server_memory(server, browser, flow_args
         page.evaluate('v => { v.playbackRate = 16; v.play(); }', page.locator('video').element_handle())
         page.wait_for_function('(v => v.ended || v.currentTime > 15)(document.querySelector("video"))', timeout=120_000)
         for position in (2, 12, 6, 15):
-            page.evaluate(f'v => {{ v.currentTime = {position}; v.play(); }}', page.locator('video').element_handle())
+            page.evaluate(f'v => {{ v.playbackRate = 1; v.currentTime = {position}; v.play(); }}',
+                          page.locator('video').element_handle())
             page.wait_for_function(f'(v => v.readyState >= 3 && Math.abs(v.currentTime - {position}) < 2)'
                                    '(document.querySelector("video"))')
     finally:
