@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench bench-quick chromium ffmpeg
+.PHONY: demo demo-shared password test bench bench-quick chromium ffmpeg
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -11,8 +11,18 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
+MEDIA_PORT ?= 8502
+
 demo: $(VENV)/.installed
 	$(BIN)/streamlit run app.py --server.headless true --browser.gatherUsageStats false
+
+# The page for other machines: every address, behind the password in .streamlit/secrets.toml (make password).
+demo-shared: $(VENV)/.installed
+	@grep -qs '^password_hash' .streamlit/secrets.toml || { echo 'set a password first: make password'; exit 1; }
+	$(BIN)/streamlit run app.py --server.headless true --browser.gatherUsageStats false --server.address 0.0.0.0 -- --media-port $(MEDIA_PORT)
+
+password: $(VENV)/.installed
+	@mkdir -p .streamlit && $(BIN)/python page_access.py >> .streamlit/secrets.toml
 
 test: $(VENV)/.installed chromium ffmpeg
 	$(BIN)/python -m pytest
