@@ -1,6 +1,7 @@
 """`flow.py train`: tuned files, zero-initialised methods, the loss, and a learnable synthetic set."""
 import copy
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -175,9 +176,19 @@ def test_query_tuning_generalises_to_unseen_videos_of_the_same_concepts(base, tm
     assert metrics['history'][0]['val_r1'] <= 100 / 7 + 1e-6  # the base: at chance (7 concepts) or below
     assert metrics['val_r1'] >= 85
     capsys.readouterr()
-    assert main(['eval', *common, '--model', str(out), '--captions', str(tmp_path / 'test.csv'), '--json',
-                 '--compare', base]) == 0
-    import json
+    assert main(['eval', *common, '--model', str(out), '--captions', str(tmp_path / 'test.csv'), '--json']) == 0
     report = json.loads(capsys.readouterr().out)
     assert report['results']['mean']['text_to_video']['R@1'] >= 85
-    assert report['compare']['results']['mean']['text_to_video']['R@1'] <= 100 / 7 + 1e-6
+
+
+def test_a_query_tuned_file_searches_the_base_workspace_and_an_adapter_one_is_refused(base, tmp_path, capsys):
+    video = make_video(tmp_path / 'red.mp4', duration=1.0, size='96x72', rate=10, source='color=c=red')
+    common = ['--workspace', str(tmp_path / 'ws')]
+    assert main(['index', *common, '--model', base, str(video)]) == 0
+    query, adapter = (tuned_file(tmp_path / f'{m}.pt', base, m) for m in ('query', 'adapter'))
+    capsys.readouterr()
+    assert main(['search', *common, '--model', query, 'a red screen', '--json']) == 0
+    assert [hit['video'] for hit in json.loads(capsys.readouterr().out)] == [str(video)]
+    assert main(['search', *common, '--model', adapter, 'a red screen']) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.count('\n') == 0 and 'adapter.pt' in error and 'new --workspace' in error

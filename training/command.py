@@ -89,7 +89,7 @@ def run(args) -> int:
         state = {name: p for name, p in model.named_parameters() if name in set(trainable_names(model))}
         write_tuned(args.out, args.method, config, {'model': base_name, 'identity': identity}, state, recorded, metrics)
 
-    outcome = train(method, len(pairs), settings, float(model.logit_scale), save)
+    outcome = train(method, len(pairs), settings, model.logit_scale.item(), save)
     untrained = outcome.history[0]['val_r1']
     print(f"{'interrupted; ' if outcome.interrupted else ''}best epoch {outcome.best_epoch}: validation R@1 "
           f'{outcome.best_r1:.1f} (untrained {untrained:.1f}); wrote {args.out} '
