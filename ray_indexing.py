@@ -30,6 +30,7 @@ from executors.storage import Frames, ImageSpace, Storage, VideoRecord
 log = logging.getLogger(__name__)
 
 Progress = Callable[[VideoDoc, str, int, int], None]
+SHIPPED_NOT = ['/data/', '/weights/', '/.venv/', '/tests/', '/bench/', '/docs/', '.git/', '*.mp4', '*.pt']
 
 
 def index_on_ray(paths: Iterable[str | Path], storage: Storage, *, loader: dict, encoder: dict, space: ImageSpace,
@@ -81,12 +82,12 @@ def connect(address: str) -> None:
 
     if ray.is_initialized():
         return
-    code = str(Path(__file__).resolve().parent / 'executors')
     try:
         if address == 'local':
             ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
-        else:  # the cluster's workers get the executors package; the rest they must have installed
-            ray.init(address=address, runtime_env={'py_modules': [code]}, logging_level=logging.WARNING)
+        else:  # the workers get this repository's code (not its data, weights or venv): its packages they have
+            ray.init(address=address, logging_level=logging.WARNING, runtime_env={
+                'working_dir': str(Path(__file__).resolve().parent), 'excludes': SHIPPED_NOT})
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise WorkspaceError(f'ray {address}: cannot join the cluster ({str(e).splitlines()[0][:200]})') from e
 

@@ -42,6 +42,7 @@ ANALYZER = {'tokenizer': 'jieba', 'filter': ['lowercase']}  # Milvus's jieba; Mi
 QUERY_LIMIT = 16384  # Milvus caps offset + limit of one query
 WRITE_BATCH = 1000  # rows per upsert
 MAX_TEXT = 8192  # characters of a cue kept
+CACHED_VIDEOS = 256  # videos whose keyframes stay in memory (search scores a few videos' every keyframe)
 # pymilvus runs one embedded Milvus Lite server per file and process, shared by every client of that file:
 # the last MilvusStorage of a file to close stops it (releasing the file for other processes)
 _EMBEDDED: collections.Counter = collections.Counter()
@@ -131,6 +132,8 @@ class MilvusStorage(Storage):
             if [row['frame'] for row in rows] != list(range(count)):
                 raise WorkspaceError(f'{self.location}: video {video_id[:12]} has {len(rows)} of its {count} keyframes: '
                                      f'delete it and index it again')
+            if len(self._frames) >= CACHED_VIDEOS:
+                del self._frames[next(iter(self._frames))]  # the longest cached
             self._frames[video_id] = Frames(np.array([row['timestamp'] for row in rows], dtype=np.float64),
                                             np.array([row['vector'] for row in rows], dtype=np.float32),
                                             [str(self.thumbnails / row['thumbnail']) if row['thumbnail'] else ''
