@@ -2,6 +2,7 @@
 through the production loader), `auto` selection by script, the query cache, the image space each
 query records, and the one-line errors. No network: Hugging Face is held offline."""
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -166,13 +167,15 @@ def test_a_repeated_query_comes_from_the_cache(encoder):
     assert calls['clip'] == 4 and len(text_encoder.cache) == 2
 
 
-def test_a_repeated_query_takes_under_2_ms(encoder):
+def test_a_repeated_query_costs_no_model_time(encoder):
     text_encoder = encoder('auto')
     search(text_encoder, ENGLISH[0])
-    started = time.perf_counter()
+    times = []
     for _ in range(50):
+        started = time.perf_counter()
         search(text_encoder, ENGLISH[0])
-    assert (time.perf_counter() - started) / 50 < 0.002
+        times.append(time.perf_counter() - started)
+    assert statistics.median(times) < 0.002  # the median: other work on a shared machine hits single runs
 
 
 def test_no_cache_encodes_every_time(encoder):
