@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-shared password test bench bench-quick chromium ffmpeg
+.PHONY: demo demo-shared password test bench bench-quick chromium ffmpeg espeak-ng
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ demo-shared: $(VENV)/.installed
 password: $(VENV)/.installed
 	@mkdir -p .streamlit && $(BIN)/python page_access.py >> .streamlit/secrets.toml
 
-test: $(VENV)/.installed chromium ffmpeg
+test: $(VENV)/.installed chromium ffmpeg espeak-ng
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed
@@ -40,3 +40,7 @@ chromium:
 # Debian's ffmpeg (5.1 on Debian 12): the loader's tests run against it and against imageio-ffmpeg's (tests/ffmpegs.py).
 ffmpeg:
 	@test -x /usr/bin/ffmpeg || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; }
+
+# Debian's espeak-ng speaks the sentences the speech tests recognise.
+espeak-ng:
+	@command -v espeak-ng >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null; }

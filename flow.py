@@ -171,7 +171,7 @@ def _delete(args) -> int:
 
 
 def _transcript(args) -> int:
-    from executors.subtitles import format_srt
+    from executors.speech_reader import format_srt
 
     with open_library(args) as library:
         cues = library.transcript(args.video)

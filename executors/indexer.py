@@ -49,32 +49,37 @@ class Indexer(Executor):
             its peak; CLIP's scores of one shot differ by about 0.01 to 0.03.
         max_segment: the longest segment, in seconds.
         snap: a segment's start and end move outward to a shot cut this close, in seconds.
+        speech_candidates: cue hits fetched per text query before they are grouped into spoken segments.
+        merge_gap: seconds: matching cues of one video closer than this become one spoken segment.
         fusion_k: reciprocal rank fusion's constant: a result's fused score is the sum over the
             lists it is in of weight / (fusion_k + rank); larger k flattens the ranks' influence.
         visual_weight, speech_weight: each list's weight in the fusion.
+        fusion_slack: seconds: a visual and a spoken segment of one video this close are one moment.
         lock_wait: seconds a write waits for another process's write to the same workspace.
     """
 
     def __init__(self, workspace: str = 'data/workspace', model: str = '', backend: str = 'hnswlib', uri: str = '',
                  token: str = '', M: int = 16, ef_construction: int = 100, ef_search: int = 256,
                  candidates: int = 64, margin: float = 0.02, max_segment: float = 30.0, snap: float = 2.0,
-                 fusion_k: int = 60, visual_weight: float = 1.0, speech_weight: float = 1.0,
-                 lock_wait: float = 60.0):
+                 speech_candidates: int = 100, merge_gap: float = 2.0, fusion_k: int = 60, visual_weight: float = 1.0,
+                 speech_weight: float = 1.0, fusion_slack: float = 1.0, lock_wait: float = 60.0):
         for name, value in (('M', M), ('ef_construction', ef_construction), ('ef_search', ef_search),
-                            ('candidates', candidates), ('fusion_k', fusion_k)):
+                            ('candidates', candidates), ('speech_candidates', speech_candidates), ('fusion_k', fusion_k)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f'{name} must be a positive integer, not {value!r}')
         if margin < 0 or max_segment <= 0 or snap < 0:
             raise ValueError('margin and snap must be >= 0 and max_segment > 0 (seconds)')
-        if visual_weight < 0 or speech_weight < 0:
-            raise ValueError('visual_weight and speech_weight must be >= 0')
+        if visual_weight < 0 or speech_weight < 0 or merge_gap < 0 or fusion_slack < 0:
+            raise ValueError('visual_weight, speech_weight, merge_gap and fusion_slack must be >= 0')
         self.storage: Storage = open_storage(backend, workspace=workspace, uri=uri, token=token, M=M,
                                              ef_construction=ef_construction, ef_search=ef_search,
                                              lock_wait=lock_wait)
         self.model = str(model)
         self.candidates = candidates
         self.grouping = search.Grouping(margin, max_segment, snap)
-        self.fusion = {'k': fusion_k, 'visual_weight': visual_weight, 'speech_weight': speech_weight}
+        self.speech = {'candidates': speech_candidates, 'merge_gap': merge_gap}
+        self.fusion = {'k': fusion_k, 'visual_weight': visual_weight, 'speech_weight': speech_weight,
+                       'slack': fusion_slack}
         self._busy = threading.Lock()  # the page's sessions share one Indexer: one request at a time
         self._pieces: dict[str, list[FrameDoc]] = {}  # frames of videos arriving in chunks, until their last
 
@@ -136,8 +141,8 @@ class Indexer(Executor):
         elif query.embedding is None and within != 'speech':
             raise QueryError('the query has no embedding: give a text or an image')
         if within != 'visual' and query.text.strip():
-            spoken = cue_segments(self.storage.search_cues(query.text, count), max_segment=self.grouping.max_segment,
-                                  uri=self._uri)
+            hits = self.storage.search_cues(query.text, max(self.speech['candidates'], count))
+            spoken = cue_segments(hits, self.speech['merge_gap'], self.grouping.max_segment, uri=self._uri)
         if within == 'all' and spoken:
             return fuse(visual, spoken, count, **self.fusion)
         return (visual or spoken)[:count]

@@ -2,6 +2,7 @@
 import logging
 import re
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -41,14 +42,34 @@ class SpeechReader(Executor):
         self.asr = '' if str(asr).strip().lower() in OFF else str(asr).strip()
         self.device, self.threads, self.weights = device, int(threads), weights or str(WEIGHTS_DIR)
         self.beam_size, self.chunk_seconds = int(beam_size), float(chunk_seconds)
+        self._reading: dict[str, Future] = {}  # a video's cues being read, by uri, until its last piece
+        self._pool: ThreadPoolExecutor | None = None
 
     @requests(on='/index')
     def index(self, docs: DocList[VideoDoc], parameters: dict) -> DocList[VideoDoc]:
-        progress = parameters.get('progress')
+        """Start reading a video's cues with its first piece (in a thread of its own, so recognition runs
+        while the video's keyframes are encoded); attach them to its last piece."""
         for doc in docs:
-            if doc.status == Status.PENDING and doc.video_id:
-                doc.cues = DocList[CueDoc](read_cues(doc, self.recognizer, progress))
+            if doc.status != Status.PENDING or not doc.video_id:
+                self._reading.pop(doc.uri, None)  # failed or already indexed: its cues are not wanted
+                continue
+            if doc.uri not in self._reading:
+                video = VideoDoc(uri=doc.uri, video_id=doc.video_id, duration=doc.duration)
+                self._reading[doc.uri] = self._worker().submit(read_cues, video, self.recognizer,
+                                                               parameters.get('progress'))
+            if doc.last_chunk:
+                doc.cues = DocList[CueDoc](self._reading.pop(doc.uri).result())
         return docs
+
+    def _worker(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix='speech')
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def recognizer(self) -> Recognizer | None:
         """The Recognizer of `asr`, or None when it is off or its model is missing (said once per process)."""

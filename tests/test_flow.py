@@ -145,7 +145,7 @@ def test_the_repository_flow_names_existing_executors():
 
     config = yaml.safe_load((Path(__file__).parent.parent / 'flow.yml').read_text())
     assert [_executor_class(e['uses']).__name__ for e in config['executors']] == [
-        'VideoLoader', 'ImageEncoder', 'TextEncoder', 'Indexer']
+        'VideoLoader', 'SpeechReader', 'ImageEncoder', 'TextEncoder', 'Indexer']
 
 
 def test_find_videos_walks_folders_recursively_and_survives_symlink_loops(tmp_path):
