@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from executors.errors import ModelError
+from executors.errors import ModelError, VcedError
 
 FORMAT = 'vced-tuned'
 VERSION = 1
@@ -200,10 +200,14 @@ def write_tuned(path: str | Path, method: str, config: dict, base: dict, state: 
     body = {'format': FORMAT, 'version': VERSION, 'method': method, 'config': DEFAULTS[method] | dict(config),
             'base': dict(base), 'state': {k: v.detach().float().cpu().clone() for k, v in state.items()},
             'settings': dict(settings), 'metrics': dict(metrics or {})}
-    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f'.{path.name}.{os.getpid()}.partial')
-    torch.save(body, partial)
-    os.replace(partial, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(body, partial)
+        os.replace(partial, path)
+    except OSError as e:
+        partial.unlink(missing_ok=True)
+        raise VcedError(f'{path}: cannot write the tuned file ({e.strerror or e})') from e
     return path
 
 

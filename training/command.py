@@ -17,7 +17,7 @@ from training.methods import BackboneMethod, QueryMethod
 from training.trainer import Settings, train
 
 METHOD_DEFAULTS = {  # epochs, batch, lr: the query adapter is cheap, the backbone methods are not
-    'query': (50, 128, 1e-3),
+    'query': (100, 128, 3e-3),
     'adapter': (5, 16, 3e-4),
     'prompt': (5, 16, 5e-3),
 }
@@ -32,10 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--holdout', type=float, default=0.1, metavar='F', help='share of videos held out without --val (0.1)')
     parser.add_argument('--method', choices=METHODS, default='query',
                         help='query (default, CPU-friendly: text-side adapter, no re-index), adapter (AIM), prompt (VoP)')
-    parser.add_argument('--epochs', type=int, metavar='N', help='at most N epochs (query 50, adapter/prompt 5)')
+    parser.add_argument('--epochs', type=int, metavar='N', help='at most N epochs (query 100, adapter/prompt 5)')
     parser.add_argument('--batch', type=int, metavar='N', help='captions per step (query 128, adapter/prompt 16)')
-    parser.add_argument('--lr', type=float, metavar='X', help='learning rate (query 1e-3, adapter 3e-4, prompt 5e-3)')
-    parser.add_argument('--patience', type=int, default=5, metavar='N', help='stop after N epochs without a better R@1')
+    parser.add_argument('--lr', type=float, metavar='X', help='learning rate (query 3e-3, adapter 3e-4, prompt 5e-3)')
+    parser.add_argument('--patience', type=int, default=10, metavar='N', help='stop after N epochs without a better R@1')
     parser.add_argument('--frames', type=int, default=12, metavar='N', help='frames per video, evenly spaced (12)')
     parser.add_argument('--device', help='cpu | cuda | auto (default: flow.yml)')
     parser.add_argument('--seed', type=int, default=0, help='shuffling, hold-out and initialisation')
@@ -66,7 +66,7 @@ def run(args) -> int:
         if args.method == 'query':
             embedded = _embedded(library, videos)
             train_ids, val_ids = train_ids & set(embedded), val_ids & set(embedded)
-        pairs, val_pairs = Pairs.from_dataset(train_set, train_ids), Pairs.from_dataset(val_set, val_ids)
+        pairs, val_pairs = Pairs.from_dataset(train_set, train_ids), Pairs.from_dataset(val_set, val_ids, 'validate on')
         if args.method == 'query':
             method = QueryMethod(model, _texts(model, pairs), mean_pooled([embedded[v] for v in pairs.video_ids]), pairs,
                                  _texts(model, val_pairs), mean_pooled([embedded[v] for v in val_pairs.video_ids]),

@@ -22,10 +22,10 @@ class Pairs:
     positives: np.ndarray    # pairs x videos bool: the caption's sentence is one of that video's captions
 
     @classmethod
-    def from_dataset(cls, dataset: Dataset, keep: set[str] | None = None) -> 'Pairs':
+    def from_dataset(cls, dataset: Dataset, keep: set[str] | None = None, role: str = 'train on') -> 'Pairs':
         captions = [c for c in dataset.captions if keep is None or c.video_id in keep]
         if not captions:
-            raise VcedError('no captioned video to train on')
+            raise VcedError(f'no captioned video to {role}')
         video_ids = list(dict.fromkeys(c.video_id for c in captions))
         column = {v: j for j, v in enumerate(video_ids)}
         said: dict[str, set[int]] = {}

@@ -24,7 +24,7 @@ class Settings:
     batch: int = 64           # captions per step (their videos are the step's candidates)
     lr: float = 1e-3          # AdamW learning rate of the trained parts and the temperature
     weight_decay: float = 0.01  # AdamW, on the trained parts
-    patience: int = 5         # stop after this many epochs without a better validation R@1
+    patience: int = 10        # stop after this many epochs without a better validation R@1
     seed: int = 0             # shuffling and initialisation
 
 
