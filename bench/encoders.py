@@ -3,9 +3,12 @@ tiny test model, a smoke run), on the CPU.
 
 - images/s: one image per call as VCED encodes (PIL preprocessing, one forward pass per frame) vs
   the ImageEncoder's batches (preprocessing in torch), fp32 and int8;
-- text query latency: stock `encode_text` over all 77 positions vs the fast path, fp32 and int8;
-- int8's cosine deviation from fp32;
-- indexing: `index_videos` through flow.yml (decode, encode, index) vs decode-only + encode-only of
+- text query latency: stock `encode_text` over all 77 positions vs the first fast path (encode_text
+  over the tokens up to end-of-text) vs the lean path (batch-first, fused causal attention; the
+  default on the CPU) vs ONNX Runtime (executors/text_onnx.py, when `onnx` is installed), fp32 and int8;
+- int8's cosine deviation from fp32; int8's agreement with fp32 and near-duplicate keyframe savings
+  on a discriminative checkpoint (bench/encoder_checks.py);
+- indexing: `Library.index` through flow.yml (decode, encode, index) vs decode-only + encode-only of
   the same videos (the Flow decodes the next video while the current one encodes).
 """
 import statistics
@@ -18,10 +21,12 @@ import numpy as np
 import torch
 
 from bench.common import Result, markdown_table
-from executors.clip_encoding import encode_images, encode_texts, tokenize
+from bench.encoder_checks import int8_agreement, near_duplicate_savings
+from executors.clip_encoding import encode_images, encode_texts, lean_text_transformer, tokenize
 from executors.clip_model import load_clip
 from executors.documents import DocList, VideoDoc
-from flow import Flow, index_videos
+from library import Library
+from pipeline import Flow
 from tests.factories import make_video, write_random_clip_checkpoint
 
 FLOW = Path(__file__).resolve().parent.parent / 'flow.yml'
@@ -39,6 +44,7 @@ def run(quick: bool = False) -> list[Result]:
         checkpoint = str(write_random_clip_checkpoint(tmp / 'clip-random.pt', preset))
         fp32, int8 = load_clip(checkpoint, 'cpu'), load_clip(checkpoint, 'cpu', quantize='int8')
         return (image_throughput(fp32, int8, preset, quick) + text_latency(fp32, int8, preset, quick)
+                + int8_agreement(tmp, preset, quick) + near_duplicate_savings(tmp, preset, quick)
                 + indexing(checkpoint, tmp, preset, quick))
 
 
@@ -67,6 +73,12 @@ def batched(model: torch.nn.Module, images: list[np.ndarray], batch_size: int) -
     return np.concatenate([encode_images(model, images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
 
 
+def bf16_batched(model: torch.nn.Module, images: list[np.ndarray], batch_size: int) -> np.ndarray:
+    """fp32 weights, bfloat16 matrix products (AMX / AVX512-BF16 where the CPU has them)."""
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        return batched(model, images, batch_size)
+
+
 def image_throughput(fp32: torch.nn.Module, int8: torch.nn.Module, preset: str, quick: bool) -> list[Result]:
     count, batch_size, repeat = (8, 8, 1) if quick else (64, 32, 3)
     images = frames(count)
@@ -77,6 +89,7 @@ def image_throughput(fp32: torch.nn.Module, int8: torch.nn.Module, preset: str, 
         'one per call, torch preprocessing': lambda: batched(fp32, images, 1),
         f'batch {batch_size}, fp32 (default)': lambda: batched(fp32, images, batch_size),
         f'batch {batch_size}, int8': lambda: batched(int8, images, batch_size),
+        f'batch {batch_size}, bf16 autocast (not adopted)': lambda: bf16_batched(fp32, images, batch_size),
     }
     for run_once in runs.values():  # first calls of a shape are slow: warm every variant before timing any
         run_once()
@@ -98,19 +111,72 @@ def text_latency(fp32: torch.nn.Module, int8: torch.nn.Module, preset: str, quic
             features = model.encode_text(tokenize([QUERY])).float()
             return (features / features.norm(dim=-1, keepdim=True)).numpy()
 
-    runs = {'stock encode_text, fp32': lambda: stock(fp32), 'fast path, fp32 (default)': lambda: encode_texts(fp32, [QUERY]),
-            'stock encode_text, int8': lambda: stock(int8), 'fast path, int8': lambda: encode_texts(int8, [QUERY])}
+    def first_fast(model):  # the fast path before the lean one: encode_text over the tokens that count
+        with torch.inference_mode():
+            return model.encode_text(tokens[:, :int(tokens.argmax()) + 1])
+
+    def lean(model):
+        with torch.inference_mode():
+            return lean_text_transformer(model, tokens[:, :int(tokens.argmax()) + 1])
+
+    def one_thread(run_once):
+        def run_with_one():
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                return run_once()
+            finally:
+                torch.set_num_threads(threads)
+        return run_with_one
+
+    runs = {'stock encode_text, fp32': lambda: stock(fp32), 'first fast path, fp32': lambda: first_fast(fp32),
+            'lean path, fp32 (default)': lambda: encode_texts(fp32, [QUERY]),
+            'lean path, fp32, 1 torch thread': one_thread(lambda: lean(fp32)),
+            'stock encode_text, int8': lambda: stock(int8), 'first fast path, int8': lambda: first_fast(int8),
+            'lean path, int8': lambda: encode_texts(int8, [QUERY])}
+    onnx_note = onnx_rows(fp32, tokens, runs)
     for run_once in runs.values():
         run_once()
     seconds = interleaved_medians(runs, repeat)
     base = 'stock encode_text, fp32'
-    results = [Result(section, name, seconds[name] * 1e3, 'ms', '' if name == base else base) for name in runs]
+    results = [Result(section, name, seconds[name] * 1e3, 'ms', '' if name == base else base,
+                      note=onnx_note if 'onnxruntime' in name else '') for name in runs]
     exact = float(np.abs(encode_texts(fp32, QUERIES) - stock_batch(fp32, QUERIES)).max())
     cosine = np.sum(encode_texts(fp32, QUERIES) * encode_texts(int8, QUERIES), axis=1)
-    results.append(Result(section, 'fast vs stock, max abs difference', exact, '', note=f'{len(QUERIES)} queries, fp32'))
+    results.append(Result(section, 'lean vs stock, max abs difference', exact, '', note=f'{len(QUERIES)} queries, fp32'))
+    if onnx_note.startswith('export'):
+        from executors.text_onnx import encode_tokens_onnx
+
+        difference = float((encode_tokens_onnx(fp32, tokenize(QUERIES)) - stock_features(fp32, QUERIES)).abs().max())
+        results.append(Result(section, 'onnxruntime vs stock, max abs difference', difference, '',
+                              note=f'{len(QUERIES)} queries, fp32, before normalisation'))
+    else:
+        results.append(Result(section, 'onnxruntime, fp32', float('nan'), 'ms', note=onnx_note))
     results.append(Result(section, 'int8 vs fp32 cosine, lowest', float(cosine.min()), '',
                           note=f'{len(QUERIES)} queries; random weights'))
     return results
+
+
+def onnx_rows(fp32: torch.nn.Module, tokens: torch.Tensor, runs: dict) -> str:
+    """Add ONNX Runtime's text tower to `runs` (1 and 2 threads) when it can be built; a note on its export."""
+    from executors.errors import ModelError
+    from executors.text_onnx import encode_tokens_onnx, onnx_text_session
+
+    try:
+        started = time.perf_counter()
+        onnx_text_session(fp32, threads=1)
+    except ModelError as e:
+        return str(e)[:120]
+    export = time.perf_counter() - started
+    onnx_text_session(fp32, threads=2)
+    runs['onnxruntime, fp32, 1 thread'] = lambda: encode_tokens_onnx(fp32, tokens)
+    runs['onnxruntime, fp32, 2 threads'] = lambda: encode_tokens_onnx(fp32, tokens, threads=2)
+    return f'export + session {export:.1f} s once per model'
+
+
+def stock_features(model: torch.nn.Module, texts: list[str]) -> torch.Tensor:
+    with torch.inference_mode():
+        return model.encode_text(tokenize(texts)).float()
 
 
 def stock_batch(model: torch.nn.Module, texts: list[str]) -> np.ndarray:
@@ -139,11 +205,11 @@ def indexing(checkpoint: str, tmp: Path, preset: str, quick: bool) -> list[Resul
     for attempt in range(repeat):
         with Flow(FLOW, workspace=str(tmp / f'split{attempt}'), model=checkpoint) as flow:
             loader, encoder = flow.executors[0], flow.executors[1]
-            decode, decoded = _timed(lambda: [loader.handle('/index', DocList[VideoDoc]([VideoDoc(uri=str(v))]), {})
-                                              for v in videos])
+            decode, decoded = _timed(lambda: [piece for v in videos for piece in _pieces(
+                loader.handle('/index', DocList[VideoDoc]([VideoDoc(uri=str(v))]), {}))])
             encode, _ = _timed(lambda: [encoder.handle('/index', docs, {}) for docs in decoded])
-        with Flow(FLOW, workspace=str(tmp / f'index{attempt}'), model=checkpoint) as flow:
-            index, _ = _timed(lambda: _index_all(flow, videos))
+        with Library(FLOW, workspace=str(tmp / f'index{attempt}'), model=checkpoint) as library:
+            index, _ = _timed(lambda: _index_all(library, videos))
         split.append((decode, encode))
         together.append(index)
     decode = statistics.median(d for d, _ in split)
@@ -154,11 +220,16 @@ def indexing(checkpoint: str, tmp: Path, preset: str, quick: bool) -> list[Resul
         Result(section, 'decode only (VideoLoader)', decode, 's', note=f'{frames_total} keyframes'),
         Result(section, 'encode only (ImageEncoder)', encode, 's', note=f'{frames_total / encode:.1f} img/s'),
         Result(section, 'decode only + encode only', both, 's'),
-        Result(section, 'index_videos (decode, encode, index)', statistics.median(together), 's',
+        Result(section, 'Library.index (decode, encode, index)', statistics.median(together), 's',
                'decode only + encode only', note=f'median of {repeat}'),
         Result(section, 'video-hours indexed per hour of wall time', count * duration / statistics.median(together),
-               'x', note='index_videos, 1 keyframe/s'),
+               'x', note='Library.index, 1 keyframe/s'),
     ]
+
+
+def _pieces(result) -> list[DocList]:
+    """The VideoLoader's answer as a list of DocLists (with chunk_frames it yields a video in pieces)."""
+    return [result] if isinstance(result, DocList) else list(result)
 
 
 def _timed(work) -> tuple[float, object]:
@@ -167,8 +238,8 @@ def _timed(work) -> tuple[float, object]:
     return time.perf_counter() - started, result
 
 
-def _index_all(flow: Flow, videos: list[Path]) -> None:
-    statuses = [video.status for video in index_videos(flow, videos)]
+def _index_all(library: Library, videos: list[Path]) -> None:
+    statuses = [video.status for video in library.index(videos)]
     if statuses != ['indexed'] * len(videos):
         raise AssertionError(f'indexing failed: {statuses}')
 

@@ -4,10 +4,11 @@ import numpy as np
 import torch
 
 from executors.clip_model import clip_package
-from executors.errors import QueryError
+from executors.errors import ConfigError, QueryError
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # per RGB channel, of CLIP's training images in [0, 1]
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+TEXT_RUNTIMES = ('torch', 'onnxruntime')  # what runs the text tower on the CPU
 MAX_SIDE_FACTOR = 8  # a huge query image is first subsampled to a short side of 8-16 input sizes
 
 
@@ -129,9 +130,19 @@ def _causal_attention(attn: torch.nn.MultiheadAttention, x: torch.Tensor) -> tor
     return attn.out_proj(mixed.transpose(1, 2).reshape(batch, length, width))
 
 
-def encode_texts(model: torch.nn.Module, texts: list[str]) -> np.ndarray:
-    """L2-normalised float32 embeddings (N x D) of `texts`, in one forward pass."""
+def encode_texts(model: torch.nn.Module, texts: list[str], runtime: str = 'torch') -> np.ndarray:
+    """L2-normalised float32 embeddings (N x D) of `texts`, in one forward pass.
+
+    runtime: 'torch', or 'onnxruntime' (CPU, fp32 stock towers: executors/text_onnx.py, one thread of
+    its own, so a query does not wait on torch's thread pool while other work loads the cores).
+    """
+    if runtime not in TEXT_RUNTIMES:
+        raise ConfigError(f"text runtime must be one of {', '.join(TEXT_RUNTIMES)}, not '{runtime}'")
     tokens = tokenize(texts, model.context_length).to(_device(model))
+    if runtime == 'onnxruntime':
+        from executors.text_onnx import encode_tokens_onnx  # it builds on this module
+
+        return _normalised(encode_tokens_onnx(model, tokens))
     with torch.inference_mode():
         return _normalised(encode_tokens(model, tokens))
 

@@ -337,3 +337,26 @@ def test_reuse_below_comes_from_flow_yml_and_is_checked(tiny_checkpoint, tmp_pat
     path.write_text('executors:\n  - uses: ImageEncoder\n    with:\n      reuse_below: -1\n')
     with pytest.raises(ConfigError, match=r'ImageEncoder: reuse_below must be a number of grey levels >= 0'):
         Flow(path, model=str(tiny_checkpoint))
+
+
+def test_the_onnx_text_tower_equals_encode_text(model):
+    pytest.importorskip('onnx')
+    from executors.clip_encoding import encode_texts
+    from executors.text_onnx import encode_tokens_onnx
+
+    tokens = tokenize(QUERIES + [''])
+    with torch.inference_mode():
+        assert float((encode_tokens_onnx(model, tokens) - model.encode_text(tokens)).abs().max()) < 1e-5
+        assert float((encode_tokens_onnx(model, tokens[1:2]) - model.encode_text(tokens[1:2])).abs().max()) < 1e-5
+    np.testing.assert_allclose(encode_texts(model, QUERIES, runtime='onnxruntime'), encode_texts(model, QUERIES),
+                               atol=1e-5)
+
+
+def test_the_onnx_text_tower_refuses_an_int8_model_and_unknown_runtimes_are_config_errors(tiny_checkpoint):
+    from executors.clip_encoding import encode_texts
+
+    int8 = load_clip(str(tiny_checkpoint), 'cpu', quantize='int8')
+    with pytest.raises(ModelError, match='stock fp32 CLIP on the CPU'):
+        encode_texts(int8, ['a dog'], runtime='onnxruntime')
+    with pytest.raises(ConfigError, match="text runtime must be one of torch, onnxruntime, not 'tvm'"):
+        encode_texts(int8, ['a dog'], runtime='tvm')
