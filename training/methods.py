@@ -91,7 +91,7 @@ class BackboneMethod:
 
     def _encode_videos(self, videos: list[np.ndarray]) -> Tensor:
         size = input_size(self.model)
-        pixels = torch.cat([preprocess_images(torch.from_numpy(np.asarray(f)).to(self.device), size) for f in videos])
+        pixels = torch.cat([preprocess_images(torch.from_numpy(np.array(f)).to(self.device), size) for f in videos])
         frames = _unit(self.model.encode_image(pixels.to(self.model.dtype)).float())
         counts = [len(f) for f in videos]
         return _unit(torch.stack([chunk.mean(dim=0) for chunk in frames.split(counts)]))
