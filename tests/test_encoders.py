@@ -360,3 +360,17 @@ def test_the_onnx_text_tower_refuses_an_int8_model_and_unknown_runtimes_are_conf
         encode_texts(int8, ['a dog'], runtime='onnxruntime')
     with pytest.raises(ConfigError, match="text runtime must be one of torch, onnxruntime, not 'tvm'"):
         encode_texts(int8, ['a dog'], runtime='tvm')
+
+
+@pytest.mark.parametrize('source, encoded', [('smptebars', 1), ('testsrc2', 4)])
+def test_a_still_test_card_is_encoded_once_moving_footage_every_keyframe(tiny_checkpoint, tmp_path, monkeypatch,
+                                                                          source, encoded):
+    from executors.video_loader import VideoLoader
+    from tests.factories import make_video
+
+    path = make_video(tmp_path / f'{source}.mp4', duration=4, size='640x360', source=source)
+    docs = VideoLoader(workspace=str(tmp_path / 'workspace')).handle('/index', DocList[VideoDoc]([VideoDoc(uri=str(path))]), {})
+    encoder, sizes = counting_encoder(monkeypatch, tiny_checkpoint)
+    encoder.handle('/index', docs, {})
+    assert len(docs[0].frames) == 4 and sum(sizes) == encoded
+    assert all(frame.embedding is not None for frame in docs[0].frames)
