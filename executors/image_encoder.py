@@ -82,8 +82,10 @@ def thumbnail(image: np.ndarray) -> np.ndarray:
     height, width = image.shape[:2]
     rows = np.linspace(0, height, THUMBNAIL_SIDE + 1).astype(int)
     cols = np.linspace(0, width, THUMBNAIL_SIDE + 1).astype(int)
-    grey = image.astype(np.float32).mean(axis=2) if image.ndim == 3 else image.astype(np.float32)
+    if image.ndim == 2:
+        image = image[..., None]
     if height < THUMBNAIL_SIDE or width < THUMBNAIL_SIDE:
-        return grey[np.minimum(rows[:-1], height - 1)][:, np.minimum(cols[:-1], width - 1)]
-    sums = np.add.reduceat(np.add.reduceat(grey, rows[:-1], axis=0), cols[:-1], axis=1)
-    return sums / np.outer(np.diff(rows), np.diff(cols))
+        picked = image[np.minimum(rows[:-1], height - 1)][:, np.minimum(cols[:-1], width - 1)]
+        return picked.mean(axis=2, dtype=np.float32)
+    sums = np.add.reduceat(np.add.reduceat(image, rows[:-1], axis=0, dtype=np.uint32), cols[:-1], axis=1).sum(axis=2)
+    return sums.astype(np.float32) / (image.shape[2] * np.outer(np.diff(rows), np.diff(cols)))
