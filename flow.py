@@ -14,7 +14,7 @@ import time
 
 import evaluation
 from executors.errors import VcedError
-from library import (VIDEO_EXTENSIONS, IndexSummary, Library, Status, find_videos, format_time, one_line, plural,
+from library import (VIDEO_EXTENSIONS, IndexSummary, Library, Status, format_time, one_line, plural,
                      read_image, time_range)
 from pipeline import Flow  # noqa: F401 - `from flow import Flow` is the documented way to drive the Flow directly
 
@@ -92,7 +92,7 @@ def _index(args) -> int:
     summary = IndexSummary()
     try:
         with open_library(args) as library:
-            videos = _ray_index(args, library) if args.ray else library.index(args.paths, progress)
+            videos = library.index(args.paths, progress, ray=args.ray or '')
             for video in videos:
                 if video.uri in bars:
                     bars.pop(video.uri).close()
@@ -113,12 +113,6 @@ def _index(args) -> int:
                         f"(looked for {', '.join(sorted(VIDEO_EXTENSIONS))})")
     ok = summary.counts[Status.INDEXED] + summary.counts[Status.ALREADY_INDEXED]
     return 1 if summary.counts[Status.FAILED] and not ok else 0
-
-
-def _ray_index(args, library: Library):
-    from ray_indexing import index_with_ray
-
-    return index_with_ray(library, find_videos(args.paths), address=args.ray)
 
 
 def _search(args) -> int:

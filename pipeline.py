@@ -25,6 +25,7 @@ class Flow:
     def __init__(self, path: str | Path = 'flow.yml', **overrides):
         self.path = Path(path)
         self.executors: list[Executor] = []
+        self.arguments: dict[str, dict] = {}  # each executor's keyword arguments, by its flow.yml `uses`
         try:
             text = self.path.read_text(encoding='utf-8')
         except OSError as e:
@@ -35,7 +36,8 @@ class Flow:
         self.settings = {'with': {**(config.get('with') or {}), **overrides}, 'executors': config['executors']}
         try:
             for spec in _executor_specs(self.path, root, config, self.settings['with'], overrides):
-                self.executors.append(_build_executor(self.path, spec))
+                executor, self.arguments[spec['uses']] = _build_executor(self.path, spec)
+                self.executors.append(executor)
         except BaseException:
             self.close()
             raise
@@ -126,7 +128,7 @@ def _executor_class(name: str) -> type:
     return cls
 
 
-def _build_executor(path: Path, spec: dict) -> Executor:
+def _build_executor(path: Path, spec: dict) -> tuple[Executor, dict]:
     line = spec['line']
     try:
         cls = _executor_class(spec['uses'])
@@ -141,7 +143,7 @@ def _build_executor(path: Path, spec: dict) -> Executor:
     kwargs.update(spec['params'])
     kwargs.update({k: v for k, v in spec['overrides'].items() if k in accepted})
     try:
-        return cls(**kwargs)
+        return cls(**kwargs), kwargs
     except (ConfigError, TypeError, ValueError) as e:
         raise ConfigError(f"{path}:{line}: {spec['uses']}: {e}") from e
 

@@ -13,10 +13,8 @@ keeps one copy of each chunk (by video and chunk number), and the Storage stores
 a retried task never duplicates a video. If the run itself stops, the videos it had not stored are
 reported failed and running the same command again indexes just those.
 """
-import io
 import json
 import logging
-import math
 import os
 from pathlib import Path
 from typing import Callable, Iterable, Iterator

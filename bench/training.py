@@ -58,8 +58,8 @@ def step_seconds(method, repeat: int) -> float:
     return median_seconds(step, repeat=repeat, warmup=1)
 
 
-def main(argv: list[str]) -> None:
-    quick = '--quick' in argv
+def run(quick: bool = False) -> list[Result]:
+    """Training steps per second per method, and a query epoch from the cache or not."""
     repeat = 1 if quick else 3
     torch.set_num_threads(torch.get_num_threads())
     base = checkpoint()
@@ -100,9 +100,9 @@ def main(argv: list[str]) -> None:
     results.append(Result('query epoch, 100 videos', 'embedding frames and captions first',
                           cached_epoch + per_video * EPOCH_VIDEOS + texts, 's', 'from the cache',
                           f'{FRAMES} frames/video, decoding not counted'))
-    print(f'random ViT-B/32, CPU ({torch.get_num_threads()} threads), batch {BATCH} captions x {FRAMES} frames\n')
-    print(markdown_table(results))
+    return results
 
 
 if __name__ == '__main__':
-    main(sys.argv[1:])
+    print(f'random ViT-B/32, CPU ({torch.get_num_threads()} threads), batch {BATCH} captions x {FRAMES} frames\n')
+    print(markdown_table(run(quick='--quick' in sys.argv[1:])))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from executors.clip_model import resolve_device
+from executors.clip_model import image_space_id, resolve_device
 from executors.errors import VcedError
 
 CACHE_VERSION = 1  # bump when what the cache holds changes meaning
@@ -15,14 +15,13 @@ CACHE_VERSION = 1  # bump when what the cache holds changes meaning
 def flow_settings(settings: dict) -> dict:
     """A flow's settings (flow.yml as overridden, Flow.settings): what decides a video's frame embeddings.
 
-    The model is identified by name, or by path, size and modification time for a checkpoint file;
-    'auto' device is resolved (CUDA runs fp16, so its embeddings differ slightly from the CPU's).
+    The model is identified by the image space it embeds frames into (its checkpoint's sha256: a
+    query-tuned file shares its base's frame embeddings); 'auto' device is resolved (CUDA runs fp16,
+    so its embeddings differ slightly from the CPU's).
     """
     shared = dict(settings['with'])
-    model = str(shared.get('model', ''))
-    if os.path.isfile(model):
-        stat = os.stat(model)
-        shared['model'] = {'path': os.path.realpath(model), 'size': stat.st_size, 'mtime_ns': stat.st_mtime_ns}
+    if shared.get('model'):
+        shared['model'] = image_space_id(str(shared['model']))
     shared['device'] = resolve_device(str(shared.get('device', 'auto')))
     return {'with': shared, 'executors': settings['executors']}
 

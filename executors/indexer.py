@@ -149,9 +149,12 @@ class Indexer(Executor):
 
     def _space(self, identity: str = '') -> ImageSpace:
         """The image space of what this flow embeds: as the encoder said, else the flow's model's."""
-        if not identity and self.model:
-            identity = image_space_id(self.model)
-        return ImageSpace(identity, self.model)
+        return ImageSpace(identity, self.model) if identity else self.image_space(self.model)
+
+    @staticmethod
+    def image_space(model: str) -> ImageSpace:
+        """The image space `model` (a CLIP name, checkpoint or tuned file) embeds keyframes into."""
+        return ImageSpace(image_space_id(model) if model else '', model)
 
     def _query_vector(self, query: QueryDoc) -> np.ndarray:
         stored, space = self.storage.image_space(), self._space(query.space)

@@ -18,5 +18,6 @@ def open_storage(backend: str, *, workspace: str, uri: str = '', token: str = ''
     if backend == 'milvus':
         from executors.milvus_storage import MilvusStorage
 
-        return MilvusStorage(uri or str(Path(workspace) / 'milvus.db'), token=token, workspace=workspace)
+        return MilvusStorage(uri or str(Path(workspace) / 'milvus.db'), token=token, workspace=workspace, M=M,
+                             ef_construction=ef_construction, ef_search=ef_search)
     raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")

@@ -41,15 +41,19 @@ class Library:
 
     # ---------------------------------------------------------------- indexing
 
-    def index(self, paths: Iterable[str | Path], progress: Progress | None = None) -> Iterator[VideoDoc]:
+    def index(self, paths: Iterable[str | Path], progress: Progress | None = None, ray: str = '') -> Iterator[VideoDoc]:
         """Index each video of `paths` (files, or folders searched recursively), yielding its VideoDoc
-        with `status` and `error` set, in order.
+        with `status` and `error` set, in order. `ray`: decode and encode on a Ray cluster instead
+        ('local' starts one here, else the cluster's address); this process stores what comes back.
 
         This is the one place that decides "already indexed": a file whose path, size and
         modification time match a stored video is not even hashed; any other is hashed, and
         decoded only when its content is new. Storage re-checks under its write lock, so two
         processes indexing the same file store it once.
         """
+        if ray:
+            yield from self._index_on_ray(paths, ray, progress)
+            return
         stored = {v.video_id: v for v in self.videos()}
         by_file = {(v.uri, v.size, v.mtime_ns): v.video_id for v in stored.values() if v.size}
         requests = _requests((self._triage(p, stored, by_file) for p in find_videos(paths)))
@@ -58,6 +62,20 @@ class Library:
                 yield from docs
         finally:
             self.flow.post('/save')  # the search graph, once per batch
+
+    def _index_on_ray(self, paths: Iterable[str | Path], address: str, progress: Progress | None) -> Iterator[VideoDoc]:
+        from ray_indexing import index_on_ray
+
+        indexer = next(e for e in self.flow.executors if hasattr(e, 'storage'))
+        encoder = self.flow.arguments.get('ImageEncoder', {})
+        model = encoder.get('model') or self.settings['with'].get('model', 'ViT-B/32')
+        try:
+            yield from index_on_ray(find_videos(paths), indexer.storage, loader=self.flow.arguments.get('VideoLoader', {}),
+                                    encoder={k: encoder[k] for k in ('model', 'batch_size', 'quantize') if k in encoder},
+                                    space=indexer.image_space(model), workspace=self.settings['with'].get('workspace'),
+                                    address=address, progress=progress)
+        finally:
+            self.flow.post('/save')
 
     def known(self, path: str | Path) -> VideoDoc | None:
         """The stored video with the same content as `path` (hashed, never decoded), or None."""
