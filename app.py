@@ -8,7 +8,6 @@ media_server plays the files to the browser by range requests.
 import argparse
 import html
 import sys
-from datetime import datetime
 from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -19,7 +18,7 @@ import page_access
 from executors.documents import SegmentDoc, VideoDoc
 from executors.errors import VcedError
 from executors.media import cut_segment
-from library import Library, format_time, plural, read_image, shorten, time_range
+from library import Library, format_time, highlight, local_time, plural, read_image, shorten, time_range
 from media_server import MediaServer
 from page_adding import add_ui, escape_markdown as _markdown, indexing
 
@@ -133,7 +132,10 @@ def search_ui(lib: Library, media: MediaServer, videos: list[VideoDoc]) -> None:
         searched = go_col.form_submit_button('Search', type='primary', icon=':material/search:', width='stretch')
         with st.expander('Search by image instead'):
             image = st.file_uploader('An image like the moment you want', type=IMAGE_TYPES, key='query_image')
-    st.caption('CLIP understands English best; other languages work too, with less reliable matches.')
+    if lib.text_model == 'clip':
+        st.caption('CLIP understands English best; other languages work too, with less reliable matches.')
+    else:
+        st.caption('Describe it in any language: queries that are not plain English go to the multilingual text model.')
     try:
         if searched:
             _ask(_form_query(text, image, int(top), by))
@@ -192,7 +194,7 @@ def player_ui(lib: Library, media: MediaServer, match: SegmentDoc) -> None:
         st.subheader(_markdown(Path(match.uri).name), anchor=False, help=match.uri)
         st.markdown(f'**{time_range(match.start, match.end)}** · score {match.score:.3f}')
         if match.text:
-            st.markdown(f'“{_markdown(shorten(match.text, 200))}”')
+            st.markdown(f'“{_said(match, 400)}”')
         st.download_button('Download this segment', data=partial(cut_segment, match.uri, match.start, match.end, lib.ffmpeg),
                            file_name=f'{Path(match.uri).stem} {time_range(match.start, match.end).replace(":", ".")}.mp4',
                            mime='video/mp4', on_click='ignore', icon=':material/download:',
@@ -205,6 +207,10 @@ def card_ui(rank: int, match: SegmentDoc, playing: bool, offset: int) -> None:
             st.image(match.thumbnail, width='stretch')
         st.markdown(f'**{offset + rank + 1}. {_markdown(Path(match.uri).name)}**')
         st.caption(f'{time_range(match.start, match.end)} · score {match.score:.3f}')
+        if match.source != 'visual':
+            st.badge('seen and said' if match.source == 'both' else 'said', icon=':material/record_voice_over:',
+                     color='violet')
+            st.markdown(f'“{_said(match, 160)}”')
         st.button('Playing' if playing else 'Play', key=f'play-{rank}', icon=':material/play_arrow:', width='stretch',
                   disabled=playing, on_click=_play, args=(rank,))
         st.button('More like this', key=f'similar-{rank}', icon=':material/image_search:', width='stretch',
@@ -235,7 +241,7 @@ def library_ui(lib: Library, media: MediaServer, videos: list[VideoDoc]) -> None
                       help=video.uri)
         duration.write(format_time(video.duration))
         keyframes.write(str(video.frame_count))
-        added.write(_local_time(video.added))
+        added.write(local_time(video.added))
         if confirming != video.video_id:
             delete.button('Delete', key=f'ask-{video.video_id}', icon=':material/delete:',
                           on_click=_set, args=('confirm_delete', video.video_id))
@@ -299,19 +305,18 @@ def _version(videos: list[VideoDoc]) -> tuple:
     return tuple(v.video_id for v in videos)
 
 
+def _said(match: SegmentDoc, limit: int) -> str:
+    """The words a spoken result matched, the query's words highlighted."""
+    query = st.session_state.get('asked', {}).get('text', '')
+    return highlight(shorten(match.text or '', limit), query, _markdown, lambda word: f':orange-background[{word}]')
+
+
 def _play(rank: int) -> None:
     st.session_state.playing = rank
 
 
 def _set(key: str, value) -> None:
     st.session_state[key] = value
-
-
-def _local_time(iso: str) -> str:
-    try:
-        return datetime.fromisoformat(iso).astimezone().strftime('%Y-%m-%d %H:%M')
-    except ValueError:
-        return iso
 
 
 if __name__ == '__main__':

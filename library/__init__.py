@@ -19,11 +19,12 @@ from executors.documents import CueDoc, DocList, QueryDoc, SegmentDoc, Status, V
 from executors.errors import QueryError, VcedError, VideoError, WorkspaceError
 from executors.video_loader import file_sha256
 from library.files import VIDEO_EXTENSIONS, find_videos, read_image, safe_file_name, save_upload
-from library.report import IndexSummary, format_time, one_line, plural, progress_fraction, shorten, time_range
+from library.report import (IndexSummary, format_time, highlight, local_time, one_line, plural, progress_fraction,
+                            shorten, time_range)
 from pipeline import Flow
 
 __all__ = ['Library', 'IndexSummary', 'VIDEO_EXTENSIONS', 'find_videos', 'read_image', 'save_upload', 'safe_file_name',
-           'format_time', 'time_range', 'one_line', 'plural', 'progress_fraction', 'shorten', 'Status']
+           'format_time', 'time_range', 'one_line', 'plural', 'progress_fraction', 'shorten', 'highlight', 'local_time', 'Status']
 
 Progress = Callable[[VideoDoc, str, int, int], None]  # progress(video, stage 'decode' | 'encode', done, total)
 KNOWN_BATCH = 1000  # already indexed videos passed through the flow together (they need no work)
@@ -176,6 +177,11 @@ class Library:
                 if doc.last_chunk:
                     doc.frames = type(doc.frames)(pieces.pop(doc.uri))
                     yield doc
+
+    @property
+    def text_model(self) -> str:
+        """Which text tower embeds queries: 'clip', 'multilingual' or 'auto' (flow.yml, --text-model)."""
+        return str(self.flow.arguments.get('TextEncoder', {}).get('text_model', 'clip'))
 
     @property
     def ffmpeg(self):

@@ -4,6 +4,8 @@ import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable
 
 from executors.documents import Status, VideoDoc
 
@@ -48,6 +50,14 @@ def time_range(start: float, end: float) -> str:
     return f'{format_time(start)}–{format_time(math.ceil(end))}'
 
 
+def local_time(iso: str) -> str:
+    """An ISO time as this machine's local 'YYYY-MM-DD HH:MM' (as given when it is not ISO)."""
+    try:
+        return datetime.fromisoformat(iso).astimezone().strftime('%Y-%m-%d %H:%M')
+    except ValueError:
+        return iso
+
+
 def plural(count: int, noun: str) -> str:
     """'1 video', '2 videos'."""
     return f'{count} {noun}' if count == 1 else f'{count} {noun}s'
@@ -63,6 +73,21 @@ def one_line(text: str) -> str:
 def shorten(text: str, limit: int = 80) -> str:
     """`text` cut to `limit` characters with an ellipsis."""
     return text if len(text) <= limit else text[:limit - 1].rstrip() + '…'
+
+
+def highlight(text: str, query: str, escape: Callable[[str], str], mark: Callable[[str], str]) -> str:
+    """`text` with every occurrence of the query's words (any case; Chinese/Japanese runs as written)
+    passed through `mark`, the rest through `escape`: the matched words of a spoken result, shown."""
+    words = sorted({w for w in re.findall(r'\w+', query.casefold()) if len(w) > 1 or not w.isascii()}, key=len,
+                   reverse=True)
+    if not words:
+        return escape(text)
+    pattern = re.compile('|'.join(re.escape(w) for w in words), re.IGNORECASE)
+    pieces, last = [], 0
+    for found in pattern.finditer(text):
+        pieces += [escape(text[last:found.start()]), mark(escape(found.group()))]
+        last = found.end()
+    return ''.join(pieces + [escape(text[last:])])
 
 
 def _has_surrogates(text: str) -> bool:

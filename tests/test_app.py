@@ -272,3 +272,13 @@ def test_bad_options_are_a_message(monkeypatch):
     at = AppTest.from_file(str(ROOT / 'app.py'), default_timeout=60).run()
     assert not at.exception
     assert len(at.error) == 1 and '--no-such-option' in at.error[0].value
+
+
+def test_spoken_words_are_shown_with_the_query_terms_highlighted():
+    from library import highlight
+
+    mark = lambda word: f'[{word}]'  # noqa: E731
+    assert highlight('The chef slices the Onions', 'onions slices', str, mark) == 'The chef [slices] the [Onions]'
+    assert highlight('我们去海边吧', '海边', str, mark) == '我们去[海边]吧'
+    assert highlight('a * b', 'a', lambda t: t.replace('*', '\\*'), mark) == 'a \\* b'  # one-letter words are not marked
+    assert highlight('nothing here', '', str, mark) == 'nothing here'
