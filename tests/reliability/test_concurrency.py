@@ -38,6 +38,13 @@ def stored_state(workspace: Path) -> tuple:
     return rows, (workspace / 'embeddings.f16').read_bytes(), thumbnails
 
 
+def among(found: list[tuple], answers: list[list[tuple]]) -> bool:
+    """Whether `found` is one of `answers`: the same moments in the same order, scores within float noise
+    (the CLI's process and this one may sum in another order)."""
+    return any(len(found) == len(a) and all(f[:3] == e[:3] and abs(f[3] - e[3]) <= 2e-3 for f, e in zip(found, a))
+               for a in answers)
+
+
 def results(matches) -> list[tuple]:
     return [(m['video_id'], round(m['start'], 3), round(m['end'], 3), round(m['score'], 3)) for m in matches]
 
@@ -68,13 +75,13 @@ def test_searches_during_an_index_answer_from_the_last_committed_state(cli, seco
             before = committed(workspace)
             found = results([m.model_dump() for m in library.search(text=QUERY, top=5)])
             after = committed(workspace)
-            assert found in expected[before:after + 1], (before, after)  # never a half-added video
+            assert among(found, expected[before:after + 1]), (before, after)  # never a half-added video
             seen.append(('flow', before))
             before = committed(workspace)
             code, out, err = second_cli.run('search', QUERY, '--top', '5', '--json', *options)
             after = committed(workspace)
             assert code == 0, err
-            assert results(json.loads(out)) in expected[before:after + 1], (before, after)
+            assert among(results(json.loads(out)), expected[before:after + 1]), (before, after)
             seen.append(('cli', before))
             if not running:
                 break
