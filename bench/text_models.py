@@ -43,7 +43,6 @@ def run(quick: bool = False) -> list[Result]:
 
 
 def latency(checkpoint: str, folder: str, quick: bool) -> list[Result]:
-    from executors.multilingual import load_multilingual
     from executors.text_encoder import ClipTextTower, SentenceTextTower
 
     towers = {'CLIP text tower (fast path), fp32': (ClipTextTower(checkpoint, 'cpu'), ENGLISH),
@@ -60,7 +59,7 @@ def latency(checkpoint: str, folder: str, quick: bool) -> list[Result]:
                 started = time.perf_counter()
                 tower.encode([text])
                 times[name].append(time.perf_counter() - started)
-    section = 'text query latency, batch 1 (CLIP: 5 English queries; multilingual: 6 zh/ar/ja queries)'
+    section = 'text query latency, batch 1 (CLIP: 5 English queries, multilingual: 6 zh/ar/ja)'
     base = 'CLIP text tower (fast path), fp32'
     results = []
     for name, values in times.items():

@@ -146,7 +146,8 @@ def _load_cached(folder: str, device: str, quantize: str | None) -> torch.nn.Mod
     try:
         model = SentenceTransformer(folder, device=device, local_files_only=True)
     except Exception as e:  # transformers raises many types for a folder it cannot read
-        raise ModelError(f'{folder} is not a readable sentence-transformers model: {str(e).strip().splitlines()[0][:200]}') from e
+        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise ModelError(f'{folder} is not a readable sentence-transformers model: {reason}') from e
     finally:
         if bars:
             transformers_logging.enable_progress_bar()

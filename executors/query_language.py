@@ -18,7 +18,10 @@ The rule, by script and never by vocabulary:
 """
 import unicodedata
 
-TYPOGRAPHIC = set('\u2018\u2019\u201a\u201c\u201d\u201e\u2013\u2014\u2026\u2022\u00b7\u00a0\u2009\u202f\u00b0\u00d7\u00a3\u20ac')
+TYPOGRAPHIC = set('\u2018\u2019\u201a\u201c\u201d\u201e'  # curly quotes
+                  '\u2013\u2014\u2026\u2022\u00b7'  # dashes, ellipsis, bullets
+                  '\u00a0\u2009\u202f'  # no-break and thin spaces
+                  '\u00b0\u00d7\u00a3\u20ac')  # degree, multiplication, pound, euro
 
 # (first, last, script): code point ranges of the scripts a tag can be told from
 SCRIPT_RANGES = (
@@ -56,13 +59,11 @@ def query_language(text: str) -> str:
             counts[script] = counts.get(script, 0) + 1
     if 'kana' in counts:  # Japanese writes Han characters among its kana
         return 'ja'
-    lowered = unicodedata.normalize('NFC', text.lower())
-    for char in lowered:
-        if char in DISTINCTIVE and (_script(char) or 'latin') == (max(counts, key=counts.get) if counts else 'latin'):
+    main = max(counts, key=counts.get) if counts else 'latin'  # the script with the most letters
+    for char in unicodedata.normalize('NFC', text.lower()):
+        if char in DISTINCTIVE and (_script(char) or 'latin') == main:
             return DISTINCTIVE[char]
-    if counts:
-        return SCRIPT_LANGUAGE[max(counts, key=counts.get)]
-    return ''
+    return SCRIPT_LANGUAGE.get(main, '')
 
 
 def _script(char: str) -> str:

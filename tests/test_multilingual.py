@@ -12,7 +12,7 @@ import pytest
 from executors.clip_encoding import encode_texts
 from executors.clip_model import WEIGHTS_DIR, image_space_id, load_clip
 from executors.documents import DocList, QueryDoc
-from executors.errors import ConfigError, ModelError, QueryError
+from executors.errors import ConfigError, ModelError
 from executors.multilingual import encode_sentences, load_multilingual
 from executors.query_language import is_plain_english, query_language
 from executors.text_encoder import TextEncoder
