@@ -87,6 +87,8 @@ def main() -> None:
         st.error(str(e), icon=':material/error:')
         st.stop()
     st.session_state.media_base = args.media_url.rstrip('/') or _media_base(media.port)
+    for notice in lib.notices:
+        st.warning(notice, icon=':material/translate:')
 
     header_ui(videos)
     watch_ui(lib, _version(videos))

@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from executors.documents import CueDoc, DocList, QueryDoc, SegmentDoc, Status, VideoDoc
-from executors.errors import QueryError, VcedError, VideoError, WorkspaceError
+from executors.errors import ModelError, QueryError, VcedError, VideoError, WorkspaceError
 from executors.video_loader import file_sha256
 from library.files import VIDEO_EXTENSIONS, find_videos, read_image, safe_file_name, save_upload
 from library.report import (IndexSummary, format_time, highlight, local_time, one_line, plural, progress_fraction,
@@ -39,6 +39,7 @@ class Library:
 
     def __init__(self, flow: str | Path = 'flow.yml', **overrides):
         self.flow = Flow(flow, **overrides)
+        self.notices: list[str] = []  # what warm_up found missing but not fatal
 
     # ---------------------------------------------------------------- indexing
 
@@ -151,9 +152,19 @@ class Library:
 
     # ---------------------------------------------------------------- models
 
-    def warm_up(self) -> None:
-        """Load the models now (a page shows missing weights at start-up, not at the first search)."""
+    def warm_up(self) -> list[str]:
+        """Load the models now (a page shows missing weights at start-up, not at the first search).
+
+        Under text_model 'auto' a missing multilingual model does not stop English searches: it is
+        returned as a notice instead.
+        """
         self.embed_texts(['a video'])
+        if self.text_model == 'auto':
+            try:
+                self.embed_texts(['一段视频'])
+            except ModelError as e:
+                self.notices = [f'{e}. Until then, queries that are not plain English cannot be searched.']
+        return self.notices
 
     def embed_texts(self, texts: list[str], batch: int = 256) -> np.ndarray:
         """Texts x dim query embeddings from the flow's text encoder (nothing is searched or stored)."""

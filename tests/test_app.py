@@ -21,7 +21,7 @@ def uploads(tmp_path) -> Path:
 @pytest.fixture
 def argv(monkeypatch, flow_args, uploads):
     """The options as given after `streamlit run app.py --`; the shared Library closed afterwards."""
-    monkeypatch.setattr(sys, 'argv', ['app.py', *flow_args, '--videos', str(uploads)])
+    monkeypatch.setattr(sys, 'argv', ['app.py', *flow_args, '--text-model', 'clip', '--videos', str(uploads)])
     yield
     st.cache_resource.clear()  # closes the Library and the media server (on_release), releasing the workspace
 
