@@ -153,6 +153,18 @@ class Catalog:
         return np.array([r[0] for r in rows], dtype=np.float64), [_path_of(r[1]) for r in rows]
 
     @_reports_errors
+    def frame_times(self, video_id: str) -> np.ndarray:
+        """A video's keyframe timestamps (seconds, label order), without the thumbnails."""
+        rows = self.db.execute('SELECT timestamp FROM frames WHERE video = ? ORDER BY label', (video_id,))
+        return np.fromiter((r[0] for r in rows), dtype=np.float64)
+
+    @_reports_errors
+    def thumbnail(self, label: int) -> str:
+        """The thumbnail path of one keyframe ('' when the label is not stored)."""
+        row = self.db.execute('SELECT thumbnail FROM frames WHERE label = ?', (label,)).fetchone()
+        return _path_of(row[0]) if row else ''
+
+    @_reports_errors
     def shots(self, video_id: str) -> list[float]:
         return [r[0] for r in self.db.execute('SELECT time FROM shots WHERE video = ? ORDER BY time', (video_id,))]
 

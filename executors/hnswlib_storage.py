@@ -53,6 +53,11 @@ class HnswlibStorage(Storage):
         self._order: list[VideoRow] = []
         self._first_labels = np.empty(0, np.int64)
         self._frames: dict[str, tuple[np.ndarray, list[str]]] = {}
+        # per video, by first label (never reused): keyframe times and shot cuts read once, and
+        # whether its rows matched their checksum (checked once per process, before first use)
+        self._times: dict[int, np.ndarray] = {}
+        self._shots: dict[int, list[float]] = {}
+        self._verified: set[int] = set()
         self._means: tuple[list[str], np.ndarray] | None = None
         self._refresh()
         self._verify()
@@ -91,6 +96,10 @@ class HnswlibStorage(Storage):
         self._order = list(self._videos.values())
         self._first_labels = np.array([v.first_label for v in self._order], dtype=np.int64)
         self._frames = {k: t for k, t in self._frames.items() if k in self._videos}
+        live = {v.first_label for v in self._order}
+        self._times = {k: t for k, t in self._times.items() if k in live}
+        self._shots = {k: t for k, t in self._shots.items() if k in live}
+        self._verified &= live
         self._means = None
         dim = self.catalog.meta('dim')
         if dim and self.vectors is None:
@@ -121,17 +130,39 @@ class HnswlibStorage(Storage):
         return [_record(v, cues.get(v.id, 0)) for v in found]
 
     def frames(self, video_id: str) -> Frames:
-        self._refresh()
-        video = self._videos.get(video_id)
-        if video is None:
-            raise WorkspaceError(f'{self.folder}: no stored video {video_id[:12]}')
+        video = self._stored(video_id)
         if video_id not in self._frames:
             self._frames[video_id] = self.catalog.frames(video_id)
         timestamps, thumbnails = self._frames[video_id]
         return Frames(timestamps, self._rows(video), thumbnails)
 
+    def keyframe_scores(self, video_id: str, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        video = self._videos.get(video_id) or self._stored(video_id)  # search just caught up in nearest()
+        times = self._times.get(video.first_label)
+        if times is None:
+            times = self._times[video.first_label] = self.catalog.frame_times(video_id)
+        scores = self.vectors.scores(video.first_label, video.frame_count, query, self._unverified(video), video.path)
+        self._verified.add(video.first_label)
+        return times, scores
+
+    def thumbnail(self, video_id: str, index: int) -> str:
+        video = self._videos.get(video_id) or self._stored(video_id)
+        return self.catalog.thumbnail(video.first_label + index) if 0 <= index < video.frame_count else ''
+
     def shots(self, video_id: str) -> list[float]:
-        return self.catalog.shots(video_id)
+        video = self._videos.get(video_id)
+        if video is None:
+            return self.catalog.shots(video_id)
+        if video.first_label not in self._shots:
+            self._shots[video.first_label] = self.catalog.shots(video_id)
+        return list(self._shots[video.first_label])
+
+    def _stored(self, video_id: str) -> VideoRow:
+        self._refresh()
+        video = self._videos.get(video_id)
+        if video is None:
+            raise WorkspaceError(f'{self.folder}: no stored video {video_id[:12]}')
+        return video
 
     def cues(self, video_id: str) -> list[CueDoc]:
         return self.catalog.cues(video_id)
@@ -185,8 +216,14 @@ class HnswlibStorage(Storage):
             self._rows(video)
 
     def _rows(self, video: VideoRow) -> np.ndarray:
-        """A video's embeddings, checked against the checksum recorded when it was added."""
-        return self.vectors.read(video.first_label, video.frame_count, video.checksum, owner=video.path)
+        """A video's embeddings, checked against the checksum recorded when it was added (once per process)."""
+        rows = self.vectors.read(video.first_label, video.frame_count, self._unverified(video), owner=video.path)
+        self._verified.add(video.first_label)
+        return rows
+
+    def _unverified(self, video: VideoRow) -> int:
+        """The checksum to check a video's rows against: -1 once they matched it in this process."""
+        return -1 if video.first_label in self._verified else video.checksum
 
     # ------------------------------------------------------------------ writing
 

@@ -32,12 +32,30 @@ def search_segments(storage: Storage, query: np.ndarray, *, count: int, candidat
     that keeps the exact scoring to a few videos.
     """
     neighbours = storage.nearest(query, max(candidates, count))
-    video_ids = list(dict.fromkeys(neighbours.video_ids))[:count]
-    found = []
+    return rank_segments(storage, list(dict.fromkeys(neighbours.video_ids))[:count], query, count=count,
+                         grouping=grouping)
+
+
+def rank_segments(storage: Storage, video_ids: list[str], query: np.ndarray, *, count: int,
+                  grouping: Grouping) -> list[SegmentDoc]:
+    """The best `count` segments of these videos, each scored exactly over every keyframe.
+
+    A segment's score is its peak keyframe's, so a video whose best keyframe scores below the
+    `count`-th best segment found so far has nothing to add: videos are grouped best first and
+    the rest skipped, with the same result as grouping them all.
+    """
+    scored = []
     for video in filter(None, map(storage.video, video_ids)):
-        found += [(video, moment) for moment in video_segments(storage, video, query, grouping)]
-    found.sort(key=lambda item: (-item[1].segment.score, item[0].id, item[1].segment.start))
-    return [segment_doc(video, moment) for video, moment in found[:count]]
+        times, scores = keyframe_scores(storage, video, query)
+        scored.append((float(scores.max()) if len(scores) else -1.0, video, times, scores))
+    scored.sort(key=lambda item: -item[0])
+    found = []
+    for best, video, times, scores in scored:
+        if len(found) >= count and best < found[count - 1][1].score:
+            break
+        found += [(video, segment) for segment in _grouped(storage, video, times, scores, grouping)]
+        found.sort(key=lambda item: (-item[1].score, item[0].id, item[1].start))
+    return [segment_doc(storage, video, segment) for video, segment in found[:count]]
 
 
 def search_videos(storage: Storage, query: np.ndarray, *, count: int, grouping: Grouping) -> list[SegmentDoc]:
@@ -52,32 +70,32 @@ def search_videos(storage: Storage, query: np.ndarray, *, count: int, grouping: 
     matches = []
     for video in filter(None, map(storage.video, order)):
         best = video_segments(storage, video, query, grouping)[0]
-        matches.append(segment_doc(video, best, score=score_of[video.id]))
+        matches.append(segment_doc(storage, video, best, score=score_of[video.id]))
     return matches
 
 
-@dataclass(frozen=True)
-class Moment:
-    """A segment with its peak keyframe's time and thumbnail."""
-
-    segment: Segment
-    timestamp: float
-    thumbnail: str
+def video_segments(storage: Storage, video: VideoRecord, query: np.ndarray, grouping: Grouping) -> list[Segment]:
+    """A video's best SEGMENTS_PER_VIDEO segments, scored exactly over all its keyframes."""
+    return _grouped(storage, video, *keyframe_scores(storage, video, query), grouping)
 
 
-def video_segments(storage: Storage, video: VideoRecord, query: np.ndarray, grouping: Grouping) -> list[Moment]:
-    """A video's best segments, scored exactly over all its keyframes."""
-    frames = storage.frames(video.id)
-    scores = np.nan_to_num(frames.vectors @ query, nan=-1.0, posinf=1.0, neginf=-1.0).clip(-1.0, 1.0)
-    segments = group_segments(scores, frames.timestamps, video.duration, margin=grouping.margin,
-                              max_segment=grouping.max_segment, limit=SEGMENTS_PER_VIDEO,
-                              shots=storage.shots(video.id), snap=grouping.snap)
-    return [Moment(s, float(frames.timestamps[s.peak]), frames.thumbnails[s.peak] if frames.thumbnails else '')
-            for s in segments]
+def keyframe_scores(storage: Storage, video: VideoRecord, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A video's keyframe times and cosines with the query (finite, within -1..1)."""
+    timestamps, scores = storage.keyframe_scores(video.id, query)
+    if not np.isfinite(scores).all():
+        scores = np.nan_to_num(scores, nan=-1.0, posinf=1.0, neginf=-1.0)
+    return timestamps, np.clip(scores, -1.0, 1.0)
 
 
-def segment_doc(video: VideoRecord, moment: Moment, score: float | None = None) -> SegmentDoc:
-    segment = moment.segment
+def _grouped(storage: Storage, video: VideoRecord, timestamps: np.ndarray, scores: np.ndarray,
+             grouping: Grouping) -> list[Segment]:
+    return group_segments(scores, timestamps, video.duration, margin=grouping.margin,
+                          max_segment=grouping.max_segment, limit=SEGMENTS_PER_VIDEO,
+                          shots=storage.shots(video.id), snap=grouping.snap)
+
+
+def segment_doc(storage: Storage, video: VideoRecord, segment: Segment, score: float | None = None) -> SegmentDoc:
+    """A segment as a result: its video, times, peak keyframe's time and thumbnail, and score."""
     return SegmentDoc(video_id=video.id, uri=video.path, start=segment.start, end=segment.end,
-                      timestamp=moment.timestamp, score=float(segment.score if score is None else score),
-                      thumbnail=moment.thumbnail, source='visual')
+                      timestamp=segment.peak_time, score=float(segment.score if score is None else score),
+                      thumbnail=storage.thumbnail(video.id, segment.peak), source='visual')

@@ -99,6 +99,17 @@ class Storage(ABC):
     def frames(self, video_id: str) -> Frames:
         """Every keyframe of a stored video; WorkspaceError when it is not stored or its vectors are damaged."""
 
+    def keyframe_scores(self, video_id: str, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A video's keyframe times (seconds) and each keyframe's inner product with a unit `query`, in
+        time order: what search needs of frames(), which a backend may answer without building them."""
+        frames = self.frames(video_id)
+        return frames.timestamps, frames.vectors @ query
+
+    def thumbnail(self, video_id: str, index: int) -> str:
+        """The thumbnail of a video's keyframe `index` (time order); '' when it has none."""
+        thumbnails = self.frames(video_id).thumbnails
+        return thumbnails[index] if thumbnails else ''
+
     @abstractmethod
     def shots(self, video_id: str) -> list[float]:
         """A video's shot-cut times, ascending."""

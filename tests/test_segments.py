@@ -95,3 +95,25 @@ def test_keyframes_a_hair_apart_still_give_the_last_one_a_segment_with_length():
     segments = group_segments(np.array([0.1, 0.1, 0.1, 0.9], np.float32), times, 3.0, margin=0, max_segment=10,
                               limit=3)
     assert all(s.start < s.end for s in segments)
+
+
+def test_peaks_are_visited_best_first_with_ties_in_time_order_however_long_the_video():
+    from executors.segments import _best_first
+
+    rng = np.random.default_rng(1)
+    for scores in (np.round(rng.normal(size=500), 1).astype(np.float32),  # many ties, also at the head's edge
+                   np.full(300, 0.5, np.float32), rng.normal(size=129).astype(np.float32),
+                   np.append(rng.normal(size=200), np.nan).astype(np.float32)):
+        assert list(_best_first(scores)) == np.argsort(-scores, kind='stable').tolist()
+
+
+def test_a_long_video_groups_as_a_short_one_would():
+    """Long videos take the partial-sort path: the same segments as the plain stable order."""
+    rng = np.random.default_rng(2)
+    times = np.arange(600, dtype=float)
+    scores = np.repeat(rng.normal(size=60), 10).astype(np.float32) + rng.normal(size=600).astype(np.float32) * 0.01
+    got = group_segments(scores, times, 600.0, margin=0.02, max_segment=30.0, limit=8, shots=[99.5, 300.2], snap=2.0)
+    segments = [s for s in got]
+    assert len(segments) == 8 and segments[0].peak == int(np.argmax(scores))
+    assert [s.score for s in segments] == sorted((s.score for s in segments), reverse=True)
+    assert all(s.peak_time == times[s.peak] for s in segments)
