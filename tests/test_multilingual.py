@@ -2,6 +2,7 @@
 through the production loader), `auto` selection by script, the query cache, the image space each
 query records, and the one-line errors. No network: Hugging Face is held offline."""
 import json
+import re
 import statistics
 import time
 from pathlib import Path
@@ -223,11 +224,11 @@ def test_flow_yml_rejects_an_unknown_text_model(tiny_checkpoint, tmp_path):
 def multilingual_flow(tmp_path: Path, tiny_multilingual: Path, aligned_to: Path) -> Path:
     """The repository's flow.yml with the TextEncoder pointed at the tiny multilingual model."""
     text = (ROOT / 'flow.yml').read_text(encoding='utf-8')
-    block = (f'  - uses: TextEncoder\n    with:\n      multilingual_model: {tiny_multilingual}\n'
-             f'      aligned_to: {aligned_to}\n')
-    assert '  - uses: TextEncoder\n' in text
+    text, models = re.subn(r'(?m)^(\s+multilingual_model:) \S+', rf'\1 {tiny_multilingual}', text)
+    text, spaces = re.subn(r'(?m)^(\s+aligned_to:) \S+', rf'\1 {aligned_to}', text)
+    assert models == spaces == 1
     path = tmp_path / 'flow.yml'
-    path.write_text(text.replace('  - uses: TextEncoder\n', block, 1), encoding='utf-8')
+    path.write_text(text, encoding='utf-8')
     return path
 
 
