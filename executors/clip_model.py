@@ -3,6 +3,7 @@ encoders' shared base. The preprocessing and encoding functions are in clip_enco
 import functools
 import logging
 import os
+import pickle
 import threading
 import urllib.error
 import warnings
@@ -128,8 +129,18 @@ def load_checkpoint(path: str, device: str) -> torch.nn.Module:
     """A fresh (unshared) CLIP from a checkpoint file; ModelError when it is not one."""
     try:
         return _load_checkpoint(path, device)
+    except pickle.UnpicklingError as e:  # weights_only refused an object: loading it could run code
+        raise ModelError(f'{path} is not a CLIP checkpoint VCED can load safely: it holds Python objects beyond '
+                         f'tensors, which could run code when loaded; use a plain state_dict or an OpenAI '
+                         f'TorchScript archive') from e
     except Exception as e:  # torch raises many types for a file that is not a checkpoint
-        raise ModelError(f'{path} is not a CLIP checkpoint: {str(e).splitlines()[0][:200]}') from e
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ModelError(f'{path} is not a CLIP checkpoint ({_sentence(reason)})') from e
+
+
+def _sentence(text: str, limit: int = 160) -> str:
+    """`text` cut at a word boundary with an ellipsis, so a cut message never reads as a different one."""
+    return text if len(text) <= limit else text[:limit].rsplit(' ', 1)[0] + ' …'
 
 
 def _load_tuned(path: str, device: str, download_root: Path) -> torch.nn.Module:
