@@ -1,7 +1,8 @@
 """What the encoders' shortcuts cost in results, on a discriminative CLIP (tests/factories.py: its towers
 keep what tells inputs apart, unlike random weights, which map every image to almost one vector):
 
-- int8 vs fp32: does the int8 model rank a gallery of keyframes as fp32 does (top-1 agreement,
+- int8 vs fp32 (on that checkpoint with random MLP outputs, which are what int8 quantises; MHA's
+  projections stay fp32): does the int8 model rank a gallery of keyframes as fp32 does (top-1 agreement,
   Spearman rank correlation of each query's scores), for image and text queries;
 - near-duplicate keyframes: the fraction of keyframes the ImageEncoder does not encode on static
   footage (a still colour, a still test card, a slideshow) and on moving footage, the encode time
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from bench.common import Result
 from executors.clip_encoding import encode_images, encode_texts
@@ -45,13 +47,26 @@ def agreement(reference: np.ndarray, other: np.ndarray) -> tuple[float, float]:
     return top1, spearman
 
 
+def with_random_mlps(path: Path, target: Path, std: float = 0.02) -> Path:
+    """The checkpoint at `path` with random (not zero) MLP output weights in every block: the layers int8
+    quantises then change the embeddings, so its agreement with fp32 means something."""
+    state = torch.load(path, map_location='cpu', weights_only=True)
+    generator = torch.Generator().manual_seed(1)
+    for name, value in state.items():
+        if name.endswith('mlp.c_proj.weight'):
+            state[name] = torch.randn(value.shape, generator=generator) * std
+    torch.save(state, target)
+    return target
+
+
 def int8_agreement(tmp: Path, preset: str, quick: bool) -> list[Result]:
-    checkpoint = str(write_discriminative_clip_checkpoint(tmp / 'clip-discriminative.pt', preset))
+    checkpoint = str(with_random_mlps(write_discriminative_clip_checkpoint(tmp / 'clip-discriminative.pt', preset),
+                                      tmp / 'clip-discriminative-mlps.pt'))
     fp32, int8 = load_clip(checkpoint, 'cpu'), load_clip(checkpoint, 'cpu', quantize='int8')
-    gallery_pictures = scenes(16 if quick else 64)
+    gallery_pictures = scenes(16 if quick else 48)
     queries = [np.clip(p.astype(int) + np.random.default_rng(i).integers(-40, 41, p.shape), 0, 255).astype(np.uint8)
                for i, p in enumerate(gallery_pictures)]  # another take of each scene
-    section = f'int8 vs fp32 on a discriminative {preset} ({len(gallery_pictures)} keyframes)'
+    section = f'int8 vs fp32 on a discriminative {preset} with random MLPs ({len(gallery_pictures)} keyframes)'
     results = []
     for kind, embed in (('image', lambda m: encode_images(m, queries)), ('text', lambda m: encode_texts(m, TEXTS))):
         scores = {name: embed(model) @ encode_images(model, gallery_pictures).T
@@ -62,6 +77,11 @@ def int8_agreement(tmp: Path, preset: str, quick: bool) -> list[Result]:
         results.append(Result(section, f'{kind} queries: same top-1 keyframe', top1, '', note=note))
         results.append(Result(section, f'{kind} queries: Spearman rank correlation', spearman, '',
                               note='mean over queries of the gallery ranking'))
+    scores = {precision: encode_images(fp32, queries, precision) @ encode_images(fp32, gallery_pictures, precision).T
+              for precision in ('fp32', 'bf16')}
+    top1, spearman = agreement(scores['fp32'], scores['bf16'])
+    results.append(Result(section, 'bf16 (precision: bf16) image queries: same top-1 keyframe', top1, ''))
+    results.append(Result(section, 'bf16 (precision: bf16) image queries: Spearman rank correlation', spearman, ''))
     return results
 
 

@@ -25,6 +25,8 @@ from bench.encoder_checks import int8_agreement, near_duplicate_savings
 from executors.clip_encoding import encode_images, encode_texts, lean_text_transformer, tokenize
 from executors.clip_model import load_clip
 from executors.documents import DocList, VideoDoc
+from executors.image_encoder import ImageEncoder
+from executors.video_loader import VideoLoader
 from library import Library
 from pipeline import Flow
 from tests.factories import make_video, write_random_clip_checkpoint
@@ -69,14 +71,9 @@ def vced_one_per_call(model: torch.nn.Module, images: list[np.ndarray]) -> np.nd
     return np.stack(rows)
 
 
-def batched(model: torch.nn.Module, images: list[np.ndarray], batch_size: int) -> np.ndarray:
-    return np.concatenate([encode_images(model, images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
-
-
-def bf16_batched(model: torch.nn.Module, images: list[np.ndarray], batch_size: int) -> np.ndarray:
-    """fp32 weights, bfloat16 matrix products (AMX / AVX512-BF16 where the CPU has them)."""
-    with torch.autocast('cpu', dtype=torch.bfloat16):
-        return batched(model, images, batch_size)
+def batched(model: torch.nn.Module, images: list[np.ndarray], batch_size: int, precision: str = 'fp32') -> np.ndarray:
+    return np.concatenate([encode_images(model, images[i:i + batch_size], precision)
+                           for i in range(0, len(images), batch_size)])
 
 
 def image_throughput(fp32: torch.nn.Module, int8: torch.nn.Module, preset: str, quick: bool) -> list[Result]:
@@ -89,7 +86,7 @@ def image_throughput(fp32: torch.nn.Module, int8: torch.nn.Module, preset: str, 
         'one per call, torch preprocessing': lambda: batched(fp32, images, 1),
         f'batch {batch_size}, fp32 (default)': lambda: batched(fp32, images, batch_size),
         f'batch {batch_size}, int8': lambda: batched(int8, images, batch_size),
-        f'batch {batch_size}, bf16 autocast (not adopted)': lambda: bf16_batched(fp32, images, batch_size),
+        f'batch {batch_size}, bf16 (precision: bf16, opt-in)': lambda: batched(fp32, images, batch_size, 'bf16'),
     }
     for run_once in runs.values():  # first calls of a shape are slow: warm every variant before timing any
         run_once()
@@ -200,15 +197,17 @@ def indexing(checkpoint: str, tmp: Path, preset: str, quick: bool) -> list[Resul
     count, duration, repeat = (2, 4, 1) if quick else (4, 20, 3)
     videos = [make_video(tmp / f'video{i}.mp4', duration=duration, size='640x360', source=SOURCES[i % len(SOURCES)])
               for i in range(count)]
-    section = f'indexing {count} videos x {duration} s 640x360 with flow.yml (1 keyframe/s, {preset} fp32 batch 32)'
+    section = (f'indexing {count} videos x {duration} s 640x360 with flow.yml (1 keyframe/s, {preset} fp32 batch 32, '
+               'reuse_below 0: every keyframe encoded)')
     split, together = [], []
     for attempt in range(repeat):
-        with Flow(FLOW, workspace=str(tmp / f'split{attempt}'), model=checkpoint) as flow:
-            loader, encoder = flow.executors[0], flow.executors[1]
+        with Flow(FLOW, workspace=str(tmp / f'split{attempt}'), model=checkpoint, reuse_below=0) as flow:
+            loader = next(e for e in flow.executors if isinstance(e, VideoLoader))
+            encoder = next(e for e in flow.executors if isinstance(e, ImageEncoder))
             decode, decoded = _timed(lambda: [piece for v in videos for piece in _pieces(
                 loader.handle('/index', DocList[VideoDoc]([VideoDoc(uri=str(v))]), {}))])
             encode, _ = _timed(lambda: [encoder.handle('/index', docs, {}) for docs in decoded])
-        with Library(FLOW, workspace=str(tmp / f'index{attempt}'), model=checkpoint) as library:
+        with Library(FLOW, workspace=str(tmp / f'index{attempt}'), model=checkpoint, reuse_below=0) as library:
             index, _ = _timed(lambda: _index_all(library, videos))
         split.append((decode, encode))
         together.append(index)

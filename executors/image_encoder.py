@@ -2,8 +2,8 @@
 import numpy as np
 
 from executors.base import requests
-from executors.clip_encoding import encode_images, encode_query_image
-from executors.clip_model import ClipEncoder
+from executors.clip_encoding import IMAGE_PRECISIONS, encode_images, encode_query_image
+from executors.clip_model import ClipEncoder, resolve_device
 from executors.documents import DocList, QueryDoc, VideoDoc
 
 THUMBNAIL_SIDE = 32  # the near-duplicate test compares 32 x 32 grey thumbnails
@@ -15,11 +15,17 @@ class ImageEncoder(ClipEncoder):
     reuse_below: a keyframe whose 32 x 32 grey thumbnail differs from the last encoded keyframe's by
     less than this mean absolute difference (0-255 grey levels) takes that keyframe's embedding
     instead of being encoded (static shots, slides, talking heads); 0 encodes every keyframe.
+    precision: 'fp32', or 'bf16' (CPU only: bfloat16 matrix products, for CPUs with AMX/AVX512-BF16).
     """
 
     def __init__(self, model: str = 'ViT-B/32', device: str = 'auto', batch_size: int = 32,
-                 quantize: str | None = None, reuse_below: float = 2.0):
+                 quantize: str | None = None, reuse_below: float = 2.0, precision: str = 'fp32'):
         super().__init__(model, device, batch_size, quantize)
+        if precision not in IMAGE_PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(IMAGE_PRECISIONS)}, not {precision!r}")
+        if precision == 'bf16' and (quantize or resolve_device(device) != 'cpu'):
+            raise ValueError("precision 'bf16' runs on the CPU with an unquantised model; leave quantize out, device: cpu")
+        self.precision = precision
         if isinstance(reuse_below, bool) or not isinstance(reuse_below, (int, float)) or not reuse_below >= 0:
             raise ValueError(f'reuse_below must be a number of grey levels >= 0 (0: encode every keyframe), '
                              f'not {reuse_below!r}')
@@ -43,7 +49,7 @@ class ImageEncoder(ClipEncoder):
                 frame.tensor = None  # never encoded: its pixels can go now
         for start in range(0, len(kept), self.batch_size):
             batch = kept[start:start + self.batch_size]
-            for i, embedding in zip(batch, encode_images(self.model, [frames[i].tensor for i in batch])):
+            for i, embedding in zip(batch, encode_images(self.model, [frames[i].tensor for i in batch], self.precision)):
                 frames[i].embedding, frames[i].tensor = embedding, None
             done = kept[start + self.batch_size] if start + self.batch_size < len(kept) else total
             for i in range(batch[0], done):  # a kept frame's near-duplicates follow it

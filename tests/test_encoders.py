@@ -280,7 +280,8 @@ def counting_encoder(monkeypatch, checkpoint, **kwargs) -> tuple[ImageEncoder, l
     import executors.image_encoder as module
 
     sizes, encode = [], module.encode_images
-    monkeypatch.setattr(module, 'encode_images', lambda model, images: sizes.append(len(images)) or encode(model, images))
+    monkeypatch.setattr(module, 'encode_images',
+                        lambda model, images, *args: sizes.append(len(images)) or encode(model, images, *args))
     return ImageEncoder(model=str(checkpoint), device='cpu', **kwargs), sizes
 
 
@@ -374,3 +375,18 @@ def test_a_still_test_card_is_encoded_once_moving_footage_every_keyframe(tiny_ch
     encoder.handle('/index', docs, {})
     assert len(docs[0].frames) == 4 and sum(sizes) == encoded
     assert all(frame.embedding is not None for frame in docs[0].frames)
+
+
+def test_bf16_keyframes_stay_close_to_fp32_and_bf16_is_cpu_and_unquantised_only(tiny_checkpoint, tmp_path):
+    fp32, bf16 = video(4), video(4)
+    ImageEncoder(model=str(tiny_checkpoint), device='cpu', reuse_below=0).handle('/index', DocList[VideoDoc]([fp32]), {})
+    ImageEncoder(model=str(tiny_checkpoint), device='cpu', reuse_below=0,
+                 precision='bf16').handle('/index', DocList[VideoDoc]([bf16]), {})
+    cosine = np.sum(np.stack([f.embedding for f in fp32.frames]) * np.stack([f.embedding for f in bf16.frames]), axis=1)
+    assert cosine.min() > 0.99 and all(f.embedding.dtype == np.float32 for f in bf16.frames)
+    path = tmp_path / 'flow.yml'
+    for setting, message in (('precision: fp16', "precision must be one of fp32, bf16, not 'fp16'"),
+                             ('precision: bf16\n      quantize: int8', "precision 'bf16' runs on the CPU")):
+        path.write_text(f'with:\n  device: cpu\nexecutors:\n  - uses: ImageEncoder\n    with:\n      {setting}\n')
+        with pytest.raises(ConfigError, match=message):
+            Flow(path, model=str(tiny_checkpoint))
