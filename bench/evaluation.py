@@ -9,8 +9,8 @@ import tempfile
 from pathlib import Path
 
 from bench.common import Result, markdown_table, median_seconds
-from evaluation import FrameCache, evaluate_flow, flow_settings, load_dataset
-from flow import Flow
+from evaluation import FrameCache, evaluate, flow_settings, load_dataset
+from library import Library
 from tests.factories import make_captioned_videos, write_random_clip_checkpoint
 
 FLOW = Path(__file__).resolve().parent.parent / 'flow.yml'
@@ -29,14 +29,14 @@ def run(quick: bool = False) -> list[Result]:
         overrides = {'workspace': str(tmp / 'workspace'), 'model': str(checkpoint), 'strategy': 'count', 'count': 12}
         dataset = load_dataset(videos, captions)
         fresh = itertools.count()
-        with Flow(FLOW, **overrides) as flow:
-            settings = flow_settings(flow)
+        with Library(FLOW, **overrides) as library:
+            settings = flow_settings(library.settings)
             warm_cache = FrameCache(tmp / 'warm', settings)
-            expected = evaluate_flow(flow, dataset, warm_cache).results  # loads the model, fills the warm cache
-            cold = median_seconds(lambda: evaluate_flow(flow, dataset, FrameCache(tmp / f'cold{next(fresh)}', settings)),
+            expected = evaluate(library, dataset, warm_cache).results  # loads the model, fills the warm cache
+            cold = median_seconds(lambda: evaluate(library, dataset, FrameCache(tmp / f'cold{next(fresh)}', settings)),
                                   repeat=repeat, warmup=0)
-            warm = median_seconds(lambda: evaluate_flow(flow, dataset, warm_cache), repeat=repeat, warmup=0)
-            if evaluate_flow(flow, dataset, warm_cache).results != expected:
+            warm = median_seconds(lambda: evaluate(library, dataset, warm_cache), repeat=repeat, warmup=0)
+            if evaluate(library, dataset, warm_cache).results != expected:
                 raise AssertionError('metrics from the frame cache differ from a fresh run')
     return [Result(section, 'cold cache (decode + encode)', cold, 's'),
             Result(section, 'warm cache (embeddings read back)', warm, 's', baseline='cold cache (decode + encode)',
