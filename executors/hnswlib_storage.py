@@ -19,9 +19,10 @@ from executors.catalog import Catalog, VideoRow, now_iso
 from executors.documents import CueDoc
 from executors.errors import WorkspaceError
 from executors.storage import Frames, ImageSpace, Neighbours, Storage, VideoRecord
-from executors.thumbnails import STAGING, is_staged, staging_owner
+from executors.thumbnails import place_thumbnails, remove_orphans, remove_staged
 from executors.vectors import unit_rows
 from executors.vector_store import VectorStore, storage_error
+from executors.workspace_checks import catalog_may_be_created, check_agreement
 from executors.workspace_lock import WriteLock
 
 log = logging.getLogger(__name__)
@@ -44,15 +45,15 @@ class HnswlibStorage(Storage):
             raise WorkspaceError(f'{self.folder}: cannot create the workspace ({e.strerror})') from e
         self.graph_params = {'M': M, 'ef_construction': ef_construction, 'ef_search': ef_search}
         self.thumbnails = self.folder / 'thumbnails'
-        self.catalog = Catalog(self.folder / 'catalog.sqlite', create=self._new_workspace())
+        self.catalog = Catalog(self.folder / 'catalog.sqlite', create=catalog_may_be_created(self.folder))
         self.lock = WriteLock(self.folder, lock_wait)
+        self._recovered = False  # what a killed writer left was looked for at this process's first write
         self.vectors: VectorStore | None = None
         self._dirty = False  # the graph changed since it was saved
         self._version = None
         self._videos: dict[str, VideoRow] = {}
         self._order: list[VideoRow] = []
         self._first_labels = np.empty(0, np.int64)
-        self._frames: dict[str, tuple[np.ndarray, list[str]]] = {}
         # per video, by first label (never reused): keyframe times and shot cuts read once, and
         # whether its rows matched their checksum (checked once per process, before first use)
         self._times: dict[int, np.ndarray] = {}
@@ -60,42 +61,23 @@ class HnswlibStorage(Storage):
         self._verified: set[int] = set()
         self._means: tuple[list[str], np.ndarray] | None = None
         self._refresh()
-        self._verify()
-
-    def _new_workspace(self) -> bool:
-        """Whether the catalog may be created: never next to stored embeddings (restore it instead)."""
-        catalog, rows = self.folder / 'catalog.sqlite', self.folder / 'embeddings.f16'
-        holds_data = rows.exists() and rows.stat().st_size > 0
-        if holds_data and not catalog.exists():
-            raise WorkspaceError(f'{catalog}: missing, though {rows.name} holds the embeddings of indexed videos: '
-                                 f'restore it from a backup, or index your videos into a new --workspace')
-        return not holds_data
-
-    def _verify(self) -> None:
-        """The catalog and the embeddings must agree before either is trusted."""
-        committed = self.catalog.next_label()
-        if self.vectors is not None and self.vectors.row_count() < committed:
-            raise WorkspaceError(f'{self.vectors.rows_path}: holds {self.vectors.row_count()} embeddings but the '
-                                 f'catalog needs {committed}: restore the workspace or index into a new one')
-        frames = sum(v.frame_count for v in self._order)
-        if self.catalog.frame_rows() != frames or (self._order and self._order[-1].first_label + self._order[-1].frame_count > committed):
-            raise WorkspaceError(f'{self.catalog.path}: its keyframe rows do not match its videos: restore it from a '
-                                 f'backup, or index your videos into a new --workspace')
+        check_agreement(self.catalog, self.vectors, self._order)
 
     # ------------------------------------------------------------------ reading
 
-    def _refresh(self, force: bool = False) -> None:
-        """Catch up with what was committed since we last looked (cheap when nothing was). SQLite's
-        data_version only changes for other connections' commits: after our own, `force`."""
+    def _refresh(self) -> None:
+        """Catch up with what other processes committed since we last looked (cheap when nothing was)."""
         version = self.catalog.version()
-        if version == self._version and not force:
+        if version == self._version:
             return
-        before = self._videos
         self._version = version
-        self._videos = {v.id: v for v in self.catalog.videos()}
+        self._follow({v.id: v for v in self.catalog.videos()})
+
+    def _follow(self, videos: dict[str, VideoRow]) -> None:
+        """Take `videos` as what is stored: caches pruned, the loaded graph brought in line."""
+        before, self._videos = self._videos, videos
         self._order = list(self._videos.values())
         self._first_labels = np.array([v.first_label for v in self._order], dtype=np.int64)
-        self._frames = {k: t for k, t in self._frames.items() if k in self._videos}
         live = {v.first_label for v in self._order}
         self._times = {k: t for k, t in self._times.items() if k in live}
         self._shots = {k: t for k, t in self._shots.items() if k in live}
@@ -107,7 +89,8 @@ class HnswlibStorage(Storage):
         if self.vectors is not None and self.vectors.graph is not None:
             for gone in before.keys() - self._videos.keys():
                 self.vectors.remove_from_graph(before[gone].first_label, before[gone].frame_count)
-            for new in sorted(self._videos.keys() - before.keys()):
+                self._dirty = True
+            for new in sorted(self._videos.keys() - before.keys(), key=lambda v: self._videos[v].first_label):
                 self._add_to_graph(self._videos[new])
 
     def videos(self) -> list[VideoRecord]:
@@ -131,9 +114,7 @@ class HnswlibStorage(Storage):
 
     def frames(self, video_id: str) -> Frames:
         video = self._stored(video_id)
-        if video_id not in self._frames:
-            self._frames[video_id] = self.catalog.frames(video_id)
-        timestamps, thumbnails = self._frames[video_id]
+        timestamps, thumbnails = self.catalog.frames(video_id)
         return Frames(timestamps, self._rows(video), thumbnails)
 
     def keyframe_scores(self, video_id: str, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -235,12 +216,16 @@ class HnswlibStorage(Storage):
         with self.lock.hold():
             self._start_writing()
             if video.id in self._videos:
-                _remove_staged(frames.thumbnails, self.thumbnails / video.id)
+                remove_staged(frames.thumbnails)
                 return False
             self._check_space(space)
             vectors = self._vectors_of(embeddings.shape[1])
             first, checksum = vectors.append(embeddings)
-            thumbnails = self._place_thumbnails(video.id, frames.thumbnails)
+            try:
+                thumbnails = place_thumbnails(self.thumbnails, video.id, frames.thumbnails)
+            except OSError as e:
+                vectors.truncate(first)
+                raise storage_error(self.thumbnails / video.id, 'cannot store the thumbnails', e) from e
             row = VideoRow(video.id, video.path, float(video.duration), float(video.fps), int(video.width),
                            int(video.height), video.added or now_iso(), first, len(embeddings), int(video.size),
                            int(video.mtime_ns), checksum)
@@ -252,7 +237,7 @@ class HnswlibStorage(Storage):
                 vectors.truncate(first)
                 shutil.rmtree(self.thumbnails / video.id, ignore_errors=True)
                 raise
-            self._refresh(force=True)
+            self._follow({**self._videos, row.id: row})  # data_version ignores our own commits: by hand
             return True
 
     def delete(self, video_id: str) -> bool:
@@ -262,7 +247,7 @@ class HnswlibStorage(Storage):
             if video is None:
                 return False
             self.catalog.delete_video(video_id)
-            self._refresh(force=True)
+            self._follow({k: v for k, v in self._videos.items() if k != video_id})  # our own commit: by hand
             shutil.rmtree(self.thumbnails / video_id, ignore_errors=True)
             return True
 
@@ -307,67 +292,24 @@ class HnswlibStorage(Storage):
         return self.vectors
 
     def _start_writing(self) -> None:
-        """Under the lock: catch up, and drop what a killed writer left (rows, graph, thumbnails)."""
+        """Under the lock: catch up, and drop what a killed writer left (rows, graph, thumbnails). The
+        full check runs at this process's first write, and again whenever rows show a crash since."""
         self._refresh()
-        self._verify()
+        crashed = not self._recovered
+        if crashed:
+            check_agreement(self.catalog, self.vectors, self._order)
         if self.vectors is not None:
             stored, committed = self.vectors.row_count(), self.catalog.next_label()
             if stored > committed:
                 log.info('%s: dropping %d embeddings of an interrupted add', self.vectors.rows_path, stored - committed)
                 self.vectors.truncate(committed)  # also a partly written row
+                crashed = True
             for partial in (self.vectors.graph_path.with_suffix('.tmp'), self.vectors.check_path.with_name('hnsw.json.tmp')):
                 partial.unlink(missing_ok=True)
             self._graph()
-        self._remove_orphan_thumbnails()
-
-    def _place_thumbnails(self, video_id: str, thumbnails: list[str]) -> list[str]:
-        """Thumbnails into thumbnails/<video_id>/ (a loader's staging folder is moved, others copied); their paths."""
-        final = self.thumbnails / video_id
-        folders = {Path(t).parent for t in thumbnails if t}
-        if not folders or folders == {final}:
-            return list(thumbnails)
-        try:
-            shutil.rmtree(final, ignore_errors=True)  # a crashed writer's, never a stored video's
-            final.parent.mkdir(parents=True, exist_ok=True)
-            if len(folders) == 1 and is_staged(next(iter(folders))):
-                os.replace(folders.pop(), final)
-            else:
-                final.mkdir()
-                for t in filter(None, thumbnails):
-                    shutil.copyfile(t, final / Path(t).name)
-        except OSError as e:
-            shutil.rmtree(final, ignore_errors=True)
-            raise storage_error(final, 'cannot store the thumbnails', e) from e
-        return [str(final / Path(t).name) if t else '' for t in thumbnails]
-
-    def _remove_orphan_thumbnails(self) -> None:
-        """Thumbnail folders no committed video owns, and staging folders of processes that died."""
-        for entry in self.thumbnails.iterdir() if self.thumbnails.is_dir() else ():
-            if entry.name != STAGING and entry.name not in self._videos:
-                log.info('%s: removing the thumbnails of an interrupted index', entry)
-                shutil.rmtree(entry, ignore_errors=True)
-        staging = self.thumbnails / STAGING
-        for entry in staging.iterdir() if staging.is_dir() else ():
-            if not _alive(staging_owner(entry)):
-                shutil.rmtree(entry, ignore_errors=True)
-
-
-def _remove_staged(thumbnails: list[str], final: Path) -> None:
-    for folder in {Path(t).parent for t in thumbnails if t} - {final}:
-        if is_staged(folder):
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        if crashed:
+            remove_orphans(self.thumbnails, self._videos.keys())
+        self._recovered = True
 
 
 def _record(row: VideoRow, cue_count: int) -> VideoRecord:

@@ -5,14 +5,19 @@ under the write lock, renames it to `thumbnails/<video id>` when the video is ne
 index the same file never overwrite each other's thumbnails, and a writer removes only the
 staging folders of processes that died.
 """
+import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 from PIL import Image
 
 from executors.errors import VideoError
+
+log = logging.getLogger(__name__)
 
 STAGING = '.staging'
 
@@ -47,3 +52,61 @@ def save_thumbnail(rgb: np.ndarray, path: Path) -> None:
 
 def _reason(error: OSError) -> str:
     return 'the disk is full' if error.errno == 28 else (error.strerror or str(error))
+
+
+def place_thumbnails(folder: Path, video_id: str, thumbnails: list[str]) -> list[str]:
+    """Thumbnails into folder/<video_id>/ (a staging folder is moved, others copied); their new paths.
+
+    Call under the workspace's write lock, for a video that is not stored: whatever is at the final
+    place is a crashed writer's. OSError when the disk refuses.
+    """
+    final = folder / video_id
+    sources = {Path(t).parent for t in thumbnails if t}
+    if not sources or sources == {final}:
+        return list(thumbnails)
+    try:
+        shutil.rmtree(final, ignore_errors=True)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if len(sources) == 1 and is_staged(next(iter(sources))):
+            os.replace(sources.pop(), final)
+        else:
+            final.mkdir()
+            for thumbnail in filter(None, thumbnails):
+                shutil.copyfile(thumbnail, final / Path(thumbnail).name)
+    except OSError:
+        shutil.rmtree(final, ignore_errors=True)
+        raise
+    return [str(final / Path(t).name) if t else '' for t in thumbnails]
+
+
+def remove_staged(thumbnails: list[str]) -> None:
+    """The staging folder of a video that turned out to be stored already."""
+    for folder in {Path(t).parent for t in thumbnails if t}:
+        if is_staged(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_orphans(folder: Path, stored: Iterable[str]) -> None:
+    """Thumbnail folders no stored video owns (a crash before the commit), and staging folders of
+    processes that died. Call under the workspace's write lock."""
+    stored = set(stored)
+    for entry in folder.iterdir() if folder.is_dir() else ():
+        if entry.name != STAGING and entry.name not in stored:
+            log.info('%s: removing the thumbnails of an interrupted index', entry)
+            shutil.rmtree(entry, ignore_errors=True)
+    staging = folder / STAGING
+    for entry in staging.iterdir() if staging.is_dir() else ():
+        if not _alive(staging_owner(entry)):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
