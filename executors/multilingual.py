@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from executors.clip_model import WEIGHTS_DIR, check_quantize, image_space_id, resolve_device
+from executors.clip_model import WEIGHTS_DIR, check_quantize, resolve_device
 from executors.errors import ModelError
+from executors.text_tower import TextTower
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def encode_sentences(model: torch.nn.Module, texts: list[str]) -> np.ndarray:
     return (embeddings / embeddings.norm(dim=-1, keepdim=True)).cpu().numpy()
 
 
-class SentenceTextTower:
+class SentenceTextTower(TextTower):
     """A text tower whose embeddings live in the image space of the CLIP `aligned_to`.
 
     Nothing is loaded until the first `encode`; `space` is image_space_id(aligned_to).
@@ -82,25 +83,10 @@ class SentenceTextTower:
 
     def __init__(self, model: str = DEFAULT_MODEL, aligned_to: str = 'ViT-B/32', device: str = 'auto',
                  quantize: str | None = None):
-        self.name, self.aligned_to, self.device, self.quantize = model, aligned_to, device, quantize
-        self._model: torch.nn.Module | None = None
-        self._space = ''
+        super().__init__(model, aligned_to, device, quantize)
 
-    @property
-    def loaded(self) -> bool:
-        return self._model is not None
-
-    @property
-    def model(self) -> torch.nn.Module:
-        if self._model is None:
-            self._model = load_multilingual(self.name, self.device, quantize=self.quantize)
-        return self._model
-
-    @property
-    def space(self) -> str:
-        if not self._space:
-            self._space = image_space_id(self.aligned_to)
-        return self._space
+    def load(self) -> torch.nn.Module:
+        return load_multilingual(self.name, self.device, quantize=self.quantize)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         return encode_sentences(self.model, texts)

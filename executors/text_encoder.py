@@ -8,41 +8,28 @@ import torch
 
 from executors.base import requests
 from executors.clip_encoding import TEXT_RUNTIMES, encode_texts
-from executors.clip_model import ClipEncoder, image_space_id, load_clip
+from executors.clip_model import ClipEncoder, load_clip
 from executors.documents import DocList, QueryDoc
 from executors.errors import QueryError
 from executors.multilingual import DEFAULT_MODEL, SentenceTextTower
 from executors.query_language import is_plain_english, query_language
+from executors.text_tower import TextTower
 
 TEXT_MODELS = ('clip', 'multilingual', 'auto')  # auto: multilingual for queries that are not plain English
 
 
-class ClipTextTower:
+class ClipTextTower(TextTower):
     """CLIP's own text tower (the process's shared CLIP model, its fast text path), in CLIP's image space."""
 
     kind = 'clip'
 
     def __init__(self, model: str = 'ViT-B/32', device: str = 'auto', quantize: str | None = None,
                  runtime: str = 'torch'):
-        self.name, self.device, self.quantize, self.runtime = model, device, quantize, runtime
-        self._model: torch.nn.Module | None = None
-        self._space = ''
+        super().__init__(model, model, device, quantize)
+        self.runtime = runtime
 
-    @property
-    def loaded(self) -> bool:
-        return self._model is not None
-
-    @property
-    def model(self) -> torch.nn.Module:
-        if self._model is None:
-            self._model = load_clip(self.name, self.device, quantize=self.quantize)
-        return self._model
-
-    @property
-    def space(self) -> str:
-        if not self._space:
-            self._space = image_space_id(self.name)
-        return self._space
+    def load(self) -> torch.nn.Module:
+        return load_clip(self.name, self.device, quantize=self.quantize)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         return encode_texts(self.model, texts, runtime=self.runtime)
