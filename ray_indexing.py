@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from executors.documents import Status, VideoDoc
+from executors.documents import CueDoc, Status, VideoDoc
 from executors.errors import VcedError, WorkspaceError
 from executors.storage import Frames, ImageSpace, Storage, VideoRecord
 
@@ -32,12 +32,13 @@ SHIPPED_NOT = ['/data/', '/weights/', '/.venv/', '/tests/', '/bench/', '/docs/',
 
 
 def index_on_ray(paths: Iterable[str | Path], storage: Storage, *, loader: dict, encoder: dict, space: ImageSpace,
+                 speech: dict | None = None,
                  workspace: str | Path, address: str = 'local', workers: int = 0, worker_cpus: float = 1.0,
                  chunk: int = 64, progress: Progress | None = None) -> Iterator[VideoDoc]:
     """Index `paths` on Ray; yield each video's VideoDoc with its status (and error) as it is stored.
 
     loader: the VideoLoader's keyword arguments (flow.yml); encoder: the ImageEncoder's (model,
-    device, batch_size, quantize); space: the image tower's identity, recorded with the vectors.
+    device, batch_size, quantize); speech: the SpeechReader's (None: no cues); space: the image tower's identity, recorded with the vectors.
     address: 'local' (a Ray instance on this machine) or a cluster's address ('ray://host:10001',
     'host:6379', 'auto'). workers: encoder actors (0: one per GPU, else 1); worker_cpus: CPUs each
     actor reserves; chunk: keyframes per decoded block.
@@ -54,7 +55,7 @@ def index_on_ray(paths: Iterable[str | Path], storage: Storage, *, loader: dict,
     stored = frozenset(video.id for video in storage.videos())
     dataset = (ray.data.from_items([{'path': p} for p in paths], override_num_blocks=len(paths))
                .map_batches(decode_videos, batch_size=1, num_cpus=1 if gpus else worker_cpus, fn_kwargs={
-                   'loader': loader, 'indexed': stored, 'chunk': chunk})
+                   'loader': loader, 'indexed': stored, 'chunk': chunk, 'speech': speech})
                .map_batches(FrameEncoder, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),
                             num_gpus=1 if gpus else 0, num_cpus=worker_cpus,
                             fn_constructor_kwargs={'encoder': {**encoder, 'device': 'cuda' if gpus else 'cpu'}}))
@@ -93,26 +94,30 @@ def connect(address: str) -> None:
 # ----------------------------------------------------------------------------- on the workers
 
 
-def decode_videos(batch: dict, *, loader: dict, indexed: frozenset, chunk: int) -> Iterator[dict]:
+def decode_videos(batch: dict, *, loader: dict, indexed: frozenset, chunk: int, speech: dict | None = None) -> Iterator[dict]:
     """A Ray task: decode each video of `batch` with the VideoLoader itself (its thumbnails staged in a
-    temporary folder of this worker); yield its keyframes in rows of `chunk` (pixels, timestamps, JPEG
-    bytes), the last one flagged, or one row saying why it was not decoded."""
+    temporary folder of this worker) and read its subtitles or speech with the SpeechReader's own
+    function when `speech` (the SpeechReader's arguments) is given; yield its keyframes in rows of
+    `chunk` (pixels, timestamps, JPEG bytes), the last one flagged and carrying the cues, or one row
+    saying why it was not decoded."""
     import shutil
     import tempfile
 
     from executors.documents import DocList
+    from executors.speech_reader import SpeechReader
     from executors.video_loader import VideoLoader
 
     scratch = tempfile.mkdtemp(prefix='vced-ray-')
     try:
         video_loader = VideoLoader(**{**loader, 'workspace': scratch})
+        reader = SpeechReader(**speech) if speech is not None else None
         for path in batch['path']:
-            yield from _decode(video_loader, DocList[VideoDoc]([VideoDoc(uri=str(path))]), indexed, chunk)
+            yield from _decode(video_loader, DocList[VideoDoc]([VideoDoc(uri=str(path))]), indexed, chunk, reader)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _decode(video_loader, docs, indexed: frozenset, chunk: int) -> Iterator[dict]:
+def _decode(video_loader, docs, indexed: frozenset, chunk: int, reader=None) -> Iterator[dict]:
     path = docs[0].uri
     try:
         loaded = video_loader.index(docs, {'indexed_ids': indexed})
@@ -129,6 +134,10 @@ def _decode(video_loader, docs, indexed: frozenset, chunk: int) -> Iterator[dict
                 index, frames = index + 1, frames[chunk:]
         if not index and not frames:
             raise WorkspaceError(f'{Path(path).name}: no keyframe could be decoded')
+        if reader is not None:
+            from executors.speech_reader import read_cues
+
+            doc.cues = type(doc.cues)(read_cues(doc, reader.recognizer))
         yield _chunk_row(path, doc, index, frames, last=True)
     except VcedError as e:
         yield _row(path, docs[0], Status.FAILED, str(e))
@@ -141,7 +150,9 @@ def _chunk_row(path: str, doc: VideoDoc, index: int, frames: list, last: bool) -
     if last:
         stat = os.stat(path)
         meta = json.dumps({'duration': doc.duration, 'fps': doc.fps, 'width': doc.width, 'height': doc.height,
-                           'shots': list(doc.shots), 'size': stat.st_size, 'mtime_ns': stat.st_mtime_ns})
+                           'shots': list(doc.shots), 'size': stat.st_size, 'mtime_ns': stat.st_mtime_ns,
+                           'cues': [cue.model_dump(include={'start', 'end', 'text', 'source', 'language'})
+                                    for cue in doc.cues]})
     pixels = np.stack([frame.tensor for frame in frames]) if frames else np.zeros((0, 1, 1, 3), np.uint8)
     return _row(path, doc, Status.PENDING, meta=meta, index=index, count=index + 1 if last else 0, pixels=pixels,
                 timestamps=np.array([frame.timestamp for frame in frames], dtype=np.float64), thumbnails=thumbnails)
@@ -211,7 +222,8 @@ def _finish(row: dict, pending: dict[str, dict], done: set[str], storage: Storag
                         _stage_thumbnails(workspace, doc.video_id, chunks))
         video = VideoRecord(doc.video_id, path, meta['duration'], meta['fps'], meta['width'], meta['height'],
                             frame_count=len(frames), size=meta['size'], mtime_ns=meta['mtime_ns'])
-        added = storage.add(video, frames, meta['shots'], [], space)
+        cues = [CueDoc(video_id=doc.video_id, **cue) for cue in meta.get('cues', [])]
+        added = storage.add(video, frames, meta['shots'], cues, space)
         doc.status, doc.frame_count = (Status.INDEXED if added else Status.ALREADY_INDEXED), len(frames)
     except VcedError as e:
         doc.status, doc.error = Status.FAILED, str(e)

@@ -74,6 +74,7 @@ class Library:
         try:
             yield from index_on_ray(find_videos(paths), indexer.storage, loader=self.flow.arguments.get('VideoLoader', {}),
                                     encoder={k: encoder[k] for k in ('model', 'batch_size', 'quantize') if k in encoder},
+                                    speech=self.flow.arguments.get('SpeechReader'),
                                     space=indexer.image_space(model), workspace=self.settings['with'].get('workspace'),
                                     address=address, progress=progress)
         finally:

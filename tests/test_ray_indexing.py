@@ -117,3 +117,18 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(ray_cluster, video
     assert all(len(store.frames(v.id)) == 3 for v in stored)
     assert {status for status, _ in first.values()} <= {Status.INDEXED, Status.FAILED}
     store.close()
+
+
+def test_subtitles_are_read_on_the_workers_and_stored_with_the_video(ray_cluster, tiny_checkpoint, tmp_path):
+    video = make_video(tmp_path / 'talk.mp4', duration=3, size='160x120', source='testsrc2')
+    (tmp_path / 'talk.srt').write_text('1\n00:00:01,000 --> 00:00:02,000\nwelcome to the harbour\n', encoding='utf-8')
+    storage = HnswlibStorage(tmp_path / 'ws')
+    try:
+        outcome = index([video], storage, tiny_checkpoint, tmp_path / 'ws', speech={'asr': 'off'})
+        assert list(outcome.values())[0][0] == 'indexed'
+        [stored] = storage.videos()
+        assert [(c.start, c.end, c.text, c.source) for c in storage.cues(stored.id)] == [
+            (1.0, 2.0, 'welcome to the harbour', 'srt')]
+        assert storage.search_cues('harbour', 5)[0].video_id == stored.id
+    finally:
+        storage.close()
