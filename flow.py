@@ -77,15 +77,19 @@ def open_library(args) -> Library:
 def _index(args) -> int:
     from tqdm import tqdm
 
-    bars: dict[str, tqdm] = {}
+    bars: dict[tuple[str, str], tqdm] = {}
 
     def progress(video, stage: str, done: int, total: int) -> None:
-        bar = bars.get(video.uri)
+        """A bar per video for its keyframes (decoded, then embedded) and one for its speech."""
+        kind = 'speech' if stage == 'speech' else 'frames'
+        bar = bars.get((video.uri, kind))
         if bar is None:
-            bar = bars[video.uri] = tqdm(total=2 * total, desc=one_line(os.path.basename(video.uri))[:40], unit='step',
-                                         leave=False, file=sys.stderr, disable=None)
-        bar.total = max(bar.total, 2 * total)
-        bar.n = done + (bar.total // 2 if stage == 'encode' else 0)
+            name = one_line(os.path.basename(video.uri))[:32]
+            bar = bars[video.uri, kind] = tqdm(desc=f"{name} {'speech' if kind == 'speech' else ''}".strip(),
+                                               unit='s' if kind == 'speech' else 'step', leave=False, file=sys.stderr,
+                                               disable=None)
+        bar.total = max(bar.total or 0, total if kind == 'speech' else 2 * total)
+        bar.n = min(done, total) + (total if stage == 'encode' else 0)
         bar.refresh()
 
     started = time.monotonic()
@@ -94,8 +98,9 @@ def _index(args) -> int:
         with open_library(args) as library:
             videos = library.index(args.paths, progress, ray=args.ray or '')
             for video in videos:
-                if video.uri in bars:
-                    bars.pop(video.uri).close()
+                for kind in ('frames', 'speech'):
+                    if (video.uri, kind) in bars:
+                        bars.pop((video.uri, kind)).close()
                 summary.add(video)
                 if video.status == Status.FAILED:
                     print(f'failed: {one_line(video.error)}', file=sys.stderr)

@@ -8,7 +8,7 @@ import streamlit as st
 
 from executors.documents import Status, VideoDoc
 from executors.errors import VcedError
-from library import VIDEO_EXTENSIONS, IndexSummary, Library, progress_fraction, save_upload
+from library import VIDEO_EXTENSIONS, IndexSummary, Library, progress_fraction, progress_text, save_upload
 
 
 def add_ui(lib: Library, folder: Path) -> None:
@@ -55,7 +55,8 @@ def start_indexing(lib: Library, paths: list[Path]) -> dict:
                                            error=f'as {Path(stored.uri).name}')
 
     def progress(video: VideoDoc, stage: str, done: int, total: int) -> None:
-        job['progress'][os.path.realpath(video.uri)] = (stage, done, total)
+        kind = 'speech' if stage == 'speech' else 'frames'
+        job['progress'][os.path.realpath(video.uri), kind] = (stage, done, total)
 
     def run() -> None:
         try:
@@ -89,19 +90,22 @@ def indexing() -> bool:
 
 @st.fragment(run_every=0.5)
 def progress_ui() -> None:
-    """One bar per video (keyframes decoded, then embedded), redrawn until the job is done."""
+    """A bar per video (keyframes decoded, then embedded) and one while its speech is recognised,
+    redrawn until the job is done."""
     job = st.session_state.index_job
     for path in job['paths']:
         video = job['videos'].get(path)
-        stage, done, total = job['progress'].get(path, ('waiting', 0, 0))
+        stage, done, total = job['progress'].get((path, 'frames'), ('waiting', 0, 0))
         if video is not None:
             fraction, what = 1.0, str(video.status)
         elif total:
-            fraction = progress_fraction(stage, done, total)
-            what = f"{'decoding' if stage == 'decode' else 'embedding'} keyframes {min(done, total)}/{total}"
+            fraction, what = progress_fraction(stage, done, total), progress_text(stage, done, total)
         else:
             fraction, what = 0.0, 'waiting'
         st.progress(fraction, text=f'{Path(path).name} · {what}')
+        if video is None and (path, 'speech') in job['progress']:
+            speech = job['progress'][path, 'speech']
+            st.progress(progress_fraction(*speech), text=f'{Path(path).name} · {progress_text(*speech)}')
     if job['done']:
         st.rerun()  # the whole page: the library and the search see the new videos
 

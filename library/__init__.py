@@ -20,11 +20,11 @@ from executors.errors import ModelError, QueryError, VcedError, VideoError, Work
 from executors.video_loader import file_sha256
 from library.files import VIDEO_EXTENSIONS, find_videos, read_image, safe_file_name, save_upload
 from library.report import (IndexSummary, format_time, highlight, local_time, one_line, plural, progress_fraction,
-                            shorten, time_range)
+                            progress_text, shorten, time_range)
 from pipeline import Flow
 
 __all__ = ['Library', 'IndexSummary', 'VIDEO_EXTENSIONS', 'find_videos', 'read_image', 'save_upload', 'safe_file_name',
-           'format_time', 'time_range', 'one_line', 'plural', 'progress_fraction', 'shorten', 'highlight', 'local_time', 'Status']
+           'format_time', 'time_range', 'one_line', 'plural', 'progress_fraction', 'shorten', 'highlight', 'local_time', 'progress_text', 'Status']
 
 Progress = Callable[[VideoDoc, str, int, int], None]  # progress(video, stage 'decode' | 'encode', done, total)
 KNOWN_BATCH = 1000  # already indexed videos passed through the flow together (they need no work)

@@ -32,10 +32,20 @@ class IndexSummary:
 
 
 def progress_fraction(stage: str, done: int, total: int) -> float:
-    """How far one video is, 0-1: decoding is the first half, embedding the second."""
+    """How far one stage of a video is, 0-1. Keyframes: decoding is the first half, embedding the
+    second; speech ('speech', seconds of audio) is a bar of its own."""
     if total <= 0:
         return 0.0
+    if stage == 'speech':
+        return min(done, total) / total
     return (min(done, total) + (total if stage == 'encode' else 0)) / (2 * total)
+
+
+def progress_text(stage: str, done: int, total: int) -> str:
+    """'decoding keyframes 12/40', 'embedding keyframes 3/40' or 'recognising speech 30/120 s'."""
+    if stage == 'speech':
+        return f'recognising speech {min(done, total)}/{total} s'
+    return f"{'decoding' if stage == 'decode' else 'embedding'} keyframes {min(done, total)}/{total}"
 
 
 def format_time(seconds: float) -> str:

@@ -223,12 +223,13 @@ def test_progress_bars_show_each_video_stage(page, uploads):
     first, second, third = (str(uploads / name) for name in ('a.mp4', 'b.mp4', 'c.mp4'))
     page.session_state['index_job'] = {
         'paths': [first, second, third], 'videos': {}, 'error': None, 'done': False,
-        'progress': {first: ('encode', 10, 10), second: ('decode', 3, 12)},
+        'progress': {(first, 'frames'): ('encode', 10, 10), (second, 'frames'): ('decode', 3, 12),
+                     (second, 'speech'): ('speech', 30, 120)},
     }
     at = page.run()
     bars = [(bar.value, bar.proto.text) for bar in at.get('progress')]
     assert bars == [(100, 'a.mp4 · embedding keyframes 10/10'), (12, 'b.mp4 · decoding keyframes 3/12'),
-                    (0, 'c.mp4 · waiting')]
+                    (25, 'b.mp4 · recognising speech 30/120 s'), (0, 'c.mp4 · waiting')]
     assert at.button[[b.label for b in at.button].index('Add and index')].disabled
     assert any(i.value.startswith('Indexing your first videos') for i in at.info)
 
