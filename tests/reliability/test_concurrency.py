@@ -119,3 +119,21 @@ def test_a_writer_that_never_gets_its_turn_gets_a_clear_workspace_is_locked_erro
         held.release()
     code, out, err = cli.run('index', extra, '--workspace', workspace, '--model', tiny_checkpoint)
     assert code == 0 and '1 indexed' in out, err
+
+
+def test_two_index_runs_over_the_same_files_store_each_video_once_with_its_thumbnails(cli, second_cli, batch,
+                                                                                       reference, tmp_path,
+                                                                                       tiny_checkpoint):
+    from tests.reliability.checks import check_consistent
+
+    workspace = tmp_path / 'shared'
+    options = ('--workspace', workspace, '--model', tiny_checkpoint)
+    cli.start('index', batch, *options)
+    code, out, err = second_cli.run('index', batch, *options)  # decodes what the first commits meanwhile
+    first_code, first_out, first_err = cli.wait()
+    assert (code, first_code) == (0, 0), (err, first_err)
+    assert 'Traceback' not in err + first_err
+    assert Path(workspace / 'thumbnails').is_dir()
+    check_consistent(workspace, reference, strict=True)  # every video once, each with all its thumbnails
+    code, out, _ = cli.run('index', batch, *options)
+    assert f'0 indexed, {len(reference.videos)} already indexed, 0 failed' in out
