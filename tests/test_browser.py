@@ -104,8 +104,9 @@ def search(page, text: str) -> None:
 
 
 def wait_playing(page, after: float = 0.0) -> dict:
-    """The page's <video> once it plays by itself past `after` seconds: its state."""
-    page.wait_for_function(f'(v => v && !v.paused && v.currentTime > {after})(document.querySelector("video"))')
+    """The page's <video> once it has played by itself past `after` seconds (it may have reached the
+    segment's end and paused again by the time a busy machine looks): its state."""
+    page.wait_for_function(f'(v => v && v.currentTime > {after})(document.querySelector("video"))')
     return page.evaluate('(v => ({src: v.currentSrc, muted: v.muted, time: v.currentTime}))(document.querySelector("video"))')
 
 
