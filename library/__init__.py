@@ -56,9 +56,8 @@ class Library:
         if ray:
             yield from self._index_on_ray(paths, ray, progress)
             return
-        stored = {v.video_id: v for v in self.videos()}
-        by_file = {(v.uri, v.size, v.mtime_ns): v.video_id for v in stored.values() if v.size}
-        requests = _requests((self._triage(p, stored, by_file) for p in find_videos(paths)))
+        stored, by_file = self._stored_files()
+        requests = _requests((_triage(p, stored, by_file) for p in find_videos(paths)))
         try:
             for docs in self.flow.stream('/index', requests, parameters={'progress': progress}):
                 yield from docs
@@ -82,30 +81,16 @@ class Library:
 
     def known(self, path: str | Path) -> VideoDoc | None:
         """The stored video with the same content as `path` (hashed, never decoded), or None."""
-        stored = {v.video_id: v for v in self.videos()}
-        by_file = {(v.uri, v.size, v.mtime_ns): v.video_id for v in stored.values() if v.size}
-        doc = self._triage(Path(path), stored, by_file)
+        stored, by_file = self._stored_files()
+        doc = _triage(Path(path), stored, by_file)
         if doc.status == Status.FAILED:
             raise VideoError(doc.error)
         return stored.get(doc.video_id) if doc.status == Status.ALREADY_INDEXED else None
 
-    @staticmethod
-    def _triage(path: Path, stored: dict[str, VideoDoc], by_file: dict) -> VideoDoc:
-        doc = VideoDoc(uri=os.path.abspath(os.path.expanduser(path)))
-        try:
-            status = os.stat(doc.uri)
-            doc.video_id = by_file.get((doc.uri, status.st_size, status.st_mtime_ns)) or file_sha256(Path(doc.uri))
-        except VideoError as e:
-            doc.status, doc.error = Status.FAILED, str(e)
-        except OSError:
-            try:
-                file_sha256(Path(doc.uri))  # its one-line error: no such file, a folder, unreadable
-            except VideoError as e:
-                doc.status, doc.error = Status.FAILED, str(e)
-        else:
-            if doc.video_id in stored:
-                doc.status = Status.ALREADY_INDEXED
-        return doc
+    def _stored_files(self) -> tuple[dict[str, VideoDoc], dict[tuple[str, int, int], str]]:
+        """The stored videos by id, and their ids by (path, size, mtime) of the file when indexed."""
+        stored = {v.video_id: v for v in self.videos()}
+        return stored, {(v.uri, v.size, v.mtime_ns): v.video_id for v in stored.values() if v.size}
 
     # ---------------------------------------------------------------- searching
 
@@ -231,6 +216,25 @@ def _requests(docs: Iterator[VideoDoc]) -> Iterator[DocList[VideoDoc]]:
             yield DocList[VideoDoc]([doc])
     if known:
         yield known
+
+
+def _triage(path: Path, stored: dict[str, VideoDoc], by_file: dict) -> VideoDoc:
+    """A VideoDoc for `path` with its id (unhashed when its path, size and mtime match a stored video)
+    and, when no decoding is needed, its status: 'already indexed', or 'failed' with the reason."""
+    doc = VideoDoc(uri=os.path.abspath(os.path.expanduser(path)))
+    try:
+        status = os.stat(doc.uri)
+        known = by_file.get((doc.uri, status.st_size, status.st_mtime_ns))
+    except OSError:
+        known = None  # file_sha256 says why in one line: no such file, unreadable
+    try:
+        doc.video_id = known or file_sha256(Path(doc.uri))
+    except VideoError as e:
+        doc.status, doc.error = Status.FAILED, str(e)
+        return doc
+    if doc.video_id in stored:
+        doc.status = Status.ALREADY_INDEXED
+    return doc
 
 
 def _named(target: str) -> VideoDoc:
