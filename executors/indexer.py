@@ -132,14 +132,14 @@ class Indexer(Executor):
 
     def _matches(self, query: QueryDoc, count: int, by: str, within: str) -> list[SegmentDoc]:
         visual, spoken = [], []
-        if within != 'speech' and query.embedding is not None:
+        if within != 'speech':
+            if query.embedding is None:
+                raise QueryError('the query has no embedding: give a text or an image')
             vector = self._query_vector(query)
             if by == 'video':
                 return search.search_videos(self.storage, vector, count=count, grouping=self.grouping)
             visual = search.search_segments(self.storage, vector, count=count, candidates=self.candidates,
                                             grouping=self.grouping)
-        elif query.embedding is None and within != 'speech':
-            raise QueryError('the query has no embedding: give a text or an image')
         if within != 'visual' and query.text.strip():
             hits = self.storage.search_cues(query.text, max(self.speech['candidates'], count))
             spoken = cue_segments(hits, self.speech['merge_gap'], self.grouping.max_segment, uri=self._uri)
