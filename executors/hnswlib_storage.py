@@ -1,11 +1,11 @@
-"""The default backend: a workspace folder on local disk (hnswlib graph + SQLite catalog + float16 rows).
+"""The default backend: a workspace folder on local disk (float16 rows + faiss IVF or hnswlib index + SQLite catalog).
 
 Adding a video, under the write lock: append its embeddings (fsync'd), move its thumbnails into
 place, then commit its catalog rows in one SQLite transaction: that commit is the moment it
-exists. Rows, thumbnail folders and a half-saved graph that no committed video owns (a crash
+exists. Rows, thumbnail folders and a half-saved index that no committed video owns (a crash
 between the steps) are ignored by readers and removed by the next writer. The lock is held only
 while a write runs, so several processes (the page and the CLI) take turns; any number read, and
-see each other's commits without reopening. The graph is derived and can always be rebuilt from
+see each other's commits without reopening. The index is derived and can always be rebuilt from
 the rows; the rows are never rewritten, only appended to (and their uncommitted tail cut off).
 """
 import logging
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from executors.ann_index import IndexConfig
 from executors.catalog import Catalog, VideoRow, now_iso
 from executors.documents import CueDoc
 from executors.errors import WorkspaceError
@@ -31,25 +32,26 @@ log = logging.getLogger(__name__)
 class HnswlibStorage(Storage):
     """Stored videos and their keyframe vectors under `folder`; see the module docstring.
 
-    M, ef_construction, ef_search: hnswlib's knobs (see the Indexer); lock_wait: seconds a write
-    waits for another process's write to finish.
+    index ('ivf' or 'hnsw'), M, ef_construction, ef_search, nprobe, exact_below: the nearest-neighbour
+    index and its knobs (see the Indexer, executors/ann_index.py); lock_wait: seconds a write waits for
+    another process's write to finish.
     """
 
-    def __init__(self, folder: str | Path, *, M: int = 16, ef_construction: int = 100, ef_search: int = 256,
-                 lock_wait: float = 60.0):
+    def __init__(self, folder: str | Path, *, index: str = 'ivf', M: int = 16, ef_construction: int = 100,
+                 ef_search: int = 256, nprobe: int = 32, exact_below: int = 40_000, lock_wait: float = 60.0):
         self.folder = Path(folder)
         self.location = str(self.folder)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise WorkspaceError(f'{self.folder}: cannot create the workspace ({e.strerror})') from e
-        self.graph_params = {'M': M, 'ef_construction': ef_construction, 'ef_search': ef_search}
+        self.index_config = IndexConfig(index, M, ef_construction, ef_search, nprobe, exact_below)
         self.thumbnails = self.folder / 'thumbnails'
         self.catalog = Catalog(self.folder / 'catalog.sqlite', create=catalog_may_be_created(self.folder))
         self.lock = WriteLock(self.folder, lock_wait)
         self._recovered = False  # what a killed writer left was looked for at this process's first write
         self.vectors: VectorStore | None = None
-        self._dirty = False  # the graph changed since it was saved
+        self._dirty = False  # the index changed since it was saved
         self._version = None
         self._videos: dict[str, VideoRow] = {}
         self._order: list[VideoRow] = []
@@ -74,7 +76,7 @@ class HnswlibStorage(Storage):
         self._follow({v.id: v for v in self.catalog.videos()})
 
     def _follow(self, videos: dict[str, VideoRow]) -> None:
-        """Take `videos` as what is stored: caches pruned, the loaded graph brought in line."""
+        """Take `videos` as what is stored: caches pruned, the loaded index brought in line."""
         before, self._videos = self._videos, videos
         self._order = list(self._videos.values())
         self._first_labels = np.array([v.first_label for v in self._order], dtype=np.int64)
@@ -85,13 +87,13 @@ class HnswlibStorage(Storage):
         self._means = None
         dim = self.catalog.meta('dim')
         if dim and self.vectors is None:
-            self.vectors = VectorStore(self.folder, dim, **self.graph_params)
-        if self.vectors is not None and self.vectors.graph is not None:
+            self.vectors = VectorStore(self.folder, dim, self.index_config)
+        if self.vectors is not None and self.vectors.index is not None:
             for gone in before.keys() - self._videos.keys():
-                self.vectors.remove_from_graph(before[gone].first_label, before[gone].frame_count)
+                self.vectors.remove_from_index(before[gone].first_label, before[gone].frame_count)
                 self._dirty = True
             for new in sorted(self._videos.keys() - before.keys(), key=lambda v: self._videos[v].first_label):
-                self._add_to_graph(self._videos[new])
+                self._add_to_index(self._videos[new])
 
     def videos(self) -> list[VideoRecord]:
         self._refresh()
@@ -157,7 +159,7 @@ class HnswlibStorage(Storage):
         return self._means
 
     def nearest(self, query: np.ndarray, k: int) -> Neighbours:
-        vectors = self._graph()
+        vectors = self._searchable_vectors()
         if vectors is None:
             return Neighbours([], np.empty(0, np.int64), np.empty(0, np.float32))
         labels, scores = vectors.nearest(query, k)
@@ -174,25 +176,25 @@ class HnswlibStorage(Storage):
         identity = self.catalog.info('image_space')
         return ImageSpace(identity, self.catalog.info('image_model')) if identity else None
 
-    def _graph(self) -> VectorStore | None:
-        """The vectors with their HNSW graph loaded (rebuilt when missing or damaged); None while empty."""
+    def _searchable_vectors(self) -> VectorStore | None:
+        """The vectors with their index loaded (rebuilt when missing or damaged); None while empty."""
         self._refresh()
-        if self.vectors is not None and self.vectors.graph is None:
+        if self.vectors is not None and self.vectors.index is None:
             live = np.zeros(self.catalog.next_label(), dtype=bool)
             for video in self._order:
                 live[video.first_label:video.first_label + video.frame_count] = True
-            self._dirty = self.vectors.open_graph(live, self.catalog.generation(), before_rebuild=self._verify_rows)
+            self._dirty = self.vectors.open_index(live, self.catalog.generation(), before_rebuild=self._verify_rows)
             if self._dirty and not self.lock.held:
-                self.save()  # a reader that rebuilt the graph saves it when nobody is writing
+                self.save()  # a reader that rebuilt the index saves it when nobody is writing
         return self.vectors
 
-    def _add_to_graph(self, video: VideoRow) -> None:
+    def _add_to_index(self, video: VideoRow) -> None:
         first = video.first_label
-        self.vectors.add_to_graph(np.arange(first, first + video.frame_count), self._rows(video))
+        self.vectors.add_to_index(np.arange(first, first + video.frame_count), self._rows(video))
         self._dirty = True
 
     def _verify_rows(self) -> None:
-        """Every video's rows against its checksum: a graph is never rebuilt from damaged rows."""
+        """Every video's rows against its checksum: an index is never rebuilt from damaged rows."""
         for video in self._order:
             self._rows(video)
 
@@ -252,15 +254,15 @@ class HnswlibStorage(Storage):
             return True
 
     def save(self) -> None:
-        """Persist the graph if this process changed it, unless another process is writing (it will)."""
-        if not self._dirty or self.vectors is None or self.vectors.graph is None:
+        """Persist the index if this process changed it, unless another process is writing (it will)."""
+        if not self._dirty or self.vectors is None or self.vectors.index is None:
             return
         took = not self.lock.held and self.lock.try_acquire()
         if not (took or self.lock.held):
             return
         try:
             self._refresh()
-            self.vectors.save_graph(self.catalog.generation())
+            self.vectors.save_index(self.catalog.generation())
             self._dirty = False
         finally:
             if took:
@@ -283,16 +285,17 @@ class HnswlibStorage(Storage):
 
     def _vectors_of(self, dim: int) -> VectorStore:
         if self.vectors is None:
-            self.vectors = VectorStore(self.folder, dim, **self.graph_params)
+            self.vectors = VectorStore(self.folder, dim, self.index_config)
             self.vectors.truncate(self.catalog.next_label())
-            self.vectors.open_graph(np.zeros(self.catalog.next_label(), dtype=bool), self.catalog.generation())
+            self.vectors.open_index(np.zeros(self.catalog.next_label(), dtype=bool), self.catalog.generation(),
+                                    before_rebuild=self._verify_rows)
         if dim != self.vectors.dim:
             raise WorkspaceError(f'{self.folder}: holds {self.vectors.dim}-dimensional embeddings, this model '
                                  f'gives {dim}: index with the same model or use another workspace')
         return self.vectors
 
     def _start_writing(self) -> None:
-        """Under the lock: catch up, and drop what a killed writer left (rows, graph, thumbnails). The
+        """Under the lock: catch up, and drop what a killed writer left (rows, index, thumbnails). The
         full check runs at this process's first write, and again whenever rows show a crash since."""
         self._refresh()
         crashed = not self._recovered
@@ -304,9 +307,8 @@ class HnswlibStorage(Storage):
                 log.info('%s: dropping %d embeddings of an interrupted add', self.vectors.rows_path, stored - committed)
                 self.vectors.truncate(committed)  # also a partly written row
                 crashed = True
-            for partial in (self.vectors.graph_path.with_suffix('.tmp'), self.vectors.check_path.with_name('hnsw.json.tmp')):
-                partial.unlink(missing_ok=True)
-            self._graph()
+            self.vectors.remove_partial_files()
+            self._searchable_vectors()
         if crashed:
             remove_orphans(self.thumbnails, self._videos.keys())
         self._recovered = True

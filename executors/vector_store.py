@@ -1,7 +1,11 @@
-"""Keyframe embeddings: float16 rows on disk (the source of truth) and the HNSW graph derived from them.
+"""Keyframe embeddings: float16 rows on disk (the source of truth) and the nearest-neighbour index
+derived from them (executors/ann_index.py: faiss IVF or an hnswlib graph, flow.yml's `index:`).
 
 A vector's label is its row in `embeddings.f16`. Rows are only ever appended; rows of deleted
-videos stay on disk unused (marked deleted in the graph), so a label is never reused.
+videos stay on disk unused (removed from the index), so a label is never reused. Each index kind
+has its own file; a workspace opened with another kind builds the configured one from the rows
+and leaves the other kind's file as it was (brought up to date if that kind is configured again;
+delete it to reclaim the disk).
 """
 import json
 import logging
@@ -11,37 +15,38 @@ import zlib
 from pathlib import Path
 from typing import Callable
 
-import hnswlib
 import numpy as np
 import torch
 
+from executors.ann_index import INDEX_FILES, AnnIndex, IndexConfig, load_index, new_index
 from executors.errors import WorkspaceError
 
 log = logging.getLogger(__name__)
 
-ROWS_PER_READ = 65536  # rows read at a time while rebuilding the graph
-CHUNK = 1 << 24  # bytes hashed at a time when checking the saved graph
+ROWS_PER_READ = 65536  # rows read at a time while rebuilding the index
+CHUNK = 1 << 24  # bytes hashed at a time when checking the saved index
 
 
 class VectorStore:
-    """Append-only float16 embeddings plus an inner-product HNSW index (hnswlib) over the live ones.
+    """Append-only float16 embeddings plus an inner-product index over the live ones.
 
-    `M`, `ef_construction` and `ef_search` are hnswlib's knobs (see the Indexer). The graph is
-    loaded on first use; if its file is missing or unreadable it is rebuilt from the embeddings.
+    `config` says which index (see the Indexer). It is opened by open_index(); if its file is
+    missing, damaged or newer than the catalog it is rebuilt from the embeddings.
     """
 
-    def __init__(self, folder: Path, dim: int, *, M: int, ef_construction: int, ef_search: int):
+    def __init__(self, folder: Path, dim: int, config: IndexConfig = IndexConfig()):
         self.folder = folder
         self.dim = dim
-        self.M, self.ef_construction, self.ef_search = M, ef_construction, ef_search
+        self.config = config
         self.rows_path = folder / 'embeddings.f16'
-        self.graph_path = folder / 'hnsw.bin'
-        self.check_path = folder / 'hnsw.json'  # the saved graph's size, crc32 and catalog generation
+        self.index_path = folder / config.file_name()
+        self.check_path = self.index_path.with_suffix('.json')  # the saved index's size, crc32 and catalog generation
         self.row_bytes = dim * np.dtype(np.float16).itemsize
         self._file = open(self.rows_path, 'a+b')  # noqa: SIM115 - appends, pread, and closed by close()
-        self.graph: hnswlib.Index | None = None
+        self.index: AnnIndex | None = None
+        self._before_rebuild: Callable[[], None] = lambda: None
         self._scratch = threading.local()  # per thread: float16 rows read and widened by scores()
-        self.live_count = 0  # labels in the graph not marked deleted
+        self.live_count = 0  # labels in the index and not removed
 
     # ------------------------------------------------------------------ the float16 rows
 
@@ -94,135 +99,140 @@ class VectorStore:
                                  f'the workspace')
         return rows  # torch widens float16 six times faster than numpy
 
-    # ------------------------------------------------------------------ the graph
+    # ------------------------------------------------------------------ the index
 
-    def open_graph(self, live: np.ndarray, generation: int, before_rebuild: Callable[[], None] = lambda: None) -> bool:
-        """Load the saved graph (or rebuild it) and bring it in line with `live`, a mask over labels.
+    def open_index(self, live: np.ndarray, generation: int, before_rebuild: Callable[[], None] = lambda: None) -> bool:
+        """Load the saved index (or rebuild it) and bring it in line with `live`, a mask over labels.
 
-        `generation` is the catalog's: a graph saved at a later one (a catalog restored from a backup)
-        may lack videos deleted after the backup, so it is rebuilt. True when the graph now differs
-        from the saved one. `before_rebuild` runs first when the graph must be rebuilt (to verify the rows).
+        `generation` is the catalog's: an index saved at a later one (a catalog restored from a backup)
+        may lack videos deleted after the backup, so it is rebuilt. True when the index now differs
+        from the saved one. `before_rebuild` runs before every rebuild, now or later (to verify the rows).
         """
-        graph = self._load_graph(live, generation)
-        if graph is None:
-            before_rebuild()
-            graph = self._new_graph(int(live.sum()))
-            self.graph, self.live_count = graph, 0
-            self.add_labels(np.flatnonzero(live))
+        self._before_rebuild = before_rebuild
+        index = self._load_index(live, generation)
+        if index is None:
+            self._rebuild(np.flatnonzero(live))
             return True
-        self.graph = graph
-        in_graph = np.zeros(len(live), dtype=bool)
-        in_graph[np.asarray(graph.get_ids_list(), dtype=np.int64)] = True
-        missing = np.flatnonzero(live & ~in_graph)
-        stale = np.flatnonzero(in_graph & ~live)
-        self.live_count = int((live & in_graph).sum())
+        self.index = index
+        held = np.zeros(len(live), dtype=bool)
+        held[index.labels()] = True
+        missing = np.flatnonzero(live & ~held)
+        stale = np.flatnonzero(held & ~live)
+        self.live_count = int((live & held).sum())
         if len(missing) or len(stale):
-            log.info('%s: adding %d and removing %d vectors the saved graph lacked', self.graph_path,
+            log.info('%s: adding %d and removing %d vectors the saved index lacked', self.index_path,
                      len(missing), len(stale))
-        for label in stale:
-            try:
-                graph.mark_deleted(int(label))
-            except RuntimeError:  # already deleted when it was saved
-                pass
+        index.remove(stale)
         self.add_labels(missing)
-        return bool(len(missing) or len(stale))
+        return self._rebuild_if_outgrown() or bool(len(missing) or len(stale))
 
-    def _load_graph(self, live: np.ndarray, generation: int) -> hnswlib.Index | None:
-        if not self.graph_path.exists():
-            if live.any():
-                log.warning('%s is missing: rebuilding it from %d stored embeddings', self.graph_path, live.sum())
+    def _load_index(self, live: np.ndarray, generation: int) -> AnnIndex | None:
+        if not self.index_path.exists():
+            kept = [name for kind, name in INDEX_FILES.items() if kind != self.config.kind and (self.folder / name).exists()]
+            if kept:
+                log.warning('%s is missing (this workspace was searched through %s): building the configured %s '
+                            'index from %d stored embeddings; %s is left as it was', self.index_path, kept[0],
+                            self.config.kind, live.sum(), kept[0])
+            elif live.any():
+                log.warning('%s is missing: rebuilding it from %d stored embeddings', self.index_path, live.sum())
             return None
-        problem = self._check_saved_graph(generation)
+        problem = self._check_saved_index(generation)
         if problem:
-            log.warning('%s %s: rebuilding it from %d stored embeddings', self.graph_path, problem, live.sum())
+            log.warning('%s %s: rebuilding it from %d stored embeddings', self.index_path, problem, live.sum())
             return None
-        graph = hnswlib.Index(space='ip', dim=self.dim)
         try:
-            graph.load_index(str(self.graph_path))
-            labels = np.asarray(graph.get_ids_list(), dtype=np.int64)
+            index = load_index(self.config, self.index_path, self.dim)
+            labels = index.labels()
             if len(labels) and labels.max() >= len(live):
                 raise RuntimeError(f'it holds label {labels.max()} but only {len(live)} embeddings are stored')
         except RuntimeError as e:
-            log.warning('%s is unreadable (%s): rebuilding it from %d stored embeddings', self.graph_path, e,
+            log.warning('%s is unreadable (%s): rebuilding it from %d stored embeddings', self.index_path, e,
                         live.sum())
             return None
-        graph.set_ef(self.ef_search)
-        return graph
+        return index
 
-    def _new_graph(self, capacity: int) -> hnswlib.Index:
-        graph = hnswlib.Index(space='ip', dim=self.dim)
-        graph.init_index(max_elements=max(capacity, 1024), M=self.M, ef_construction=self.ef_construction)
-        graph.set_ef(self.ef_search)
-        return graph
+    def _rebuild(self, labels: np.ndarray) -> None:
+        """A new index, laid out for `labels`, filled from their (verified) rows."""
+        self._before_rebuild()
+        self.index = new_index(self.config, self.dim, len(labels), lambda n: self._sample(labels, n))
+        self.live_count = 0
+        self.add_labels(labels)
+
+    def _rebuild_if_outgrown(self) -> bool:
+        if not self.index.outgrown(self.live_count):
+            return False
+        log.info('%s: rebuilding it for %d vectors (laid out for another size)', self.index_path, self.live_count)
+        self._rebuild(np.sort(self.index.labels()))
+        return True
+
+    def _sample(self, labels: np.ndarray, count: int) -> np.ndarray:
+        """`count` of the rows `labels`, picked at random (the same ones each time), as float32."""
+        picked = np.sort(np.random.default_rng(0).choice(labels, count, replace=False))
+        rows = np.memmap(self.rows_path, dtype=np.float16, mode='r', shape=(self.row_count(), self.dim))
+        return rows[picked].astype(np.float32)
 
     def add_labels(self, labels: np.ndarray) -> None:
-        """Add the stored rows `labels` to the graph, reading contiguous runs from disk."""
+        """Add the stored rows `labels` to the index, reading contiguous runs from disk."""
         for run in np.split(labels, np.flatnonzero(np.diff(labels) != 1) + 1) if len(labels) else []:
             for start in range(0, len(run), ROWS_PER_READ):
                 first, count = int(run[start]), min(ROWS_PER_READ, len(run) - start)
-                self.add_to_graph(np.arange(first, first + count), self.read(first, count))
+                self.index.add(np.arange(first, first + count), self.read(first, count))
+                self.live_count += count
 
-    def add_to_graph(self, labels: np.ndarray, vectors: np.ndarray) -> None:
-        needed = self.graph.element_count + len(labels)
-        if needed > self.graph.get_max_elements():
-            self.graph.resize_index(max(needed, int(self.graph.get_max_elements() * 1.5)))
-        self.graph.add_items(vectors.astype(np.float16).astype(np.float32), labels)  # exactly what is on disk
+    def add_to_index(self, labels: np.ndarray, vectors: np.ndarray) -> None:
+        """Add one video's vectors; an index outgrown by them is rebuilt from the rows."""
+        self.index.add(labels, vectors.astype(np.float16).astype(np.float32))  # exactly what is on disk
         self.live_count += len(labels)
+        self._rebuild_if_outgrown()
 
-    def remove_from_graph(self, first: int, count: int) -> None:
-        for label in range(first, first + count):
-            self.graph.mark_deleted(label)
+    def remove_from_index(self, first: int, count: int) -> None:
+        self.index.remove(np.arange(first, first + count))
         self.live_count -= count
+        self._rebuild_if_outgrown()
 
     def nearest(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Labels and inner products of (about) the `k` nearest live vectors, best first."""
         k = min(k, self.live_count)
         if k == 0:
             return np.empty(0, np.int64), np.empty(0, np.float32)
-        self.graph.set_ef(max(self.ef_search, k))  # hnswlib needs ef >= k
-        while True:
-            try:
-                labels, distances = self.graph.knn_query(query.reshape(1, -1), k=k, num_threads=1)
-                return labels[0].astype(np.int64), 1.0 - distances[0]
-            except RuntimeError:  # fewer than k reachable: happens when most vectors are deleted
-                if k == 1:
-                    raise
-                k //= 2
+        return self.index.search(query, k)
 
-    def _check_saved_graph(self, generation: int) -> str:
-        """Why the saved graph cannot be trusted ('' when it can): its recorded size and crc32 must match."""
+    def _check_saved_index(self, generation: int) -> str:
+        """Why the saved index cannot be trusted ('' when it can): its recorded size and crc32 must match."""
         try:
             check = json.loads(self.check_path.read_text())
             size, crc, saved_at = int(check['size']), int(check['crc32']), int(check['generation'])
         except (OSError, ValueError, KeyError, TypeError):
-            return 'has no valid check file (hnsw.json)'
+            return f'has no valid check file ({self.check_path.name})'
         if saved_at > generation:
             return f'is newer than the catalog (generation {saved_at} > {generation}: a restored catalog?)'
-        if self.graph_path.stat().st_size != size or _crc32(self.graph_path) != crc:
+        if self.index_path.stat().st_size != size or _crc32(self.index_path) != crc:
             return 'is damaged (size or checksum differs from when it was saved)'
         return ''
 
-    def save_graph(self, generation: int) -> None:
-        """Write the graph and its check file through temporary files renamed into place (never
+    def save_index(self, generation: int) -> None:
+        """Write the index and its check file through temporary files renamed into place (never
         half-written: a crash between the two renames only makes the next reader rebuild it)."""
-        if self.graph is None:
+        if self.index is None:
             return
-        self.graph.resize_index(max(self.graph.element_count, 1))  # save no empty capacity
-        partial = self.graph_path.with_suffix('.tmp')
+        partial = self.index_path.with_suffix('.tmp')
         try:
-            self.graph.save_index(str(partial))
-            size = partial.stat().st_size
-            if size < self.graph.element_count * self.dim * 4:  # hnswlib does not report a failed write
-                raise OSError(28, 'the saved graph is incomplete (disk full?)')
+            self.index.write(partial)
             with open(partial, 'rb') as f:
                 os.fsync(f.fileno())
             check = self.check_path.with_name(self.check_path.name + '.tmp')
-            check.write_text(json.dumps({'size': size, 'crc32': _crc32(partial), 'generation': generation}))
-            os.replace(partial, self.graph_path)
+            check.write_text(json.dumps({'size': partial.stat().st_size, 'crc32': _crc32(partial),
+                                         'generation': generation}))
+            os.replace(partial, self.index_path)
             os.replace(check, self.check_path)
         except OSError as e:
             partial.unlink(missing_ok=True)
-            raise storage_error(self.graph_path, 'cannot save the search graph', e) from e
+            raise storage_error(self.index_path, 'cannot save the search index', e) from e
+
+    def remove_partial_files(self) -> None:
+        """What a writer killed while saving the index left (readers ignore it)."""
+        self.index_path.with_suffix('.tmp').unlink(missing_ok=True)
+        self.check_path.with_name(self.check_path.name + '.tmp').unlink(missing_ok=True)
 
     def close(self) -> None:
         self._file.close()

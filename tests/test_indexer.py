@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from executors import catalog
+from executors.ann_index import INDEX_FILES, INDEX_KINDS, IndexConfig
 from executors.catalog import Catalog
 from executors.documents import DocList, FrameDoc, QueryDoc, VideoDoc
 from executors.errors import QueryError, WorkspaceError
@@ -127,30 +128,31 @@ def test_persistence_round_trip(workspace, library):
     index(indexer, *videos)
     before = [hits(search(indexer, d)) for d in directions]
     indexer.close()
-    assert (workspace / 'hnsw.bin').exists()
+    assert (workspace / 'ivf.faiss').exists() and (workspace / 'ivf.json').exists()  # the default index
     reopened = Indexer(workspace=str(workspace))
     assert [hits(search(reopened, d)) for d in directions] == before
     assert before[0][0][0] == videos[0].video_id
     reopened.close()
 
 
+@pytest.mark.parametrize('kind', INDEX_KINDS)
 @pytest.mark.parametrize('damage', ['delete', 'garbage'])
-def test_a_missing_or_unreadable_graph_is_rebuilt_with_a_message(workspace, library, caplog, damage):
+def test_a_missing_or_unreadable_index_is_rebuilt_with_a_message(workspace, library, caplog, damage, kind):
     videos, directions = library
-    indexer = Indexer(workspace=str(workspace))
+    indexer = Indexer(workspace=str(workspace), index=kind)
     index(indexer, *videos)
     before = hits(search(indexer, directions[2]))
     indexer.close()
-    graph = workspace / 'hnsw.bin'
-    graph.unlink() if damage == 'delete' else graph.write_bytes(b'not a graph' * 100)
+    saved = workspace / INDEX_FILES[kind]
+    saved.unlink() if damage == 'delete' else saved.write_bytes(b'not an index' * 100)
     with caplog.at_level(logging.WARNING):
-        reopened = Indexer(workspace=str(workspace))
+        reopened = Indexer(workspace=str(workspace), index=kind)
         assert hits(search(reopened, directions[2])) == before
-    assert 'rebuilding' in caplog.text and 'hnsw.bin' in caplog.text
+    assert 'rebuilding' in caplog.text and INDEX_FILES[kind] in caplog.text
     reopened.close()
     caplog.clear()
-    with caplog.at_level(logging.WARNING):  # the rebuilt graph was saved: no rebuild next time
-        third = Indexer(workspace=str(workspace))
+    with caplog.at_level(logging.WARNING):  # the rebuilt index was saved: no rebuild next time
+        third = Indexer(workspace=str(workspace), index=kind)
         assert hits(search(third, directions[2])) == before
     assert 'rebuilding' not in caplog.text
     third.close()
@@ -266,15 +268,15 @@ def _crash_at(step: str) -> None:
     elif step == 'inside_transaction':  # every row inserted, COMMIT never runs
         catalog._Transaction.__exit__ = die
     else:
-        VectorStore.add_to_graph = die
+        VectorStore.add_to_index = die
 
 
 def test_ann_recall_at_10_against_brute_force_on_20k_vectors(tmp_path):
     vectors = clustered_vectors(20_200, 64, centres=1000, noise=1.0, seed=2)
     data, queries = vectors[:20_000], vectors[20_000:]
-    store = VectorStore(tmp_path, 64, M=16, ef_construction=100, ef_search=64)  # the Indexer's defaults
+    store = VectorStore(tmp_path, 64, IndexConfig('hnsw', ef_search=64))
     store.append(data)
-    store.open_graph(np.ones(len(data), dtype=bool), generation=0)
+    store.open_index(np.ones(len(data), dtype=bool), generation=0)
     stored = store.read(0, len(data))  # float16 on disk is the truth the graph is built from
     exact = np.argsort(-(queries @ stored.T), axis=1)[:, :10]
     found = [store.nearest(q, 10)[0] for q in queries]
@@ -300,7 +302,7 @@ def test_a_workspace_reader_ignores_rows_no_committed_video_owns(workspace, libr
     indexer.close()
     with open(workspace / 'embeddings.f16', 'ab') as f:  # what a crash before the commit leaves
         f.write(np.tile(directions[1], (5, 1)).astype(np.float16).tobytes() + b'\x01')
-    (workspace / 'hnsw.bin').unlink()
+    (workspace / 'ivf.faiss').unlink()
     storage = HnswlibStorage(workspace)
     found = storage.nearest(directions[1], 50)
     assert set(found.video_ids) == {videos[0].video_id} and found.frames.max() < 10

@@ -11,9 +11,9 @@ from executors.documents import DocList, FrameDoc, QueryDoc, VideoDoc
 from executors.indexer import Indexer
 from executors.thumbnails import staging_folder
 
-WORKSPACE_FILES = {'catalog.sqlite', 'catalog.sqlite-wal', 'catalog.sqlite-shm', 'embeddings.f16', 'hnsw.bin', 'hnsw.json',
-                   'lock', 'thumbnails'}
-LEFT_BY_A_CRASH = {'hnsw.tmp', 'hnsw.json.tmp'}  # readers ignore them; the next writer removes them
+WORKSPACE_FILES = {'catalog.sqlite', 'catalog.sqlite-wal', 'catalog.sqlite-shm', 'embeddings.f16', 'ivf.faiss', 'ivf.json',
+                   'hnsw.bin', 'hnsw.json', 'lock', 'thumbnails'}
+LEFT_BY_A_CRASH = {'ivf.tmp', 'ivf.json.tmp', 'hnsw.tmp', 'hnsw.json.tmp'}  # readers ignore them; the next writer removes them
 
 
 @dataclass

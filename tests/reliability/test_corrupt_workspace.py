@@ -1,4 +1,4 @@
-"""A damaged workspace: a truncated graph is rebuilt from the stored embeddings; a damaged or missing
+"""A damaged workspace: a truncated index is rebuilt from the stored embeddings; a damaged or missing
 catalog is a clear error that names the file and how to recover, never an empty library."""
 import logging
 import shutil
@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
+from executors.ann_index import INDEX_FILES, INDEX_KINDS
 from executors.documents import DocList, QueryDoc
 from executors.indexer import Indexer
 from flow import main
@@ -14,8 +15,8 @@ from tests.reliability.checks import check_consistent
 TRANSIENT = {'lock', 'catalog.sqlite-wal', 'catalog.sqlite-shm'}  # the lock and SQLite's own working files
 
 
-def hits(folder, reference) -> list[list[tuple]]:
-    indexer = Indexer(workspace=str(folder))
+def hits(folder, reference, kind='ivf') -> list[list[tuple]]:
+    indexer = Indexer(workspace=str(folder), index=kind)
     try:
         queries = DocList[QueryDoc]([QueryDoc(embedding=v.embeddings[-1]) for v in reference.videos.values()])
         return [[(m.video_id, m.start, m.end, round(m.score, 5)) for m in q.matches]
@@ -24,14 +25,16 @@ def hits(folder, reference) -> list[list[tuple]]:
         indexer.close()
 
 
+@pytest.mark.parametrize('kind', INDEX_KINDS)
 @pytest.mark.parametrize('keep', [0, 0.5, 0.99])
-def test_a_truncated_graph_is_rebuilt_from_the_stored_embeddings_with_a_message(library, reference, caplog, keep):
-    before = hits(library, reference)
-    graph = library / 'hnsw.bin'
-    graph.write_bytes(graph.read_bytes()[:int(graph.stat().st_size * keep)])
+def test_a_truncated_index_is_rebuilt_from_the_stored_embeddings_with_a_message(library, reference, caplog, keep,
+                                                                                 kind):
+    before = hits(library, reference, kind)  # (hnsw: builds and saves the graph)
+    saved = library / INDEX_FILES[kind]
+    saved.write_bytes(saved.read_bytes()[:int(saved.stat().st_size * keep)])
     with caplog.at_level(logging.WARNING):
-        assert hits(library, reference) == before
-    assert 'hnsw.bin' in caplog.text and 'rebuilding it from 12 stored embeddings' in caplog.text
+        assert hits(library, reference, kind) == before
+    assert INDEX_FILES[kind] in caplog.text and 'rebuilding it from 12 stored embeddings' in caplog.text
     check_consistent(library, reference, strict=True)
 
 
@@ -82,7 +85,7 @@ def test_a_new_workspace_still_starts_empty(capsys, workspace, tiny_checkpoint):
 
 def test_missing_embeddings_are_an_error_not_an_empty_result(capsys, library, reference, tiny_checkpoint):
     (library / 'embeddings.f16').unlink()
-    (library / 'hnsw.bin').unlink()
+    (library / 'ivf.faiss').unlink()
     code, out, err = cli(capsys, 'search', 'a red square', '--workspace', library, '--model', tiny_checkpoint)
     assert code == 1 and err.count('\n') == 1 and 'embeddings.f16' in err
     shutil.rmtree(library)

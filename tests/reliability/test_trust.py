@@ -14,6 +14,7 @@ import zlib
 import numpy as np
 import pytest
 
+from executors.ann_index import INDEX_FILES, INDEX_KINDS
 from executors.documents import DocList, QueryDoc, VideoDoc
 from executors.indexer import Indexer
 from flow import main
@@ -33,8 +34,8 @@ def files(folder):
     return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name not in TRANSIENT}
 
 
-def best(folder, embeddings) -> list[str]:
-    indexer = Indexer(workspace=str(folder))
+def best(folder, embeddings, kind='ivf') -> list[str]:
+    indexer = Indexer(workspace=str(folder), index=kind)
     try:
         queries = DocList[QueryDoc]([QueryDoc(embedding=e) for e in embeddings])
         return [q.matches[0].video_id for q in indexer.search(queries, parameters={'top': 1})]
@@ -69,30 +70,32 @@ def test_an_emptied_catalog_next_to_stored_embeddings_is_an_error_that_touches_n
     assert sorted(p.name for p in (library / 'thumbnails').iterdir()) == thumbnails
 
 
-def test_a_graph_garbled_in_the_middle_at_the_same_size_is_rebuilt(library, reference, caplog):
+@pytest.mark.parametrize('kind', INDEX_KINDS)
+def test_an_index_garbled_in_the_middle_at_the_same_size_is_rebuilt(library, reference, caplog, kind):
     queries = [v.embeddings[-1] for v in reference.videos.values()]
-    before = best(library, queries)
-    graph = library / 'hnsw.bin'
-    data = bytearray(graph.read_bytes())
+    before = best(library, queries, kind)  # (hnsw: builds and saves the graph)
+    saved = library / INDEX_FILES[kind]
+    data = bytearray(saved.read_bytes())
     middle = len(data) // 2
-    data[middle:middle + 64] = np.random.default_rng(3).bytes(64)  # link ids, vectors or labels
-    graph.write_bytes(bytes(data))
+    data[middle:middle + 64] = np.random.default_rng(3).bytes(64)  # link ids, vectors, codes or labels
+    saved.write_bytes(bytes(data))
     with caplog.at_level(logging.WARNING):
-        assert best(library, queries) == before
-    assert 'hnsw.bin is damaged' in caplog.text and 'rebuilding' in caplog.text
+        assert best(library, queries, kind) == before
+    assert f'{INDEX_FILES[kind]} is damaged' in caplog.text and 'rebuilding' in caplog.text
     check_consistent(library, reference, strict=True)
 
 
-def test_a_restored_older_catalog_finds_every_video_it_lists(library, reference, tmp_path):
+@pytest.mark.parametrize('kind', INDEX_KINDS)
+def test_a_restored_older_catalog_finds_every_video_it_lists(library, reference, tmp_path, kind):
     shutil.copyfile(library / 'catalog.sqlite', tmp_path / 'backup.sqlite')  # a backup, taken while closed
     ids = list(reference.videos)
-    indexer = Indexer(workspace=str(library))
+    indexer = Indexer(workspace=str(library), index=kind)
     indexer.delete(DocList[VideoDoc]([VideoDoc(video_id=ids[0])]))
-    indexer.close()  # saves a graph in which ids[0] is deleted
+    indexer.close()  # saves an index from which ids[0] is removed
     shutil.copyfile(tmp_path / 'backup.sqlite', library / 'catalog.sqlite')  # the user restores the backup
     for extra in ('catalog.sqlite-wal', 'catalog.sqlite-shm'):
         (library / extra).unlink(missing_ok=True)
-    assert best(library, [v.embeddings[0] for v in reference.videos.values()]) == ids  # ids[0] too
+    assert best(library, [v.embeddings[0] for v in reference.videos.values()], kind) == ids  # ids[0] too
 
 
 def test_damaged_embedding_rows_are_a_clear_error_not_a_silent_miss(library, reference):
@@ -102,7 +105,7 @@ def test_damaged_embedding_rows_are_a_clear_error_not_a_silent_miss(library, ref
     dim = reference.videos[ids[0]].embeddings.shape[1]
     data[8:8 + 2 * dim] = np.full(dim, 7.0, np.float16).tobytes()  # within the first video's first row
     rows.write_bytes(bytes(data))
-    (library / 'hnsw.bin').unlink()
+    (library / 'ivf.faiss').unlink()  # the default index: rebuilt from the rows, which are verified first
     indexer = Indexer(workspace=str(library))
     try:
         query = DocList[QueryDoc]([QueryDoc(embedding=reference.videos[ids[0]].embeddings[1])])

@@ -49,7 +49,8 @@ def test_no_pickle_in_the_workspace(reference):
             assert not (head[:1] == b'\x80' and head[1:2] in bytes(range(2, 6))), f'{path} looks like a pickle'
             assert not head.startswith(b'PK'), f'{path} looks like a torch.save archive'
     suffixes = {p.suffix for p in reference.folder.rglob('*') if p.is_file()}
-    assert suffixes <= {'.sqlite', '.sqlite-wal', '.sqlite-shm', '.f16', '.bin', '.json', '.jpg', ''}, suffixes  # '' is the lock
+    allowed = {'.sqlite', '.sqlite-wal', '.sqlite-shm', '.f16', '.faiss', '.bin', '.json', '.jpg', ''}  # '' is the lock
+    assert suffixes <= allowed, suffixes  # .faiss: faiss's own binary format (no pickle), as hnswlib's .bin
 
 
 def test_file_names_reach_ffmpeg_as_one_argument_never_a_shell(capsys, tmp_path, tiny_checkpoint, batch, monkeypatch):
