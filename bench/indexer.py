@@ -1,13 +1,15 @@
-"""The Indexer at scale: /search latency, HNSW latency and recall@10 against exact search, segment
-agreement, build and open time, memory and disk per keyframe, and re-indexing known files.
+"""The Indexer at scale: /search latency, the workspace index's latency and recall@10 against exact
+search (the configured default, IVF, with hnswlib's graph side by side), segment agreement, build and
+open time, memory and disk per keyframe, and re-indexing known files.
 
 Keyframes are synthetic clustered 512-d vectors (ViT-B/32's size): shots of 2 to 15 near-duplicate
 frames, each shot around one of a few thousand scene directions (pure Gaussian vectors are unlike
 keyframes and defeat any graph index). They are stored as videos of 500 keyframes, with their shot
-cuts, through the storage's own add path (float16 rows + SQLite + HNSW); a built workspace is kept
+cuts, through the storage's own add path (float16 rows + SQLite + index); a built workspace is kept
 under bench/out/ and reused by later runs (its build time is recorded with it). Queries are new
 keyframes of stored shots (an image query of a moment in the library). A fresh process then opens
-the workspace and queries it, so its load time and resident memory are what a search command sees.
+the workspace and queries it, so its load time and resident memory are what a search command sees;
+another fresh process does the same through the hnswlib graph (`index: hnsw`) for comparison.
 """
 import functools
 import hashlib
@@ -23,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import Result
+from executors.ann_index import IndexConfig
 from executors.storage import Frames, ImageSpace, VideoRecord
 
 DIM = 512
@@ -30,9 +33,10 @@ CENTRES = 4000  # scene directions
 SHOT_NOISE, FRAME_NOISE = 0.5, 0.15  # spread of shots around a scene, of frames around their shot
 FRAMES_PER_VIDEO = 500
 QUERIES = 200
-GRAPH = {'M': 16, 'ef_construction': 100, 'ef_search': 256}  # the Indexer's defaults (flow.yml)
+DEFAULT = IndexConfig()  # the Indexer's index and knobs (flow.yml)
+GRAPH = {'M': 16, 'ef_construction': 100, 'ef_search': 256}  # the comparison: hnswlib at the Indexer's settings
 CANDIDATES = 64  # the Indexer's default: nearest keyframes whose videos are scored exactly
-EF_SWEEP = (128, 256, 512)  # ef_search values whose recall and latency are also reported
+SWEEP = {'ivf': ('nprobe', (8, 16, 32, 64)), 'hnsw': ('ef_search', (256, 512))}  # also reported: recall and p50
 QUERY_TEXTS = ['a man rides a bike along the beach', 'a dog catches a frisbee', 'cooking pasta in a kitchen',
                'a crowd cheers at a football match', 'a car drives through the snow at night',
                'two people talk on a sofa', 'a timelapse of clouds over mountains',
@@ -50,33 +54,33 @@ def run(quick: bool = False) -> list[Result]:
             with tempfile.TemporaryDirectory() as tmp:
                 results += measure(Path(tmp), count, quick)
         else:
-            results += measure(OUT / f'indexer-{count}-M{GRAPH["M"]}-efc{GRAPH["ef_construction"]}-{BUILT}',
-                               count, quick)
+            results += measure(OUT / f'indexer-{count}-{BUILT}', count, quick)
     results += reindex(1000 if quick else 10_000)
     return results
 
 
 def measure(folder: Path, count: int, quick: bool) -> list[Result]:
     section = f'{count // 1000}k keyframes'
-    build_seconds, cached = built(folder, count)
+    build_seconds, built_with, cached = built(folder, count)
+    index_seconds = index_built(folder)
     _prepare_queries(folder, count)
-    probe = json.loads(subprocess.run([sys.executable, '-m', 'bench.indexer', '--probe', str(folder)]
-                                      + (['--quick'] if quick else []), check=True, capture_output=True,
-                                      text=True).stdout)
+    probe = _probe(folder, DEFAULT.kind, quick)
     workspace = folder / 'workspace'
-    disk = {name: os.path.getsize(workspace / name) / count for name in ('embeddings.f16', 'hnsw.bin', 'catalog.sqlite')}
+    disk = {name: os.path.getsize(workspace / name) / count
+            for name in ('embeddings.f16', DEFAULT.file_name(), 'catalog.sqlite')}
     millions = count / 1e6
-    ann = f"M={GRAPH['M']} ef_search={GRAPH['ef_search']}, 1 thread"
+    ann = f'IVF nprobe={DEFAULT.nprobe}' if DEFAULT.kind == 'ivf' else f"HNSW ef_search={DEFAULT.ef_search}"
+    knob, values = SWEEP[DEFAULT.kind]
     rows = [
         Result(section, 'numpy brute force p50', probe['brute_p50'] * 1e3, 'ms', note='float32 matrix product + top 10'),
-        Result(section, 'HNSW top-10 p50', probe['ann_p50'] * 1e3, 'ms', 'numpy brute force p50', ann),
-        Result(section, 'HNSW top-10 p99', probe['ann_p99'] * 1e3, 'ms', 'numpy brute force p50'),
-        Result(section, 'recall@10 vs exact', probe['recall'], '',
-               note=f"{QUERIES} new keyframes of stored shots, ef_search={GRAPH['ef_search']}"),
-        *[Result(section, f'ef_search={ef}: recall@10 / p50', probe['sweep'][str(ef)]['recall'], '',
-                 note=f"p50 {probe['sweep'][str(ef)]['p50'] * 1e3:.2f} ms") for ef in EF_SWEEP],
+        Result(section, f'{ann} top-10 p50', probe['ann_p50'] * 1e3, 'ms', 'numpy brute force p50',
+               f"the workspace's index (flow.yml's default), {probe['layout']}, 1 thread"),
+        Result(section, f'{ann} top-10 p99', probe['ann_p99'] * 1e3, 'ms', 'numpy brute force p50'),
+        Result(section, 'recall@10 vs exact', probe['recall'], '', note=f'{QUERIES} new keyframes of stored shots'),
+        *[Result(section, f'{knob}={v}: recall@10 / p50', probe['sweep'][str(v)]['recall'], '',
+                 note=f"p50 {probe['sweep'][str(v)]['p50'] * 1e3:.2f} ms") for v in values],
         Result(section, 'Indexer /search: top-10 segments as with exact candidates', probe['segment_agreement'], '',
-               note=f'segments found from the HNSW candidates vs from the true {CANDIDATES} nearest keyframes'),
+               note=f'segments found from the index\'s candidates vs from the true {CANDIDATES} nearest keyframes'),
         Result(section, 'Indexer /search p50', probe['search_p50'] * 1e3, 'ms', 'numpy brute force p50',
                f'{CANDIDATES} candidates -> exact scores of their videos -> top 10 segments; each query '
                f'in a new process state (its videos read and verified on first use)'),
@@ -88,37 +92,67 @@ def measure(folder: Path, count: int, quick: bool) -> list[Result]:
         Result(section, 'text query p50 (encode + search)', probe['query_p50'] * 1e3, 'ms',
                note=f'{len(QUERY_TEXTS)} sentences, fast-path fp32 ViT-B/32 text encoder + Indexer /search'),
         Result(section, 'text query p99 (encode + search)', probe['query_p99'] * 1e3, 'ms'),
+        Result(section, f'exact search over {probe["exact_rows"]} rows (below the IVF threshold) p50',
+               probe['exact_p50'] * 1e3, 'ms', note='one faiss list scanned whole, 1 thread'),
         Result(section, 'build (add videos)', count / build_seconds, 'keyframes/s',
-               note=f'{build_seconds:.0f} s, {os.cpu_count()} cores, fsync per video'
-                    + (' (built by an earlier run, kept in bench/out)' if cached else '')),
-        Result(section, 'open (load saved graph)', probe['open_s'], 's'),
+               note=f'{build_seconds:.0f} s through the storage with the {built_with} index, {os.cpu_count()} cores, '
+                    f'fsync per video' + (' (built by an earlier run, kept in bench/out)' if cached else '')),
+        Result(section, f'{DEFAULT.kind} index from the stored rows', index_seconds, 's',
+               note='rows verified, trained on a sample, filled and saved (a missing or damaged index, a switch)'),
+        Result(section, 'open (load saved index)', probe['open_s'], 's'),
         Result(section, 'resident memory per million', probe['rss_bytes'] / millions / 1e9, 'GB',
                note=f"growth of the search process from before open to after the queries "
                     f"(whole process: {probe['rss_total'] / 1e9:.2f} GB)"),
         Result(section, 'disk: embeddings', disk['embeddings.f16'], 'B/keyframe', note='float16'),
-        Result(section, 'disk: HNSW graph', disk['hnsw.bin'], 'B/keyframe', note='derived'),
+        Result(section, f'disk: {DEFAULT.file_name()}', disk[DEFAULT.file_name()], 'B/keyframe', note='derived'),
         Result(section, 'disk: catalog', disk['catalog.sqlite'], 'B/keyframe', note='SQLite'),
     ]
-    return rows + ivf_candidate(folder, section)
+    return rows + hnsw_comparison(folder, section, quick)
 
 
-def built(folder: Path, count: int) -> tuple[float, bool]:
-    """Build the workspace unless an earlier run left it complete; (seconds the build took, whether cached)."""
+def hnsw_comparison(folder: Path, section: str, quick: bool) -> list[Result]:
+    """The same queries through hnswlib's graph (`index: hnsw`, the Indexer's M and ef), in another process."""
+    graph = _probe(folder, 'hnsw', quick, compare=True)
+    name = f"comparison: hnswlib M={GRAPH['M']} ef_search={GRAPH['ef_search']}"
+    return [
+        Result(section, f'{name}, recall@10', graph['recall'], '', 'recall@10 vs exact', 'index: hnsw'),
+        Result(section, f'{name}, top-10 p50', graph['ann_p50'] * 1e3, 'ms', 'numpy brute force p50', '1 thread'),
+        Result(section, f'{name}, top-10 p99', graph['ann_p99'] * 1e3, 'ms', 'numpy brute force p50'),
+        *[Result(section, f'comparison: hnswlib ef_search={ef}: recall@10 / p50', graph['sweep'][str(ef)]['recall'],
+                 '', note=f"p50 {graph['sweep'][str(ef)]['p50'] * 1e3:.2f} ms") for ef in SWEEP['hnsw'][1]],
+        Result(section, f'{name}, top-10 segments as with exact candidates', graph['segment_agreement'], ''),
+        Result(section, f'{name}, resident memory per million', graph['rss_bytes'] / (graph['count'] / 1e6) / 1e9,
+               'GB', 'resident memory per million'),
+        Result(section, f'{name}, open', graph['open_s'], 's', 'open (load saved index)',
+               'built from the rows on first use, then loaded'),
+    ]
+
+
+def _probe(folder: Path, kind: str, quick: bool, compare: bool = False) -> dict:
+    argv = [sys.executable, '-m', 'bench.indexer', '--probe', str(folder), kind]
+    argv += (['--quick'] if quick else []) + (['--compare'] if compare else [])
+    return json.loads(subprocess.run(argv, check=True, capture_output=True, text=True).stdout)
+
+
+def built(folder: Path, count: int) -> tuple[float, str, bool]:
+    """Build the workspace unless an earlier run left it complete; (seconds the build took, the index it was
+    built with, whether cached)."""
     record = folder / 'build.json'
     if record.exists():
-        return json.loads(record.read_text())['seconds'], True
+        saved = json.loads(record.read_text())
+        return saved['seconds'], saved.get('index', 'hnsw'), True
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     seconds = build(folder / 'workspace', count)
-    record.write_text(json.dumps({'seconds': seconds, 'count': count, **GRAPH}))
-    return seconds, False
+    record.write_text(json.dumps({'seconds': seconds, 'count': count, 'index': DEFAULT.kind}))
+    return seconds, DEFAULT.kind, False
 
 
 def build(folder: Path, count: int) -> float:
     """Add `count` keyframes as videos of FRAMES_PER_VIDEO (with their shot cuts) through the storage; seconds."""
     from executors.hnswlib_storage import HnswlibStorage
 
-    storage = HnswlibStorage(folder, **GRAPH)
+    storage = HnswlibStorage(folder)
     started = time.perf_counter()
     for n, first in enumerate(range(0, count, FRAMES_PER_VIDEO)):
         vectors, lengths = keyframe_vectors(min(FRAMES_PER_VIDEO, count - first), seed=n)
@@ -128,7 +162,29 @@ def build(folder: Path, count: int) -> float:
                              height=360)
         storage.add(record, Frames(times, vectors, [''] * len(vectors)),
                     cuts.tolist(), [], SPACE)
-    storage.close()  # saves the graph
+    storage.close()  # saves the index
+    return time.perf_counter() - started
+
+
+def index_built(folder: Path) -> float:
+    """Seconds to build the default index from the stored rows, in a fresh process (recorded once per workspace)."""
+    record = folder / 'index-build.json'
+    if not record.exists():
+        for name in (DEFAULT.file_name(), Path(DEFAULT.file_name()).with_suffix('.json').name):
+            (folder / 'workspace' / name).unlink(missing_ok=True)
+        seconds = float(subprocess.run([sys.executable, '-m', 'bench.indexer', '--index', str(folder)], check=True,
+                                       capture_output=True, text=True).stdout)
+        record.write_text(json.dumps({'seconds': seconds, 'index': DEFAULT.kind}))
+    return json.loads(record.read_text())['seconds']
+
+
+def _build_index(folder: Path) -> float:
+    from executors.hnswlib_storage import HnswlibStorage
+
+    started = time.perf_counter()
+    storage = HnswlibStorage(folder / 'workspace')
+    storage.nearest(np.zeros(DIM, np.float32), 1)  # builds the index from the rows, and saves it
+    storage.close()
     return time.perf_counter() - started
 
 
@@ -178,8 +234,9 @@ def _prepare_queries(folder: Path, count: int) -> None:
     np.save(folder / 'exact.npy', exact)
 
 
-def probe(folder: Path, quick: bool) -> dict:
-    """In a fresh process: open the workspace, query it, report times, recall and resident memory."""
+def probe(folder: Path, kind: str, quick: bool, compare: bool) -> dict:
+    """In a fresh process: open the workspace with the `kind` index, query it, report times, recall and resident
+    memory (`compare`: the index's own figures and segment agreement only)."""
     from executors import search
     from executors.hnswlib_storage import HnswlibStorage
 
@@ -187,16 +244,11 @@ def probe(folder: Path, quick: bool) -> dict:
     top10 = [set(e[:10].tolist()) for e in exact]
     rss_before = _rss()
     started = time.perf_counter()
-    storage = HnswlibStorage(folder / 'workspace', **GRAPH)
-    storage.nearest(queries[0], 1)  # loads the graph
+    storage = HnswlibStorage(folder / 'workspace', **({'index': 'hnsw', **GRAPH} if kind == 'hnsw' else {}))
+    storage.nearest(queries[0], 1)  # loads the index
     open_s = time.perf_counter() - started
     vectors = storage.vectors
-    ann, found = [], []
-    for q in queries:
-        started = time.perf_counter()
-        labels, _ = vectors.nearest(q, 10)
-        ann.append(time.perf_counter() - started)
-        found.append(labels)
+    ann, found = _timed_top10(vectors, queries)
     grouping = search.Grouping()
     cold, agreement = [], []
     ids = [v.id for v in storage.videos()]
@@ -213,26 +265,66 @@ def probe(folder: Path, quick: bool) -> dict:
         started = time.perf_counter()
         search.search_segments(storage, q, count=10, candidates=CANDIDATES, grouping=grouping)
         warm.append(time.perf_counter() - started)
-    sweep = {}
-    for ef in EF_SWEEP:
-        vectors.graph.set_ef(ef)
-        times, found_ef = [], []
-        for q in queries:
-            started = time.perf_counter()
-            found_ef.append(vectors.graph.knn_query(q, k=10, num_threads=1)[0][0])
-            times.append(time.perf_counter() - started)
-        sweep[str(ef)] = {'recall': _recall(found_ef, top10), 'p50': float(np.median(times))}
-    vectors.graph.set_ef(GRAPH['ef_search'])
+    sweep = {str(value): _swept(vectors, kind, value, queries, top10) for value in SWEEP[kind][1]}
     rss_after = _rss()
+    figures = {'sweep': sweep, 'segment_agreement': float(np.mean(agreement)), 'rss_bytes': rss_after - rss_before,
+               'rss_total': rss_after, 'open_s': open_s, 'count': len(stored_rows(folder)),
+               'ann_p50': float(np.median(ann)), 'ann_p99': float(np.percentile(ann, 99)), 'recall': _recall(found, top10),
+               'layout': _layout(vectors)}
+    if compare:
+        return figures
+    exact_rows, exact_p50 = _exact_at_threshold(folder, queries)
     brute = _brute_force_seconds(folder, queries[:20])
     query_times = [0.0] if quick else text_query_times(storage, folder)
-    return {'sweep': sweep, 'segment_agreement': float(np.mean(agreement)), 'rss_bytes': rss_after - rss_before,
-            'rss_total': rss_after, 'query_p50': float(np.median(query_times)),
-            'query_p99': float(np.percentile(query_times, 99)), 'open_s': open_s, 'brute_p50': brute,
-            'ann_p50': float(np.median(ann)), 'ann_p99': float(np.percentile(ann, 99)),
+    return {**figures, 'query_p50': float(np.median(query_times)), 'query_p99': float(np.percentile(query_times, 99)),
+            'brute_p50': brute, 'exact_rows': exact_rows, 'exact_p50': exact_p50,
             'search_p50': float(np.median(cold)), 'search_p99': float(np.percentile(cold, 99)),
-            'warm_p50': float(np.median(warm)), 'warm_p99': float(np.percentile(warm, 99)),
-            'recall': _recall(found, top10)}
+            'warm_p50': float(np.median(warm)), 'warm_p99': float(np.percentile(warm, 99))}
+
+
+def _timed_top10(vectors, queries: np.ndarray) -> tuple[list[float], list[np.ndarray]]:
+    times, found = [], []
+    for q in queries:
+        started = time.perf_counter()
+        labels, _ = vectors.nearest(q, 10)
+        times.append(time.perf_counter() - started)
+        found.append(labels)
+    return times, found
+
+
+def _swept(vectors, kind: str, value: int, queries: np.ndarray, top10: list[set]) -> dict:
+    """Recall@10 and p50 with the index's search knob (nprobe or ef_search) at `value`, then put back."""
+    index = vectors.index.index if kind == 'ivf' else vectors.index
+    name = 'nprobe' if kind == 'ivf' else 'ef_search'
+    before = getattr(index, name)
+    setattr(index, name, value)
+    times, found = _timed_top10(vectors, queries)
+    setattr(index, name, before)
+    return {'recall': _recall(found, top10), 'p50': float(np.median(times))}
+
+
+def _layout(vectors) -> str:
+    if hasattr(vectors.index, 'graph'):
+        return 'hnswlib graph'
+    lists = vectors.index.index.nlist
+    return f'{lists} lists' if lists > 1 else 'one list: exact'
+
+
+def _exact_at_threshold(folder: Path, queries: np.ndarray) -> tuple[int, float]:
+    """The IVF index's exact layout over as many rows as it holds at most (the threshold, or all of a smaller
+    workspace): p50 of a top-10 query, 1 thread."""
+    from executors.ivf_index import IvfIndex
+
+    stored = stored_rows(folder)
+    rows = min(len(stored), DEFAULT.exact_below - 1)
+    index = IvfIndex.create(DEFAULT, DIM, rows, lambda n: None)
+    index.add(np.arange(rows), np.asarray(stored[:rows], dtype=np.float32))
+    times = []
+    for q in queries:
+        started = time.perf_counter()
+        index.search(q, 10)
+        times.append(time.perf_counter() - started)
+    return rows, float(np.median(times))
 
 
 def _recall(found: list, top10: list[set]) -> float:
@@ -271,56 +363,6 @@ def text_query_times(storage, folder: Path) -> list[float]:
         search.search_segments(storage, query, count=10, candidates=CANDIDATES, grouping=search.Grouping())
         times.append(time.perf_counter() - started)
     return times
-
-
-def ivf_candidate(folder: Path, section: str) -> list[Result]:
-    """Side by side with HNSW: faiss's IVF over the same float16 rows (scores exact in float16), another process."""
-    try:
-        import faiss  # noqa: F401 - not a requirement: measured where installed
-    except ImportError:
-        return []
-    ivf = json.loads(subprocess.run([sys.executable, '-m', 'bench.indexer', '--ivf', str(folder)], check=True,
-                                    capture_output=True, text=True).stdout)
-    name = f"candidate: faiss IVF{ivf['nlist']},SQfp16 nprobe={ivf['nprobe']}"
-    return [
-        Result(section, f'{name}, recall@10', ivf['recall'], '', 'recall@10 vs exact',
-               f"build (train + add) {ivf['build_s']:.0f} s on {os.cpu_count()} cores; not adopted yet"),
-        Result(section, f'{name}, top-10 p50', ivf['p50'] * 1e3, 'ms', 'HNSW top-10 p50', '1 thread'),
-        Result(section, f'{name}, resident memory per million', ivf['rss_per_million'] / 1e9, 'GB',
-               'resident memory per million', 'growth while training and filling it'),
-    ]
-
-
-def ivf_probe(folder: Path) -> dict:
-    """Train and fill a faiss IVF index from the stored rows; its recall@10, p50 and resident growth."""
-    import faiss
-
-    queries, exact = np.load(folder / 'queries.npy'), np.load(folder / 'exact.npy')
-    stored = stored_rows(folder)
-    count = len(stored)
-    nlist = 4 * int(np.sqrt(count)) // 64 * 64  # faiss's usual 4 * sqrt(N) lists
-    rss_before = _rss()
-    started = time.perf_counter()
-    faiss.omp_set_num_threads(os.cpu_count() or 1)
-    index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(DIM), DIM, nlist, faiss.ScalarQuantizer.QT_fp16,
-                                          faiss.METRIC_INNER_PRODUCT)
-    index.cp.niter = 10
-    sample = np.random.default_rng(0).choice(count, min(count, 32 * nlist), replace=False)
-    index.train(np.asarray(stored[np.sort(sample)], dtype=np.float32))
-    for start in range(0, count, 100_000):
-        index.add(np.asarray(stored[start:start + 100_000], dtype=np.float32))
-    build_s = time.perf_counter() - started
-    rss_after = _rss()
-    faiss.omp_set_num_threads(1)
-    index.nprobe = 8
-    times, found = [], []
-    for q in queries:
-        started = time.perf_counter()
-        found.append(index.search(q[None], 10)[1][0])
-        times.append(time.perf_counter() - started)
-    return {'nlist': nlist, 'nprobe': index.nprobe, 'build_s': build_s, 'p50': float(np.median(times)),
-            'recall': _recall(found, [set(e[:10].tolist()) for e in exact]),
-            'rss_per_million': (rss_after - rss_before) / (count / 1e6)}
 
 
 def reindex(files: int) -> list[Result]:
@@ -383,8 +425,9 @@ def _rss() -> int:
 
 if __name__ == '__main__':
     if sys.argv[1:2] == ['--probe']:
-        print(json.dumps(probe(Path(sys.argv[2]), quick='--quick' in sys.argv)))
-    elif sys.argv[1:2] == ['--ivf']:
-        print(json.dumps(ivf_probe(Path(sys.argv[2]))))
+        print(json.dumps(probe(Path(sys.argv[2]), sys.argv[3], quick='--quick' in sys.argv,
+                               compare='--compare' in sys.argv)))
+    elif sys.argv[1:2] == ['--index']:
+        print(_build_index(Path(sys.argv[2])))
     elif sys.argv[1:2] == ['--build']:
         print(built(Path(sys.argv[2]), int(sys.argv[3])))
