@@ -105,7 +105,7 @@ def _index(args) -> int:
                 if video.status == Status.FAILED:
                     print(f'failed: {one_line(video.error)}', file=sys.stderr)
                 else:
-                    detail = (f" ({plural(len(video.frames), 'frame')}, {plural(len(video.cues), 'cue')})"
+                    detail = (f" ({plural(video.frame_count or len(video.frames), 'frame')}, {plural(len(video.cues), 'cue')})"
                               if video.status == Status.INDEXED else '')
                     print(f'{video.status}: {one_line(video.uri)}{detail}')
     finally:

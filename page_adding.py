@@ -119,7 +119,7 @@ def summary_ui(job: dict) -> None:
         if video.status == Status.FAILED:
             st.error(video.error, icon=':material/error:')
         else:
-            frames = len(video.frames) or video.frame_count
+            frames = video.frame_count or len(video.frames)
             detail = (f', {frames} keyframes' if video.status == Status.INDEXED and frames
                       else f' {video.error}' if video.error else '')
             st.markdown(f'- {escape_markdown(Path(path).name)}: {video.status}{escape_markdown(detail)}')

@@ -1,10 +1,13 @@
-"""Peak memory of /index's loader for a long video: whole (every keyframe held) or in pieces of chunk_frames.
+"""Peak memory while indexing a long video: the loader alone, whole (every keyframe held) or in pieces
+of chunk_frames, and the whole pipeline (decode, encode, store) through Library.index.
 
-`python -m bench.loader_memory [--minutes 60] [--chunk-frames 256]`: a generated video (64x64
-testsrc at 1 fps, `--minutes` long) sampled at 1 keyframe/s (224 px RGB, 150 KB each) goes
-through VideoLoader /index into a consumer that drops each piece, as the encoder would after
-embedding it. Each mode runs in a fresh process; its peak resident memory while indexing (VmHWM,
-reset before) is printed against its resident memory before decoding.
+`python -m bench.loader_memory [--minutes 60] [--chunk-frames 256] [--model CHECKPOINT]`: a generated
+video (64x64 testsrc at 1 fps, `--minutes` long) sampled at 1 keyframe/s (224 px RGB, 150 KB each)
+goes (1) through VideoLoader /index into a consumer that drops each piece, as the encoder would after
+embedding it, and (2) through flow.yml's whole pipeline into a new workspace, with `--model`'s CLIP
+(default: a random one with ViT-B/32's 512-d embeddings and tiny towers: memory, not compute, is
+measured, and the model's own size is counted in "before"). Each mode runs in a fresh process; its peak resident memory while indexing (VmHWM,
+reset before) is printed against its resident memory before decoding (the model loaded).
 """
 import argparse
 import json
@@ -19,6 +22,8 @@ from executors.media import ffmpeg_path
 from executors.video_loader import VideoLoader
 
 OUT = Path(__file__).resolve().parent / 'out'
+FLOW = Path(__file__).resolve().parent.parent / 'flow.yml'
+PIPELINE = -1  # --one's value for the whole pipeline
 
 
 def long_video(minutes: float) -> Path:
@@ -63,22 +68,46 @@ def measure(video: Path, chunk_frames: int) -> dict:
                 'seconds': round(time.perf_counter() - started, 1)}
 
 
+def measure_pipeline(video: Path, model: str) -> dict:
+    """Index `video` through flow.yml (Library.index: decode, encode, store) into a new workspace."""
+    from library import Library
+
+    with tempfile.TemporaryDirectory(prefix='vced-memory-') as workspace:
+        if not model:
+            from tests.factories import write_random_clip_checkpoint
+
+            model = str(write_random_clip_checkpoint(Path(workspace) / 'tiny.pt', 'tiny-512'))
+        with Library(FLOW, workspace=str(Path(workspace) / 'library'), model=model, asr='off') as library:
+            library.warm_up()
+            reset_peak()
+            before, started = resident_mb('VmRSS'), time.perf_counter()
+            videos = list(library.index([str(video)]))
+            keyframes = sum(v.frame_count for v in library.videos())
+            return {'chunk_frames': 'pipeline', 'keyframes': keyframes, 'pieces': videos[0].status,
+                    'before_mb': round(before), 'peak_mb': round(resident_mb('VmHWM')),
+                    'added_mb': round(resident_mb('VmHWM') - before), 'seconds': round(time.perf_counter() - started, 1)}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--minutes', type=float, default=60.0)
     parser.add_argument('--chunk-frames', type=int, default=256)
+    parser.add_argument('--model', default='', help='CLIP checkpoint for the whole pipeline (default: tiny towers, 512-d)')
     parser.add_argument('--one', type=int, help=argparse.SUPPRESS)  # run one mode in this process
     args = parser.parse_args(argv)
     video = long_video(args.minutes)
     if args.one is not None:
-        print(json.dumps(measure(video, args.one)))
+        row = measure_pipeline(video, args.model) if args.one == PIPELINE else measure(video, args.one)
+        print(json.dumps(row))
         return
-    for chunk_frames in (0, args.chunk_frames):
+    for mode in (0, args.chunk_frames, PIPELINE):
         run = subprocess.run([sys.executable, '-m', 'bench.loader_memory', '--minutes', str(args.minutes),
-                              '--one', str(chunk_frames)], capture_output=True, text=True, check=True)
+                              '--model', args.model, '--one', str(mode)], capture_output=True, text=True, check=True)
         row = json.loads(run.stdout.strip().splitlines()[-1])
-        print(f"{args.minutes:g} min at 1 keyframe/s, chunk_frames {row['chunk_frames']:>4}: {row['keyframes']} "
-              f"keyframes in {row['pieces']} piece(s), peak {row['peak_mb']} MB resident "
+        what = ('whole pipeline (Library.index, flow.yml)' if mode == PIPELINE
+                else f"loader, chunk_frames {row['chunk_frames']:>4}")
+        print(f"{args.minutes:g} min at 1 keyframe/s, {what}: {row['keyframes']} keyframes "
+              f"({row['pieces']}), peak {row['peak_mb']} MB resident "
               f"(+{row['added_mb']} MB over {row['before_mb']} MB before decoding), {row['seconds']} s")
 
 

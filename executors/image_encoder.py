@@ -5,6 +5,7 @@ from executors.base import requests
 from executors.clip_encoding import IMAGE_PRECISIONS, encode_images, encode_query_image
 from executors.clip_model import ClipEncoder, resolve_device
 from executors.documents import DocList, QueryDoc, VideoDoc
+from executors.heap import release_free_memory
 
 THUMBNAIL_SIDE = 32  # the near-duplicate test compares 32 x 32 grey thumbnails
 
@@ -37,6 +38,7 @@ class ImageEncoder(ClipEncoder):
         for video in docs:
             if video.status == '':
                 self.encode_frames(video, progress)
+                release_free_memory()  # the piece's pixels are gone; without this the heap keeps their pages
         return docs
 
     def encode_frames(self, video: VideoDoc, progress=None) -> None:

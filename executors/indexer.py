@@ -86,7 +86,7 @@ class Indexer(Executor):
         self.fusion = {'k': fusion_k, 'visual_weight': visual_weight, 'speech_weight': speech_weight,
                        'slack': fusion_slack}
         self._busy = threading.Lock()  # the page's sessions share one Indexer: one request at a time
-        self._pieces: dict[str, list[Frames]] = {}  # keyframes of videos arriving in chunks, until their last
+        self._pieces: dict[str, list[Frames | WorkspaceError]] = {}  # keyframes of videos arriving in chunks
 
     @requests(on='/index')
     @_one_at_a_time

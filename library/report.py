@@ -20,7 +20,7 @@ class IndexSummary:
     def add(self, video: VideoDoc) -> None:
         self.counts[Status(video.status)] += 1
         if video.status == Status.INDEXED:
-            self.frames += len(video.frames) or video.frame_count
+            self.frames += video.frame_count or len(video.frames)
 
     @property
     def total(self) -> int:

@@ -13,6 +13,7 @@ from executors.media import ffmpeg_path
 CLIP_PRESETS = {
     'tiny': (32, 224, 2, 64, 32, 77, 49408, 64, 1, 2),  # real vocab and context, tiny widths: fast tests
     'ViT-B/32': (512, 224, 12, 768, 32, 77, 49408, 512, 8, 12),  # the real architecture: real cost
+    'tiny-512': (512, 224, 2, 64, 32, 77, 49408, 64, 1, 2),  # ViT-B/32's embedding size, tiny towers: memory benches
 }
 
 

@@ -101,6 +101,39 @@ def test_index_leaves_failed_videos_alone_and_fails_videos_without_embeddings(wo
     indexer.close()
 
 
+def pieces(video: VideoDoc, size: int) -> list[VideoDoc]:
+    """The video as the loader hands it on with chunk_frames=size: pieces of its frames, the last marked."""
+    frames = list(video.frames)
+    return [video.model_copy(update={'frames': DocList[FrameDoc](frames[i:i + size]),
+                                     'last_chunk': i + size >= len(frames)}) for i in range(0, len(frames), size)]
+
+
+def test_a_video_in_pieces_is_stored_whole_with_its_last_piece(workspace, library):
+    videos, directions = library
+    indexer = Indexer(workspace=str(workspace))
+    returned = [indexer.index(DocList[VideoDoc]([piece])) for piece in pieces(videos[0], 4)]
+    assert [len(docs) for docs in returned] == [0, 0, 1]
+    assert returned[-1][0].status == 'indexed' and returned[-1][0].frame_count == 10
+    stored = indexer.storage.frames(videos[0].video_id)
+    assert stored.timestamps.tolist() == [float(i) for i in range(10)]
+    expected = unit(np.stack([f.embedding for f in videos[0].frames]))
+    assert np.allclose(stored.vectors, expected, atol=1e-3)  # float16 on disk
+    assert search(indexer, directions[0], top=1)[0].video_id == videos[0].video_id
+    indexer.close()
+
+
+def test_a_piece_without_embeddings_fails_its_video_at_the_last_piece(workspace, library):
+    videos, _ = library
+    indexer = Indexer(workspace=str(workspace))
+    first, middle, last = pieces(videos[1], 4)
+    middle.frames[0].embedding = None
+    assert [len(indexer.index(DocList[VideoDoc]([p]))) for p in (first, middle)] == [0, 0]
+    done = indexer.index(DocList[VideoDoc]([last]))[0]
+    assert done.status == 'failed' and 'embedding' in done.error
+    assert indexer.list_videos(DocList[VideoDoc]()) == []
+    indexer.close()
+
+
 def test_duplicate_add_is_reported_and_stores_nothing(workspace, library):
     videos, _ = library
     indexer = Indexer(workspace=str(workspace))
