@@ -197,7 +197,7 @@ def indexing(checkpoint: str, tmp: Path, preset: str, quick: bool) -> list[Resul
     count, duration, repeat = (2, 4, 1) if quick else (4, 20, 3)
     videos = [make_video(tmp / f'video{i}.mp4', duration=duration, size='640x360', source=SOURCES[i % len(SOURCES)])
               for i in range(count)]
-    section = (f'indexing {count} videos x {duration} s 640x360 with flow.yml (1 keyframe/s, {preset} fp32 batch 32, '
+    section = (f'indexing {count} videos x {duration} s 640x360 with flow.yml (1 keyframe/s, {preset} batch 32, '
                'reuse_below 0: every keyframe encoded)')
     split, together = [], []
     for attempt in range(repeat):
@@ -215,6 +215,16 @@ def indexing(checkpoint: str, tmp: Path, preset: str, quick: bool) -> list[Resul
     encode = statistics.median(e for _, e in split)
     both = statistics.median(d + e for d, e in split)
     frames_total = sum(len(docs[0].frames) for docs in decoded)
+    other_precisions = []
+    for name, setting in (('int8', {'quantize': 'int8'}), ('bf16', {'precision': 'bf16'})):
+        runs = []
+        for attempt in range(repeat):
+            with Library(FLOW, workspace=str(tmp / f'{name}{attempt}'), model=checkpoint, reuse_below=0,
+                         **setting) as library:
+                runs.append(_timed(lambda: _index_all(library, videos))[0])
+        other_precisions.append(Result(section, f'video-hours indexed per hour of wall time, {name}',
+                                       count * duration / statistics.median(runs), 'x',
+                                       note=f'Library.index, 1 keyframe/s, median of {repeat}'))
     return [
         Result(section, 'decode only (VideoLoader)', decode, 's', note=f'{frames_total} keyframes'),
         Result(section, 'encode only (ImageEncoder)', encode, 's', note=f'{frames_total / encode:.1f} img/s'),
@@ -222,7 +232,8 @@ def indexing(checkpoint: str, tmp: Path, preset: str, quick: bool) -> list[Resul
         Result(section, 'Library.index (decode, encode, index)', statistics.median(together), 's',
                'decode only + encode only', note=f'median of {repeat}'),
         Result(section, 'video-hours indexed per hour of wall time', count * duration / statistics.median(together),
-               'x', note='Library.index, 1 keyframe/s'),
+               'x', note='Library.index, 1 keyframe/s, fp32'),
+        *other_precisions,
     ]
 
 
