@@ -79,6 +79,9 @@ def measure(folder: Path, count: int, quick: bool) -> list[Result]:
         Result(section, 'recall@10 vs exact', probe['recall'], '', note=f'{QUERIES} new keyframes of stored shots'),
         *[Result(section, f'{knob}={v}: recall@10 / p50', probe['sweep'][str(v)]['recall'], '',
                  note=f"p50 {probe['sweep'][str(v)]['p50'] * 1e3:.2f} ms") for v in values],
+        *[Result(section, f'{knob}={v}: recall@10, queries far from every keyframe', probe['far'][str(v)]['recall'], '',
+                 note=f'{QUERIES} random directions (as far as a sentence from image embeddings): near-ties everywhere')
+          for v in values],
         Result(section, 'Indexer /search: top-10 segments as with exact candidates', probe['segment_agreement'], '',
                note=f'segments found from the index\'s candidates vs from the true {CANDIDATES} nearest keyframes'),
         Result(section, 'Indexer /search p50', probe['search_p50'] * 1e3, 'ms', 'numpy brute force p50',
@@ -120,6 +123,8 @@ def hnsw_comparison(folder: Path, section: str, quick: bool) -> list[Result]:
         Result(section, f'{name}, top-10 p99', graph['ann_p99'] * 1e3, 'ms', 'numpy brute force p50'),
         *[Result(section, f'comparison: hnswlib ef_search={ef}: recall@10 / p50', graph['sweep'][str(ef)]['recall'],
                  '', note=f"p50 {graph['sweep'][str(ef)]['p50'] * 1e3:.2f} ms") for ef in SWEEP['hnsw'][1]],
+        *[Result(section, f'comparison: hnswlib ef_search={ef}: recall@10, queries far from every keyframe',
+                 graph['far'][str(ef)]['recall'], '') for ef in SWEEP['hnsw'][1]],
         Result(section, f'{name}, top-10 segments as with exact candidates', graph['segment_agreement'], ''),
         Result(section, f'{name}, resident memory per million', graph['rss_bytes'] / (graph['count'] / 1e6) / 1e9,
                'GB', 'resident memory per million'),
@@ -215,23 +220,31 @@ def stored_rows(folder: Path) -> np.ndarray:
 
 
 def _prepare_queries(folder: Path, count: int) -> None:
-    """Queries (new keyframes of stored shots) and their exact CANDIDATES nearest, kept with the workspace."""
-    if (folder / 'exact.npy').exists():
+    """Queries and their exact CANDIDATES nearest, kept with the workspace: new keyframes of stored shots, and
+    random directions, far from every keyframe as a sentence's embedding is from CLIP's image embeddings."""
+    if (folder / 'far.npy').exists():
         return
     stored = stored_rows(folder)
     rng = np.random.default_rng(count)
     picked = stored[np.sort(rng.choice(len(stored), QUERIES, replace=False))].astype(np.float32)
     queries = _unit(picked + FRAME_NOISE * rng.normal(size=picked.shape) / np.sqrt(DIM))
-    exact = np.empty((QUERIES, CANDIDATES), dtype=np.int64)
-    best = np.full((QUERIES, CANDIDATES), -np.inf, dtype=np.float32)
+    far = _unit(rng.normal(size=(QUERIES, DIM)))
+    np.save(folder / 'queries.npy', queries)
+    np.save(folder / 'exact.npy', _exact_nearest(stored, queries))
+    np.save(folder / 'far_exact.npy', _exact_nearest(stored, far))
+    np.save(folder / 'far.npy', far)
+
+
+def _exact_nearest(stored: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    exact = np.empty((len(queries), CANDIDATES), dtype=np.int64)
+    best = np.full((len(queries), CANDIDATES), -np.inf, dtype=np.float32)
     for start in range(0, len(stored), 100_000):
         scores = queries @ np.asarray(stored[start:start + 100_000], dtype=np.float32).T
         labels = np.concatenate([exact, np.broadcast_to(np.arange(start, start + scores.shape[1]), scores.shape)], 1)
         merged = np.concatenate([best, scores], 1)
         keep = np.argsort(-merged, axis=1, kind='stable')[:, :CANDIDATES]
         exact, best = np.take_along_axis(labels, keep, 1), np.take_along_axis(merged, keep, 1)
-    np.save(folder / 'queries.npy', queries)
-    np.save(folder / 'exact.npy', exact)
+    return exact
 
 
 def probe(folder: Path, kind: str, quick: bool, compare: bool) -> dict:
@@ -266,8 +279,10 @@ def probe(folder: Path, kind: str, quick: bool, compare: bool) -> dict:
         search.search_segments(storage, q, count=10, candidates=CANDIDATES, grouping=grouping)
         warm.append(time.perf_counter() - started)
     sweep = {str(value): _swept(vectors, kind, value, queries, top10) for value in SWEEP[kind][1]}
+    far_top10 = [set(e[:10].tolist()) for e in np.load(folder / 'far_exact.npy')]
+    far = {str(value): _swept(vectors, kind, value, np.load(folder / 'far.npy'), far_top10) for value in SWEEP[kind][1]}
     rss_after = _rss()
-    figures = {'sweep': sweep, 'segment_agreement': float(np.mean(agreement)), 'rss_bytes': rss_after - rss_before,
+    figures = {'sweep': sweep, 'far': far, 'segment_agreement': float(np.mean(agreement)), 'rss_bytes': rss_after - rss_before,
                'rss_total': rss_after, 'open_s': open_s, 'count': len(stored_rows(folder)),
                'ann_p50': float(np.median(ann)), 'ann_p99': float(np.percentile(ann, 99)), 'recall': _recall(found, top10),
                'layout': _layout(vectors)}
