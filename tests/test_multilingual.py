@@ -244,14 +244,14 @@ def test_queries_in_any_language_search_an_index_made_by_clip(sample_videos, tin
     common = ['--flow', str(flow), '--workspace', str(workspace), '--model', str(tiny_checkpoint)]
     assert cli(capsys, 'index', *map(str, sample_videos), *common)[0] == 0
     stored = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in workspace.rglob('*') if p.is_file()}
-    assert {'embeddings.f16', 'hnsw.bin'} <= {p.name for p in stored}
+    assert {'embeddings.f16', 'ivf.faiss'} <= {p.name for p in stored}
     for text_model in ('multilingual', 'auto'):
         for query in [*OTHERS.values(), '一只狗 🐶']:
             status, out, err = cli(capsys, 'search', query, '--json', '--text-model', text_model, '--in', 'visual', *common)
             assert status == 0, err
             assert {Path(r['video']).name for r in json.loads(out)} <= {v.name for v in sample_videos}
             assert json.loads(out)
-    changed = [p for p in workspace.rglob('*') if p.is_file() and p in stored and p.suffix in ('.f16', '.bin')
+    changed = [p for p in workspace.rglob('*') if p.is_file() and p in stored and p.suffix in ('.f16', '.faiss')
                and (p.stat().st_mtime_ns, p.read_bytes()) != stored[p]]
     assert changed == []  # the index is reused as it is: nothing re-encoded or rewritten
 
