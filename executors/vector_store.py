@@ -46,6 +46,7 @@ class VectorStore:
         self.index: AnnIndex | None = None
         self._before_rebuild: Callable[[], None] = lambda: None
         self._scratch = threading.local()  # per thread: float16 rows read and widened by scores()
+        self._map: np.ndarray | None = None  # the rows file mapped into memory, for scores()
         self.live_count = 0  # labels in the index and not removed
 
     # ------------------------------------------------------------------ the float16 rows
@@ -78,16 +79,32 @@ class VectorStore:
 
     def scores(self, first: int, count: int, query: np.ndarray, checksum: int = -1, owner: str = '') -> np.ndarray:
         """The inner product of `query` with each of rows first .. first + count - 1, as read() would
-        give them (float16 widened to float32), checked as read() does; the rows pass through
-        buffers kept for the next call (no allocation, no page faults per search)."""
+        give them (float16 widened to float32), checked as read() does when `checksum` >= 0. Rows
+        already checked are read in place from a memory map of the file (no copy); the widening goes
+        through a buffer kept for the next call (no allocation, no page faults per search)."""
         scratch = self._scratch
-        if getattr(scratch, 'rows', None) is None or len(scratch.rows) < count:
+        if getattr(scratch, 'wide', None) is None or len(scratch.wide) < count:
             scratch.rows = np.empty((max(count, 1024), self.dim), dtype=np.float16)
             scratch.wide = torch.empty((max(count, 1024), self.dim), dtype=torch.float32)
-        rows = self._read16(first, count, checksum, owner, into=scratch.rows[:count])
+        if checksum >= 0:
+            rows = self._read16(first, count, checksum, owner, into=scratch.rows[:count])
+        else:
+            rows = self._mapped(first, count)
         wide = scratch.wide[:count]
         wide.copy_(torch.from_numpy(rows))
         return torch.mv(wide, torch.from_numpy(np.ascontiguousarray(query, dtype=np.float32))).numpy()
+
+    def _mapped(self, first: int, count: int) -> np.ndarray:
+        """Rows first .. first + count - 1 as a view of the file mapped into memory (copy-on-write, so
+        torch takes it as writable; nothing writes to it), mapped again once the file has grown."""
+        rows = self._map
+        if rows is None or len(rows) < first + count:
+            stored = self.row_count()
+            if stored < first + count:
+                raise WorkspaceError(f'{self.rows_path}: too short: rows {first}..{first + count - 1} are missing')
+            mapped = np.memmap(self.rows_path, dtype=np.float16, mode='c', shape=(stored, self.dim))
+            self._map = rows = mapped.view(np.ndarray)  # slices of a plain array cost less than a memmap's
+        return rows[first:first + count]
 
     def _read16(self, first: int, count: int, checksum: int, owner: str, into: np.ndarray | None = None) -> np.ndarray:
         rows = np.empty((count, self.dim), dtype=np.float16) if into is None else into
@@ -235,6 +252,7 @@ class VectorStore:
         self.check_path.with_name(self.check_path.name + '.tmp').unlink(missing_ok=True)
 
     def close(self) -> None:
+        self._map = None
         self._file.close()
 
 
