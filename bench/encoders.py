@@ -5,7 +5,7 @@ tiny test model, a smoke run), on the CPU.
   the ImageEncoder's batches (preprocessing in torch), fp32 and int8;
 - text query latency: stock `encode_text` over all 77 positions vs the first fast path (encode_text
   over the tokens up to end-of-text) vs the lean path (batch-first, fused causal attention; the
-  default on the CPU) vs ONNX Runtime (executors/text_onnx.py, when `onnx` is installed), fp32 and int8;
+  torch path on the CPU) vs ONNX Runtime (executors/text_onnx.py, the default where installed), fp32 and int8;
 - int8's cosine deviation from fp32; int8's agreement with fp32 and near-duplicate keyframe savings
   on a discriminative checkpoint (bench/encoder_checks.py);
 - indexing: `Library.index` through flow.yml (decode, encode, index) vs decode-only + encode-only of
@@ -127,7 +127,7 @@ def text_latency(fp32: torch.nn.Module, int8: torch.nn.Module, preset: str, quic
         return run_with_one
 
     runs = {'stock encode_text, fp32': lambda: stock(fp32), 'first fast path, fp32': lambda: first_fast(fp32),
-            'lean path, fp32 (default)': lambda: encode_texts(fp32, [QUERY]),
+            'lean path, fp32 (runtime: torch)': lambda: encode_texts(fp32, [QUERY]),
             'lean path, fp32, 1 torch thread': one_thread(lambda: lean(fp32)),
             'stock encode_text, int8': lambda: stock(int8), 'first fast path, int8': lambda: first_fast(int8),
             'lean path, int8': lambda: encode_texts(int8, [QUERY])}
@@ -167,7 +167,7 @@ def onnx_rows(fp32: torch.nn.Module, tokens: torch.Tensor, runs: dict) -> str:
     export = time.perf_counter() - started
     onnx_text_session(fp32, threads=2)
     runs['onnxruntime, fp32, 1 thread'] = lambda: encode_tokens_onnx(fp32, tokens)
-    runs['onnxruntime, fp32, 2 threads'] = lambda: encode_tokens_onnx(fp32, tokens, threads=2)
+    runs['onnxruntime, fp32, 2 threads (default: runtime auto)'] = lambda: encode_tokens_onnx(fp32, tokens, threads=2)
     return f'export + session {export:.1f} s once per model'
 
 

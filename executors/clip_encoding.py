@@ -1,5 +1,7 @@
 """CLIP's preprocessing and encoding, batched in torch: RGB uint8 arrays and strings in,
 L2-normalised float32 numpy embeddings out."""
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -9,7 +11,7 @@ from executors.errors import ConfigError, QueryError
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # per RGB channel, of CLIP's training images in [0, 1]
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 IMAGE_PRECISIONS = ('fp32', 'bf16')  # bf16: CPU autocast, opt-in
-TEXT_RUNTIMES = ('torch', 'onnxruntime')  # what runs the text tower on the CPU
+TEXT_RUNTIMES = ('auto', 'torch', 'onnxruntime')  # what runs the text tower (auto: onnxruntime where it can)
 MAX_SIDE_FACTOR = 8  # a huge query image is first subsampled to a short side of 8-16 input sizes
 
 
@@ -137,19 +139,22 @@ def _causal_attention(attn: torch.nn.MultiheadAttention, x: torch.Tensor) -> tor
     return attn.out_proj(mixed.transpose(1, 2).reshape(batch, length, width))
 
 
-def encode_texts(model: torch.nn.Module, texts: list[str], runtime: str = 'torch') -> np.ndarray:
+def encode_texts(model: torch.nn.Module, texts: list[str], runtime: str = 'torch',
+                 saved_export: Path | None = None) -> np.ndarray:
     """L2-normalised float32 embeddings (N x D) of `texts`, in one forward pass.
 
-    runtime: 'torch', or 'onnxruntime' (CPU, fp32 stock towers: executors/text_onnx.py, one thread of
-    its own, so a query does not wait on torch's thread pool while other work loads the cores).
+    runtime: 'torch'; 'onnxruntime' (CPU, fp32 stock towers: executors/text_onnx.py, threads of its
+    own, so a query does not wait on torch's thread pool while other work loads the cores; its export
+    kept in `saved_export`); or 'auto': onnxruntime where it can run the model, else torch.
     """
     if runtime not in TEXT_RUNTIMES:
         raise ConfigError(f"text runtime must be one of {', '.join(TEXT_RUNTIMES)}, not '{runtime}'")
     tokens = tokenize(texts, model.context_length).to(_device(model))
-    if runtime == 'onnxruntime':
-        from executors.text_onnx import encode_tokens_onnx  # it builds on this module
+    if runtime != 'torch':
+        from executors.text_onnx import encode_tokens_onnx, onnx_suits  # it builds on this module
 
-        return _normalised(encode_tokens_onnx(model, tokens))
+        if runtime == 'onnxruntime' or onnx_suits(model):
+            return _normalised(encode_tokens_onnx(model, tokens, saved=saved_export))
     with torch.inference_mode():
         return _normalised(encode_tokens(model, tokens))
 

@@ -9,6 +9,16 @@ from tests.factories import make_video, write_random_clip_checkpoint
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope='session', autouse=True)
+def onnx_exports(tmp_path_factory):
+    """Text towers exported for ONNX Runtime go to a folder of the test session, not weights/onnx/."""
+    from executors import text_onnx
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(text_onnx, 'CACHE_DIR', tmp_path_factory.mktemp('onnx'))
+        yield
+
+
 @pytest.fixture(scope='session')
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A randomly initialised tiny CLIP in OpenAI state_dict format (real vocab and context length)."""

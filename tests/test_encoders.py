@@ -359,7 +359,7 @@ def test_the_onnx_text_tower_refuses_an_int8_model_and_unknown_runtimes_are_conf
     int8 = load_clip(str(tiny_checkpoint), 'cpu', quantize='int8')
     with pytest.raises(ModelError, match='stock fp32 CLIP on the CPU'):
         encode_texts(int8, ['a dog'], runtime='onnxruntime')
-    with pytest.raises(ConfigError, match="text runtime must be one of torch, onnxruntime, not 'tvm'"):
+    with pytest.raises(ConfigError, match="text runtime must be one of auto, torch, onnxruntime, not 'tvm'"):
         encode_texts(int8, ['a dog'], runtime='tvm')
 
 
