@@ -45,9 +45,10 @@ def onnx_text_session(model: torch.nn.Module, threads: int = THREADS, saved: Pat
     tokens (N x length); loaded from `saved` when that file holds a matching export, else exported
     (and written to `saved`); then kept for the model's lifetime."""
     with _lock:
-        sessions = _sessions.setdefault(model, {})
+        sessions = _sessions.get(model, {})
         if threads not in sessions:
-            sessions[threads] = _session(model, threads, saved)
+            sessions[threads] = _session(model, threads, saved)  # a model it cannot run gets no entry
+            _sessions[model] = sessions
         return sessions[threads]
 
 
