@@ -83,6 +83,7 @@ def test_the_text_encoder_uses_onnxruntime_by_default_and_keeps_its_export_under
     monkeypatch.setattr(text_onnx, 'CACHE_DIR', tmp_path / 'onnx')
     encoder = TextEncoder(model=str(tiny_checkpoint), device='cpu')
     assert encoder.towers['clip'].runtime == 'auto'
+    text_onnx._sessions.pop(encoder.model, None)  # the process's shared CLIP: another test may have run it
     docs = encoder.encode_queries(DocList[QueryDoc]([QueryDoc(text=q) for q in QUERIES]))
     assert [p.name for p in (tmp_path / 'onnx').iterdir()] == [text_onnx.cache_file(encoder.towers['clip'].space).name]
     expected = encode_texts(encoder.model, QUERIES, runtime='torch')
