@@ -49,11 +49,15 @@ def rank_segments(storage: Storage, video_ids: list[str], query: np.ndarray, *, 
         times, scores = keyframe_scores(storage, video, query)
         scored.append((float(scores.max()) if len(scores) else -1.0, video, times, scores))
     scored.sort(key=lambda item: -item[0])
+    # each video's best keyframe peaks a segment, so the count-th best of these is a floor no result is below
+    floor = scored[count - 1][0] if len(scored) >= count else float('-inf')
     found = []
     for best, video, times, scores in scored:
-        if len(found) >= count and best < found[count - 1][1].score:
+        if len(found) >= count:
+            floor = max(floor, found[count - 1][1].score)
+        if best < floor:
             break
-        found += [(video, segment) for segment in _grouped(storage, video, times, scores, grouping)]
+        found += [(video, segment) for segment in _grouped(storage, video, times, scores, grouping, floor)]
         found.sort(key=lambda item: (-item[1].score, item[0].id, item[1].start))
     return [segment_doc(storage, video, segment) for video, segment in found[:count]]
 
@@ -88,10 +92,10 @@ def keyframe_scores(storage: Storage, video: VideoRecord, query: np.ndarray) -> 
 
 
 def _grouped(storage: Storage, video: VideoRecord, timestamps: np.ndarray, scores: np.ndarray,
-             grouping: Grouping) -> list[Segment]:
+             grouping: Grouping, floor: float = float('-inf')) -> list[Segment]:
     return group_segments(scores, timestamps, video.duration, margin=grouping.margin,
                           max_segment=grouping.max_segment, limit=SEGMENTS_PER_VIDEO,
-                          shots=storage.shots(video.id), snap=grouping.snap)
+                          shots=storage.shots(video.id), snap=grouping.snap, floor=floor)
 
 
 def segment_doc(storage: Storage, video: VideoRecord, segment: Segment, score: float | None = None) -> SegmentDoc:

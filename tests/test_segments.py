@@ -89,6 +89,27 @@ def test_segments_never_overlap_and_stay_inside_the_video(scores, margin, max_se
     assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(ordered, ordered[1:]))
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.floats(-1, 1, width=32), min_size=1, max_size=40), st.lists(st.floats(0, 40), max_size=6),
+       st.floats(0, 3), st.floats(-1, 1))
+def test_a_floor_returns_exactly_the_segments_above_it_as_they_are_without_one(scores, shots, snap, floor):
+    """Search passes the score a segment must reach to make the results: the segments above it, snapped as
+    if all were kept (the lower ones still bound them)."""
+    times = np.arange(len(scores), dtype=float)
+    grouped = dict(times=times, duration=float(len(scores)), margin=0.05, max_segment=6.0, limit=8, shots=shots,
+                   snap=snap)
+    everything = group(scores, **grouped)
+    above = group_segments(np.array(scores), times, float(len(scores)), margin=0.05, max_segment=6.0, limit=8,
+                           shots=list(shots), snap=snap, floor=floor)
+    assert above == [s for s in everything if s.score >= floor]
+
+
+@pytest.mark.parametrize('count', [2, 3, 4, 7, 500, 501])
+def test_the_sampling_interval_is_the_median_gap(count):
+    times = np.cumsum(np.random.default_rng(count).random(count))
+    assert sampling_interval(times, float(times[-1] + 1)) == float(np.median(np.diff(times)))
+
+
 def test_keyframes_a_hair_apart_still_give_the_last_one_a_segment_with_length():
     """Found by the property test: a median gap below float resolution gave a segment start == end."""
     times = np.unique(np.array([0.2, 0.2 + 1e-16, 0.2 + 2e-16, 1.5]))
