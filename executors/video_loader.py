@@ -72,7 +72,8 @@ class VideoLoader(Executor):
 
     @requests(on='/index')
     def index(self, docs: DocList[VideoDoc], parameters: dict) -> DocList[VideoDoc] | Iterator[DocList[VideoDoc]]:
-        """Each video with its keyframes; with chunk_frames, an iterator of one-piece DocLists instead."""
+        """Each video with its keyframes; with chunk_frames, an iterator of one-piece DocLists instead (videos
+        decided before decoding travel together)."""
         pieces = self._pieces(docs, parameters, self.workspace, self.chunk_frames)
         return pieces if self.chunk_frames else _whole(docs, pieces)
 
@@ -86,10 +87,14 @@ class VideoLoader(Executor):
         check_log_format(self.ffmpeg)  # once per binary, before the first video (not at start-up: search needs no ffmpeg)
         progress = parameters.get('progress')
         indexed = parameters.get('indexed_ids') or set()
+        decided = DocList[VideoDoc]()  # before decoding (already indexed, or unreadable): handed on together
         for doc in docs:
             if doc.status != Status.PENDING:
-                yield DocList[VideoDoc]([doc])  # decided before decoding (already indexed, or unreadable)
+                decided.append(doc)
                 continue
+            if decided:
+                yield decided
+                decided = DocList[VideoDoc]()
             try:
                 for piece in load_video(doc, self.decoding, workspace, indexed, progress, chunk_frames):
                     yield DocList[VideoDoc]([piece])
@@ -97,6 +102,8 @@ class VideoLoader(Executor):
                 doc.status, doc.error, doc.frames, doc.shots = Status.FAILED, str(e), DocList[FrameDoc](), []
                 doc.last_chunk = True
                 yield DocList[VideoDoc]([doc])
+        if decided:
+            yield decided
 
 
 def _whole(docs: DocList[VideoDoc], pieces: Iterator[DocList[VideoDoc]]) -> DocList[VideoDoc]:

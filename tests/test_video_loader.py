@@ -338,6 +338,16 @@ def test_stopping_a_chunked_video_early_removes_its_thumbnails(ramp, workspace):
     assert staged_files(workspace) == []
 
 
+def test_videos_decided_before_decoding_travel_together_in_order(ramp, workspace):
+    """A re-run over a library of known files hands them on in a few requests, not one per file."""
+    known = [VideoDoc(uri=f'/videos/{i}.mp4', video_id=f'{i:064x}', status='already indexed') for i in range(3)]
+    docs = DocList[VideoDoc]([*known[:2], VideoDoc(uri=str(ramp)), known[2]])
+    chunks = list(VideoLoader(workspace=str(workspace), fps=10, chunk_frames=4).index(docs, {}))
+    assert [d.uri for d in chunks[0]] == ['/videos/0.mp4', '/videos/1.mp4']
+    assert all(len(c) == 1 and c[0].uri == str(ramp) for c in chunks[1:-1]) and chunks[-2][0].last_chunk
+    assert [d.uri for d in chunks[-1]] == ['/videos/2.mp4']
+
+
 def test_an_indexed_video_is_not_decoded_again(ramp, workspace):
     calls = []
     video, = index(VideoLoader(workspace=str(workspace)), ramp, indexed_ids={file_sha256(ramp)},
