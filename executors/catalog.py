@@ -159,6 +159,16 @@ class Catalog:
         return np.fromiter((r[0] for r in rows), dtype=np.float64)
 
     @_reports_errors
+    def all_times_and_shots(self) -> dict[str, tuple[np.ndarray, list[float]]]:
+        """Every stored video's keyframe timestamps (label order) and shot cuts, by video id, in two queries."""
+        found: dict[str, tuple[list[float], list[float]]] = {}
+        for video, timestamp in self.db.execute('SELECT video, timestamp FROM frames ORDER BY label'):
+            found.setdefault(video, ([], []))[0].append(timestamp)
+        for video, time in self.db.execute('SELECT video, time FROM shots ORDER BY video, time'):
+            found.setdefault(video, ([], []))[1].append(time)
+        return {video: (np.array(times, dtype=np.float64), shots) for video, (times, shots) in found.items()}
+
+    @_reports_errors
     def thumbnail(self, label: int) -> str:
         """The thumbnail path of one keyframe ('' when the label is not stored)."""
         row = self.db.execute('SELECT thumbnail FROM frames WHERE label = ?', (label,)).fetchone()

@@ -8,6 +8,7 @@ while a write runs, so several processes (the page and the CLI) take turns; any 
 see each other's commits without reopening. The index is derived and can always be rebuilt from
 the rows; the rows are never rewritten, only appended to (and their uncommitted tail cut off).
 """
+import contextlib
 import logging
 import os
 import shutil
@@ -139,6 +140,16 @@ class HnswlibStorage(Storage):
         if video.first_label not in self._shots:
             self._shots[video.first_label] = self.catalog.shots(video_id)
         return list(self._shots[video.first_label])
+
+    def preload(self) -> None:
+        """Verify every video's rows and read all keyframe times and shot cuts now, so that a video's first
+        search costs what a repeat does (rows that fail their checksum still report at their first use)."""
+        if self._searchable_vectors() is not None:
+            stored = self.catalog.all_times_and_shots()
+            for video in self._order:
+                self._times[video.first_label], self._shots[video.first_label] = stored.get(video.id, (np.empty(0), []))
+                with contextlib.suppress(WorkspaceError):
+                    self._rows(video)
 
     def _stored(self, video_id: str) -> VideoRow:
         self._refresh()

@@ -124,6 +124,13 @@ class Indexer(Executor):
         self.storage.save()
         return docs
 
+    @requests(on='/warm')
+    @_one_at_a_time
+    def warm(self, docs: DocList[VideoDoc]) -> DocList[VideoDoc]:
+        """Read ahead what searches need, so the first ones cost what later ones do (the page starting)."""
+        self.storage.preload()
+        return docs
+
     @requests(on='/search')
     @_one_at_a_time
     def search(self, docs: DocList[QueryDoc], parameters: dict) -> DocList[QueryDoc]:

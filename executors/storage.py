@@ -148,6 +148,9 @@ class Storage(ABC):
     def save(self) -> None:
         """Persist derived state (such as an index graph) after a batch of writes."""
 
+    def preload(self) -> None:
+        """Read ahead what searches need (a long-lived process starting), where that makes them faster."""
+
     @abstractmethod
     def close(self) -> None:
         """Persist and release everything."""

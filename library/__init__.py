@@ -142,8 +142,11 @@ class Library:
         """Load the models now (a page shows missing weights at start-up, not at the first search).
 
         Under text_model 'auto' a missing multilingual model does not stop English searches: it is
-        returned as a notice instead.
+        returned as a notice instead. The storage reads ahead what searches need (at a million
+        keyframes: its 1 GB of rows verified and every keyframe time, a few seconds).
         """
+        if any(executor.handles('/warm') for executor in self.flow.executors):
+            self.flow.post('/warm')
         self.embed_texts(['a video'])
         if self.text_model == 'auto':
             try:

@@ -115,6 +115,40 @@ def test_damaged_embedding_rows_are_a_clear_error_not_a_silent_miss(library, ref
         indexer.close()
 
 
+def test_reading_ahead_changes_no_result_and_leaves_damaged_rows_to_report_at_first_use(library, reference):
+    """The page's warm-up verifies every video's rows and reads all keyframe times; a damaged video
+    does not stop it, and is still named when a search first needs it."""
+    ids = list(reference.videos)
+
+    def searched(warm: bool):
+        indexer = Indexer(workspace=str(library))
+        try:
+            if warm:
+                indexer.warm(DocList[VideoDoc]())
+                assert len(indexer.storage._verified) == len(ids) and indexer.storage._times
+            queries = DocList[QueryDoc]([QueryDoc(embedding=reference.videos[i].embeddings[1]) for i in ids])
+            return [[(m.video_id, m.start, m.end, m.score) for m in q.matches]
+                    for q in indexer.search(queries, parameters={'top': 3})]
+        finally:
+            indexer.close()
+
+    assert searched(warm=True) == searched(warm=False)
+    rows = library / 'embeddings.f16'
+    data = bytearray(rows.read_bytes())
+    dim = reference.videos[ids[0]].embeddings.shape[1]
+    data[8:8 + 2 * dim] = np.full(dim, 7.0, np.float16).tobytes()  # within the first video's first row
+    rows.write_bytes(bytes(data))
+    indexer = Indexer(workspace=str(library))
+    try:
+        indexer.warm(DocList[VideoDoc]())
+        assert len(indexer.storage._verified) == len(ids) - 1
+        damaged = DocList[QueryDoc]([QueryDoc(embedding=reference.videos[ids[0]].embeddings[1])])
+        with pytest.raises(Exception, match=r'embeddings.f16: rows 0\.\.1 \(.*clip0.mp4\) are damaged'):
+            indexer.search(damaged, parameters={'top': 3})
+    finally:
+        indexer.close()
+
+
 def test_another_checkpoint_of_the_same_width_is_refused_for_search_and_index(capsys, workspace, tiny_checkpoint, batch,
                                                                               tmp_path):
     from executors.clip_model import image_space_id
