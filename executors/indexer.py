@@ -1,5 +1,6 @@
 """The Indexer: stores indexed videos through a storage backend and answers /search, /list, /delete."""
 import functools
+import logging
 import os
 import threading
 
@@ -14,6 +15,8 @@ from executors.fusion import cue_segments, fuse
 from executors.storage import Frames, ImageSpace, Storage, VideoRecord
 from executors.storage_backends import open_storage
 from executors.vectors import unit_rows
+
+log = logging.getLogger(__name__)
 
 RANKINGS = ('segment', 'video')
 WITHIN = ('all', 'visual', 'speech')
@@ -127,8 +130,12 @@ class Indexer(Executor):
     @requests(on='/warm')
     @_one_at_a_time
     def warm(self, docs: DocList[VideoDoc]) -> DocList[VideoDoc]:
-        """Read ahead what searches need, so the first ones cost what later ones do (the page starting)."""
-        self.storage.preload()
+        """Read ahead what searches need, so the first ones cost what later ones do (the page starting);
+        a workspace problem is left for the first search to report."""
+        try:
+            self.storage.preload()
+        except WorkspaceError as e:
+            log.warning('%s', e)
         return docs
 
     @requests(on='/search')

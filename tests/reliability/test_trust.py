@@ -147,6 +147,14 @@ def test_reading_ahead_changes_no_result_and_leaves_damaged_rows_to_report_at_fi
             indexer.search(damaged, parameters={'top': 3})
     finally:
         indexer.close()
+    (library / 'ivf.faiss').unlink()  # now the index must be rebuilt from rows that fail their check
+    indexer = Indexer(workspace=str(library))
+    try:
+        indexer.warm(DocList[VideoDoc]())  # the page still starts; the first search names the damage
+        with pytest.raises(Exception, match=r'embeddings.f16: rows 0\.\.1 \(.*clip0.mp4\) are damaged'):
+            indexer.search(damaged, parameters={'top': 3})
+    finally:
+        indexer.close()
 
 
 def test_another_checkpoint_of_the_same_width_is_refused_for_search_and_index(capsys, workspace, tiny_checkpoint, batch,
