@@ -142,14 +142,14 @@ class HnswlibStorage(Storage):
         return list(self._shots[video.first_label])
 
     def preload(self) -> None:
-        """Verify every video's rows and read all keyframe times and shot cuts now, so that a video's first
-        search costs what a repeat does (rows that fail their checksum still report at their first use)."""
+        """Verify all rows and read all keyframe times and shot cuts now: first searches cost what repeats do."""
         if self._searchable_vectors() is not None:
             stored = self.catalog.all_times_and_shots()
             for video in self._order:
                 self._times[video.first_label], self._shots[video.first_label] = stored.get(video.id, (np.empty(0), []))
-                with contextlib.suppress(WorkspaceError):
-                    self._rows(video)
+                with contextlib.suppress(WorkspaceError):  # damaged rows still report at their first use
+                    self.vectors.verify(video.first_label, video.frame_count, video.checksum, video.path)
+                    self._verified.add(video.first_label)
 
     def _stored(self, video_id: str) -> VideoRow:
         self._refresh()
