@@ -80,7 +80,7 @@ class TextEncoder(ClipEncoder):
     cache_size: query embeddings kept (by tower and text), so a repeated query costs no model; 0 = none.
     runtime: 'auto' (ONNX Runtime for a stock fp32 CLIP on the CPU when onnx and onnxruntime are
     installed, else torch), 'torch', or 'onnxruntime' (executors/text_onnx.py: exported once, kept in
-    weights/onnx/; 1.6x faster per query on two idle cores, 1.6x at p50 and 3.7x at p99 on busy ones).
+    weights/onnx/; 1.4x faster per query on two idle cores, 1.7x at p50 and 2.6x at p99 on busy ones).
     Text beyond a tower's context (CLIP: 77 tokens, the multilingual: 128) is cut off; an empty query
     with no image is a QueryError.
     """

@@ -1,7 +1,7 @@
 """The CLIP text tower on ONNX Runtime (CPU): the lean text path exported once per model and run by
 onnxruntime, which fuses LayerNorm, attention and GELU and has less overhead per operator than eager
-torch at batch 1 (a 10-token query: 9.8 ms on two idle cores against torch's 16 ms; 30 against 47 ms,
-p99 33 against 123 ms, with both cores busy). The export (2-4 s) is saved under weights/onnx/, keyed
+torch at batch 1 (a 10-token query: 11.3 ms on two idle cores against torch's 15.5 ms; 26 against 44 ms,
+p99 33 against 86 ms, with both cores busy). The export (2-4 s) is saved under weights/onnx/, keyed
 by the checkpoint's identity, so only the first process ever pays it. Needs `onnx` for the export
 and `onnxruntime` to run it."""
 import contextlib
