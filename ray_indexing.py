@@ -68,27 +68,47 @@ def index_on_ray(paths: Iterable[str | Path], storage: Storage, *, loader: dict,
                 done.add(row['path'])
                 yield doc
     except (ray.exceptions.RayError, OSError) as e:
-        reason = str(e).strip().splitlines()[0][:200]
+        reason = _first_line(e)
         for path in paths:
             if path not in done:
                 yield VideoDoc(uri=path, status=Status.FAILED,
                                error=f'{Path(path).name}: the Ray run stopped ({reason}); run again to index the rest')
 
 
-def connect(address: str) -> None:
-    """Join the Ray cluster at `address`, or start one on this machine for 'local' (once per process)."""
+def connect(address: str, **options) -> None:
+    """Join the Ray cluster at `address`, or start one on this machine for 'local' (once per process);
+    `options` go to ray.init (num_cpus, ...)."""
     import ray
 
     if ray.is_initialized():
         return
-    try:
-        if address == 'local':
-            ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
-        else:  # the workers get this repository's code (not its data, weights or venv): its packages they have
-            ray.init(address=address, logging_level=logging.WARNING, runtime_env={
-                'working_dir': str(Path(__file__).resolve().parent), 'excludes': SHIPPED_NOT})
+    if address == 'local':
+        _start_local(ray, {'include_dashboard': False, 'logging_level': logging.WARNING, 'log_to_driver': False,
+                           **options})
+        return
+    try:  # the workers get this repository's code (not its data, weights or venv): its packages they have
+        ray.init(address=address, logging_level=logging.WARNING, runtime_env={
+            'working_dir': str(Path(__file__).resolve().parent), 'excludes': SHIPPED_NOT}, **options)
     except (ConnectionError, RuntimeError, ValueError) as e:
-        raise WorkspaceError(f'ray {address}: cannot join the cluster ({str(e).splitlines()[0][:200]})') from e
+        raise WorkspaceError(f'ray {address}: cannot join the cluster ({_first_line(e)})') from e
+
+
+def _start_local(ray, options: dict, attempts: int = 2) -> None:
+    """Start a local Ray instance, once more if the first start times out: on a busy machine its GCS
+    can miss Ray's 30-second start-up deadline. Ray reports that as a bare Exception."""
+    for attempt in range(attempts):
+        try:
+            ray.init(**options)
+            return
+        except Exception as e:  # noqa: BLE001 (ray.init's start-up timeout is a bare Exception)
+            ray.shutdown()
+            if attempt + 1 == attempts:
+                raise WorkspaceError(f'ray local: cannot start Ray on this machine ({_first_line(e)})') from e
+            log.warning('ray local: start-up failed (%s); starting again', _first_line(e))
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
 
 
 # ----------------------------------------------------------------------------- on the workers

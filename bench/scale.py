@@ -38,7 +38,9 @@ DECODE_PER_CORE = 8.7 / 2  # video-s/s per core: VideoLoader uniform 1 fps, 720p
 def run(quick: bool = False) -> list[Result]:
     count = 10_000 if quick else 100_000
     with tempfile.TemporaryDirectory() as tmp:
-        return search(Path(tmp), count) + ray_throughput(Path(tmp), quick)
+        # Ray first: its start-up has a 30-second deadline, which Milvus Lite's leftover work can make it miss
+        on_ray = ray_throughput(Path(tmp), quick)
+        return search(Path(tmp), count) + on_ray
 
 
 def search(tmp: Path, count: int) -> list[Result]:
@@ -126,13 +128,13 @@ def ray_throughput(tmp: Path, quick: bool) -> list[Result]:
     import ray
 
     from executors.milvus_storage import MilvusStorage
-    from ray_indexing import index_on_ray
+    from ray_indexing import connect, index_on_ray
 
     preset, count, seconds = ('tiny', 2, 5) if quick else ('ViT-B/32', 4, 20)
     checkpoint = write_random_clip_checkpoint(tmp / 'clip.pt', preset)
     videos = [make_video(tmp / 'videos' / f'{i}.mp4', duration=seconds, size='640x360', source=source)
               for i, source in zip(range(count), ['testsrc2', 'smptebars', 'mandelbrot', 'rgbtestsrc'])]
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    connect('local', num_cpus=2)
     section = f'Ray, {count} videos x {seconds} s 640x360, 1 keyframe/s, {preset} fp32 CPU, Milvus Lite'
     results = []
     try:

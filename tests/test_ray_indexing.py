@@ -12,11 +12,12 @@ import pytest
 from executors.clip_encoding import encode_texts
 from executors.clip_model import load_clip
 from executors.documents import Status
+from executors.errors import WorkspaceError
 from executors.hnswlib_storage import HnswlibStorage
 from executors.milvus_storage import MilvusStorage
 from executors.search import Grouping, search_segments
 from executors.storage import ImageSpace
-from ray_indexing import index_on_ray
+from ray_indexing import connect, index_on_ray
 from tests.factories import make_video
 
 ray = pytest.importorskip('ray')
@@ -26,7 +27,7 @@ SOURCES = ['smptebars', 'testsrc2', 'mandelbrot', 'rgbtestsrc', 'color=c=red', '
 @pytest.fixture(scope='module')
 def ray_cluster():
     """One local Ray instance for the module (starting one takes seconds)."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    connect('local', num_cpus=2, configure_logging=False)
     yield
     ray.shutdown()
 
@@ -132,3 +133,33 @@ def test_subtitles_are_read_on_the_workers_and_stored_with_the_video(ray_cluster
         assert storage.search_cues('harbour', 5)[0].video_id == stored.id
     finally:
         storage.close()
+
+
+class FlakyInit:
+    """ray.init that times out (as Ray does: a bare Exception) `failures` times, then starts."""
+
+    def __init__(self, failures: int):
+        self.failures, self.calls, self.shutdowns = failures, 0, 0
+
+    def init(self, **options):
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise Exception('The current node timed out during startup. This could happen because ...')
+
+    def shutdown(self):
+        self.shutdowns += 1
+
+
+@pytest.mark.parametrize('failures, started', [(1, True), (2, False)])
+def test_a_local_start_that_times_out_is_tried_once_more_then_named(monkeypatch, failures, started):
+    fake = FlakyInit(failures)
+    monkeypatch.setattr(ray, 'is_initialized', lambda: False)
+    monkeypatch.setattr(ray, 'init', fake.init)
+    monkeypatch.setattr(ray, 'shutdown', fake.shutdown)
+    if started:
+        connect('local', num_cpus=2)
+    else:
+        with pytest.raises(WorkspaceError, match=r'^ray local: cannot start Ray on this machine \(The current node '
+                                                 r'timed out during startup\. This could happen because \.\.\.\)$'):
+            connect('local', num_cpus=2)
+    assert (fake.calls, fake.shutdowns) == (2, failures)
