@@ -86,9 +86,9 @@ def video_segments(storage: Storage, video: VideoRecord, query: np.ndarray, grou
 def keyframe_scores(storage: Storage, video: VideoRecord, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A video's keyframe times and cosines with the query (finite, within -1..1)."""
     timestamps, scores = storage.keyframe_scores(video.id, query)
-    if not np.isfinite(scores).all():
-        scores = np.nan_to_num(scores, nan=-1.0, posinf=1.0, neginf=-1.0)
-    return timestamps, np.clip(scores, -1.0, 1.0)
+    if len(scores) and -1.0 <= scores.min() and scores.max() <= 1.0:  # false for NaN too
+        return timestamps, scores  # the usual case, without a copy
+    return timestamps, np.clip(np.nan_to_num(scores, nan=-1.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
 
 
 def _grouped(storage: Storage, video: VideoRecord, timestamps: np.ndarray, scores: np.ndarray,

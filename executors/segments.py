@@ -1,15 +1,15 @@
 """Group one video's per-keyframe scores into non-overlapping segments around score peaks."""
 import bisect
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 MIN_INTERVAL = 1e-3  # seconds: no sampling is finer; keeps a last keyframe's segment from having no length
 
 
-@dataclass(frozen=True)
-class Segment:
-    """Keyframes first..last (indices into the video's frames) played from `start` to `end` seconds."""
+class Segment(NamedTuple):
+    """Keyframes first..last (indices into the video's frames) played from `start` to `end` seconds.
+    A NamedTuple: a search makes thousands of them, each in a fifth of a frozen dataclass's time."""
 
     first: int
     last: int
@@ -57,7 +57,9 @@ def group_segments(scores: np.ndarray, timestamps: np.ndarray, duration: float, 
     wanted = next((i for i, segment in enumerate(segments) if segment.score < floor), len(segments))
     if not wanted:
         return []
-    cuts = sorted(c for c in shots if duration <= 0 or 0 < c < duration)
+    cuts = sorted(shots)
+    if duration > 0:  # the cuts inside the video
+        cuts = cuts[bisect.bisect_right(cuts, 0.0):bisect.bisect_left(cuts, duration)]
     return _snap_all(segments, seconds, cuts, snap, max_segment, wanted)
 
 
@@ -97,8 +99,15 @@ def _frame_end(times: list[float], last: int, interval: float, duration: float) 
 
 def _grow(scores: list[float], times: list[float], used: list[bool], peak: int, floor: float, max_segment: float,
           interval: float) -> tuple[int, int]:
-    first = last = peak
     n = len(scores)
+    first = last = peak
+    while first > 0 and not used[first - 1] and scores[first - 1] >= floor:
+        first -= 1
+    while last + 1 < n and not used[last + 1] and scores[last + 1] >= floor:
+        last += 1
+    if times[last] + interval - times[first] <= max_segment:
+        return first, last  # the whole run fits: growing step by step would reach the same ends
+    first = last = peak
     while True:
         left = first - 1 if first > 0 and not used[first - 1] and scores[first - 1] >= floor else None
         right = last + 1 if last + 1 < n and not used[last + 1] and scores[last + 1] >= floor else None
@@ -123,14 +132,17 @@ def _snap_all(segments: list[Segment], times: list[float], cuts: list[float], sn
     segments = [_trim(s, times, cuts) for s in segments]
     snapped: list[Segment] = []
     for segment in segments[:wanted]:
-        others = snapped + segments[len(snapped) + 1:]
-        floor = max([o.end for o in others if o.end <= segment.start], default=float('-inf'))
-        ceiling = min([o.start for o in others if o.start >= segment.end], default=float('inf'))
         start, end = segment.start, segment.end
         before = bisect.bisect_left(cuts, start) - 1  # the last cut before the start
+        after = bisect.bisect_right(cuts, end)  # the first cut after the end
+        if (before < 0 or cuts[before] < start - snap) and (after == len(cuts) or cuts[after] > end + snap):
+            snapped.append(segment)  # no cut within reach: the others need not be looked at
+            continue
+        others = snapped + segments[len(snapped) + 1:]
+        floor = max([o.end for o in others if o.end <= start], default=float('-inf'))
+        ceiling = min([o.start for o in others if o.start >= end], default=float('inf'))
         if before >= 0 and cuts[before] >= max(start - snap, floor) and end - cuts[before] <= max_segment:
             start = cuts[before]
-        after = bisect.bisect_right(cuts, end)  # the first cut after the end
         if after < len(cuts) and cuts[after] <= min(end + snap, ceiling) and cuts[after] - start <= max_segment:
             end = cuts[after]
         snapped.append(segment if (start, end) == (segment.start, segment.end) else _moved(segment, start, end))
@@ -144,5 +156,5 @@ def _trim(segment: Segment, times: list[float], cuts: list[float]) -> Segment:
 
 
 def _moved(segment: Segment, start: float, end: float) -> Segment:
-    """The segment with new edges (dataclasses.replace, without its per-call introspection)."""
+    """The segment with new edges (Segment._replace, without its per-call keyword handling)."""
     return Segment(segment.first, segment.last, segment.peak, segment.score, start, end, segment.peak_time)
