@@ -36,11 +36,19 @@ def write_report(tables: dict[str, str]) -> None:
     sections = dict(re.findall(r'^## (\w+)\n\n(.*?)(?=\n## |\Z)', REPORT.read_text(encoding='utf-8'), re.S | re.M)
                     if REPORT.exists() else [])
     stamp = f'_{datetime.date.today()} on {machine()}_'
-    sections.update({name: f'{stamp}\n\n{table}\n' for name, table in tables.items()})
+    sections.update({name: f'{stamp}\n\n{table}\n{_notes(sections.get(name, ""))}' for name, table in tables.items()})
     body = ''.join(f'\n## {name}\n\n{sections[name].strip()}\n' for name in BENCHMARKS if name in sections)
     REPORT.write_text('# VCED benchmark report\n\nReproduce: `make bench` (`python -m bench`; `--only NAME` reruns one '
                       'section). Each figure is a median over repeated runs; ratios are measured side by side in the '
                       f'same run.\n{body}', encoding='utf-8')
+
+
+def _notes(section: str) -> str:
+    """The paragraphs written under a section's table by hand: they stay when its figures are rerun."""
+    lines = section.strip().splitlines()
+    last_row = max((i for i, line in enumerate(lines) if line.startswith('|')), default=len(lines) - 1)
+    notes = '\n'.join(lines[last_row + 1:]).strip()
+    return f'\n{notes}\n' if notes else ''
 
 
 def main(argv: list[str] | None = None) -> int:

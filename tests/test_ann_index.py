@@ -69,7 +69,24 @@ def test_above_the_threshold_ivf_finds_what_exact_search_finds(tmp_path):
     store = grown_store(tmp_path, data, 1_000)
     assert lists(store) > 1  # trained: an inverted file, not a scan
     assert recall(store, np.ones(len(data), dtype=bool), queries) >= 0.98
+    store.index.index.nprobe = 1  # a stored row is in the one list its search picks (added by float32 centres,
+    rows = store.read(0, len(data))[::10]  # searched by float16 ones): itself is found there
+    found_itself = [store.nearest(row, 1)[0][0] == label for label, row in zip(range(0, len(data), 10), rows)]
+    assert np.mean(found_itself) >= 0.99
     store.close()
+
+
+def test_a_search_leaves_the_thread_count_the_exact_scores_after_it_use(tmp_path):
+    torch = pytest.importorskip('torch')
+    store = grown_store(tmp_path, clustered_vectors(3_000, DIM, centres=100, noise=0.5, seed=5), 1_000)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        store.nearest(np.ones(DIM, dtype=np.float32) / 8, 10)
+        assert torch.get_num_threads() == 2  # faiss and torch may share one OpenMP runtime
+    finally:
+        torch.set_num_threads(before)
+        store.close()
 
 
 def test_training_follows_growth_and_a_large_shrink(tmp_path, caplog):
