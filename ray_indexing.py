@@ -22,7 +22,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from executors.documents import CueDoc, Status, VideoDoc
-from executors.errors import VcedError, WorkspaceError
+from executors.errors import VcedError, WorkspaceError, first_line
 from executors.storage import Frames, ImageSpace, Storage, VideoRecord
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def index_on_ray(paths: Iterable[str | Path], storage: Storage, *, loader: dict,
                 done.add(row['path'])
                 yield doc
     except (ray.exceptions.RayError, OSError) as e:
-        reason = _first_line(e)
+        reason = first_line(e)
         for path in paths:
             if path not in done:
                 yield VideoDoc(uri=path, status=Status.FAILED,
@@ -90,7 +90,7 @@ def connect(address: str, **options) -> None:
         ray.init(address=address, logging_level=logging.WARNING, runtime_env={
             'working_dir': str(Path(__file__).resolve().parent), 'excludes': SHIPPED_NOT}, **options)
     except (ConnectionError, RuntimeError, ValueError) as e:
-        raise WorkspaceError(f'ray {address}: cannot join the cluster ({_first_line(e)})') from e
+        raise WorkspaceError(f'ray {address}: cannot join the cluster ({first_line(e)})') from e
 
 
 def _start_local(ray, options: dict, attempts: int = 2) -> None:
@@ -103,12 +103,8 @@ def _start_local(ray, options: dict, attempts: int = 2) -> None:
         except Exception as e:  # noqa: BLE001 (ray.init's start-up timeout is a bare Exception)
             ray.shutdown()
             if attempt + 1 == attempts:
-                raise WorkspaceError(f'ray local: cannot start Ray on this machine ({_first_line(e)})') from e
-            log.warning('ray local: start-up failed (%s); starting again', _first_line(e))
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+                raise WorkspaceError(f'ray local: cannot start Ray on this machine ({first_line(e)})') from e
+            log.warning('ray local: start-up failed (%s); starting again', first_line(e))
 
 
 # ----------------------------------------------------------------------------- on the workers

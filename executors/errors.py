@@ -23,3 +23,9 @@ class QueryError(VcedError):
 
 class WorkspaceError(VcedError):
     """The workspace is locked by another writer, corrupt or missing a file."""
+
+
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """An exception's reason for a one-line message: its first line (at most `limit` characters), or its
+    type's name when it has no message."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:limit]

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from executors.clip_model import WEIGHTS_DIR, check_quantize, resolve_device
-from executors.errors import ModelError
+from executors.errors import ModelError, first_line
 from executors.text_tower import TextTower
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def _download(repo: str, target: Path) -> None:
         partial.rename(target)
     except Exception as e:  # huggingface_hub raises many types (offline, not found, HTTP, disk)
         shutil.rmtree(partial, ignore_errors=True)
-        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        reason = first_line(e)
         raise ModelError(f"multilingual text model '{repo.split('/')[-1]}' is not in {target}/ and could not be "
                          f'downloaded ({reason}); download the files of https://huggingface.co/{repo} '
                          f'into {target}/') from e
@@ -132,7 +132,7 @@ def _load_cached(folder: str, device: str, quantize: str | None) -> torch.nn.Mod
     try:
         model = SentenceTransformer(folder, device=device, local_files_only=True)
     except Exception as e:  # transformers raises many types for a folder it cannot read
-        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        reason = first_line(e)
         raise ModelError(f'{folder} is not a readable sentence-transformers model: {reason}') from e
     finally:
         if bars:

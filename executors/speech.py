@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from executors.documents import CueDoc
-from executors.errors import ModelError, VcedError
+from executors.errors import ModelError, VcedError, first_line
 from executors.media import ffmpeg_path
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def model_folder(asr: str, weights: str | Path = WEIGHTS_DIR,
     except SpeechModelError:
         raise
     except Exception as e:  # huggingface_hub raises many types when offline: each means "not downloadable now"
-        reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+        reason = first_line(e, 120)
         raise SpeechModelError(f'speech model {asr!r} is not in {folder} and cannot be downloaded ({reason}): '
                                f'place a faster-whisper model folder there, or set asr: off') from e
     finally:
