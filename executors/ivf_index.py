@@ -8,9 +8,10 @@ lists whose centres are nearest to it. Once N has grown four times over (the pla
 doubled), or fallen well below `exact_below`, `outgrown` asks for a rebuild from the rows.
 
 Each vector is stored as its float16 row itself (not as a residual), so the scores are exactly
-those of the rows on disk; deleted vectors are removed from their lists. Searching runs on the
-calling thread's one core; training and adding use every core (faiss's OpenMP thread count is
-set per calling thread, right before each call).
+those of the rows on disk; the list centres are float16 as well. Deleted vectors are removed from
+their lists. Searching runs on the calling thread's one core; training and adding use every core
+(faiss's OpenMP thread count is set right before each call, and put back after a search: torch
+may share the runtime).
 """
 import errno
 import os
@@ -55,7 +56,7 @@ class IvfIndex:
             _use_every_core()
             trained.train(np.ascontiguousarray(training_rows(min(count, TRAINING_POINTS_PER_LIST * nlist)),
                                                dtype=np.float32))
-            # the list centres as float16 too: half the memory a query reads to pick its lists (0.31 -> 0.19 ms
+            # the list centres as float16 too: half the memory a query reads to pick its lists (0.31 -> 0.17 ms
             # at 1M), the same lists picked on the bench
             centres = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
             centres.add(trained.quantizer.reconstruct_n(0, nlist))
@@ -85,14 +86,14 @@ class IvfIndex:
 
     def _assigner(self) -> faiss.Index:
         """The list centres as float32 for adding: matrix products pick the same lists 4x sooner than
-        the float16 centres searches read (a rebuild at 1M: 48 s instead of 107)."""
+        the float16 centres searches read (a rebuild at 1M: 38 s instead of 107)."""
         if self._flat_centres is None:
             centres = faiss.downcast_index(self.index.quantizer)
-            if not isinstance(centres, faiss.IndexFlat):
-                self._flat_centres = faiss.IndexFlatIP(self.index.d)
-                self._flat_centres.add(centres.reconstruct_n(0, self.index.nlist))
-            else:
-                self._flat_centres = centres
+            if not isinstance(centres, faiss.IndexFlat):  # float16 centres (an index saved with float32 ones has them)
+                flat = faiss.IndexFlatIP(self.index.d)
+                flat.add(centres.reconstruct_n(0, self.index.nlist))
+                centres = flat
+            self._flat_centres = centres
         return self._flat_centres
 
     def remove(self, labels: np.ndarray) -> None:
