@@ -38,7 +38,7 @@ DECODE_PER_CORE = 8.7 / 2  # video-s/s per core: VideoLoader uniform 1 fps, 720p
 def run(quick: bool = False) -> list[Result]:
     count = 10_000 if quick else 100_000
     with tempfile.TemporaryDirectory() as tmp:
-        # Ray first: its start-up has a 30-second deadline, which Milvus Lite's leftover work can make it miss
+        # Ray first: its start-up has a 30-second deadline, best met before Milvus Lite has loaded the machine
         on_ray = ray_throughput(Path(tmp), quick)
         return search(Path(tmp), count) + on_ray
 
