@@ -22,7 +22,7 @@ demo-shared: $(VENV)/.installed
 	$(BIN)/streamlit run app.py --server.headless true --browser.gatherUsageStats false --server.address 0.0.0.0 -- --media-port $(MEDIA_PORT)
 
 password: $(VENV)/.installed
-	@mkdir -p .streamlit && $(BIN)/python page_access.py >> .streamlit/secrets.toml
+	@mkdir -p .streamlit && $(BIN)/python -m page.access >> .streamlit/secrets.toml
 
 test: $(VENV)/.installed chromium ffmpeg espeak-ng
 	$(BIN)/python -m pytest

@@ -14,13 +14,12 @@ from urllib.parse import urlsplit
 
 import streamlit as st
 
-import page_access
+from page import access as page_access
 from executors.documents import SegmentDoc, VideoDoc
 from executors.errors import VcedError
-from executors.media import cut_segment
 from library import Library, format_time, highlight, local_time, plural, read_image, shorten, time_range
-from media_server import MediaServer
-from page_adding import add_ui, escape_markdown as _markdown, indexing
+from page.media_server import MediaServer
+from page.adding import add_ui, escape_markdown as _markdown, indexing
 
 IMAGE_TYPES = ['png', 'jpg', 'jpeg', 'webp', 'bmp', 'gif']
 RANKINGS = {'segment': 'Moments', 'video': 'Whole videos'}
@@ -197,7 +196,7 @@ def player_ui(lib: Library, media: MediaServer, match: SegmentDoc) -> None:
         st.markdown(f'**{time_range(match.start, match.end)}** · score {match.score:.3f}')
         if match.text:
             st.markdown(f'“{_said(match, 400)}”')
-        st.download_button('Download this segment', data=partial(cut_segment, match.uri, match.start, match.end, lib.ffmpeg),
+        st.download_button('Download this segment', data=partial(lib.cut, match),
                            file_name=f'{Path(match.uri).stem} {time_range(match.start, match.end).replace(":", ".")}.mp4',
                            mime='video/mp4', on_click='ignore', icon=':material/download:',
                            disabled=not Path(match.uri).is_file())

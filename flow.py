@@ -14,9 +14,9 @@ import time
 
 import evaluation
 from executors.errors import VcedError
-from library import (VIDEO_EXTENSIONS, IndexSummary, Library, Status, format_time, one_line, plural,
+from library import (VIDEO_EXTENSIONS, IndexSummary, Library, Status, format_srt, format_time, one_line, plural,
                      read_image, time_range)
-from pipeline import Flow  # noqa: F401 - `from flow import Flow` is the documented way to drive the Flow directly
+from library.pipeline import Flow  # noqa: F401 - `from flow import Flow` is the documented way to drive the Flow directly
 
 OVERRIDES = ('workspace', 'model', 'text_model', 'asr', 'backend', 'uri')  # options that replace flow.yml's settings
 
@@ -170,8 +170,6 @@ def _delete(args) -> int:
 
 
 def _transcript(args) -> int:
-    from executors.speech_reader import format_srt
-
     with open_library(args) as library:
         cues = library.transcript(args.video)
     if not cues:

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from bench.common import Result
-from executors.clip_encoding import encode_images, encode_texts
-from executors.clip_model import load_clip
+from executors.models.clip_encoding import encode_images, encode_texts
+from executors.models.clip_model import load_clip
 from executors.documents import DocList, FrameDoc, VideoDoc
 from executors.image_encoder import ImageEncoder, reuse_sources
 from executors.video_loader import VideoLoader

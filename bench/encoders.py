@@ -5,7 +5,7 @@ tiny test model, a smoke run), on the CPU.
   the ImageEncoder's batches (preprocessing in torch), fp32 and int8;
 - text query latency: stock `encode_text` over all 77 positions vs the first fast path (encode_text
   over the tokens up to end-of-text) vs the lean path (batch-first, fused causal attention; the
-  torch path on the CPU) vs ONNX Runtime (executors/text_onnx.py, the default where installed), fp32 and int8;
+  torch path on the CPU) vs ONNX Runtime (executors/models/text_onnx.py, the default where installed), fp32 and int8;
 - int8's cosine deviation from fp32; int8's agreement with fp32 and near-duplicate keyframe savings
   on a discriminative checkpoint (bench/encoder_checks.py);
 - indexing: `Library.index` through flow.yml (decode, encode, index) vs decode-only + encode-only of
@@ -24,13 +24,14 @@ import torch
 
 from bench.common import Result, markdown_table
 from bench.encoder_checks import int8_agreement, near_duplicate_savings
-from executors.clip_encoding import encode_images, encode_texts, lean_text_transformer, tokenize
-from executors.clip_model import load_clip
+from executors.models.clip_encoding import encode_images, encode_texts
+from executors.models.clip_text import lean_text_transformer, tokenize
+from executors.models.clip_model import load_clip
 from executors.documents import DocList, VideoDoc
 from executors.image_encoder import ImageEncoder
 from executors.video_loader import VideoLoader
 from library import Library
-from pipeline import Flow
+from library.pipeline import Flow
 from tests.factories import make_video, write_random_clip_checkpoint
 
 FLOW = Path(__file__).resolve().parent.parent / 'flow.yml'
@@ -144,7 +145,7 @@ def text_latency(fp32: torch.nn.Module, int8: torch.nn.Module, preset: str, quic
     cosine = np.sum(encode_texts(fp32, QUERIES) * encode_texts(int8, QUERIES), axis=1)
     results.append(Result(section, 'lean vs stock, max abs difference', exact, '', note=f'{len(QUERIES)} queries, fp32'))
     if onnx_note.startswith('export'):
-        from executors.text_onnx import encode_tokens_onnx
+        from executors.models.text_onnx import encode_tokens_onnx
 
         difference = float((encode_tokens_onnx(fp32, tokenize(QUERIES)) - stock_features(fp32, QUERIES)).abs().max())
         results.append(Result(section, 'onnxruntime vs stock, max abs difference', difference, '',
@@ -183,7 +184,7 @@ def busy_cores(section: str, runs: dict) -> list[Result]:
 def onnx_rows(fp32: torch.nn.Module, tokens: torch.Tensor, runs: dict) -> str:
     """Add ONNX Runtime's text tower to `runs` (1 and 2 threads) when it can be built; a note on its export."""
     from executors.errors import ModelError
-    from executors.text_onnx import encode_tokens_onnx, onnx_text_session
+    from executors.models.text_onnx import encode_tokens_onnx, onnx_text_session
 
     try:
         started = time.perf_counter()

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import Result
-from executors.ann_index import IndexConfig
-from executors.storage import Frames, ImageSpace, VideoRecord
+from executors.storage.ann.base import IndexConfig
+from executors.storage.interface import Frames, ImageSpace, VideoRecord
 
 DIM = 512
 CENTRES = 4000  # scene directions
@@ -161,7 +161,7 @@ def built(folder: Path, count: int) -> tuple[float, str, bool]:
 
 def build(folder: Path, count: int) -> float:
     """Add `count` keyframes as videos of FRAMES_PER_VIDEO (with their shot cuts) through the storage; seconds."""
-    from executors.hnswlib_storage import HnswlibStorage
+    from executors.storage.local.local_storage import HnswlibStorage
 
     storage = HnswlibStorage(folder)
     started = time.perf_counter()
@@ -190,7 +190,7 @@ def index_built(folder: Path) -> float:
 
 
 def _build_index(folder: Path) -> float:
-    from executors.hnswlib_storage import HnswlibStorage
+    from executors.storage.local.local_storage import HnswlibStorage
 
     started = time.perf_counter()
     storage = HnswlibStorage(folder / 'workspace')
@@ -256,8 +256,8 @@ def _exact_nearest(stored: np.ndarray, queries: np.ndarray) -> np.ndarray:
 def probe(folder: Path, kind: str, quick: bool, compare: bool) -> dict:
     """In a fresh process: open the workspace with the `kind` index, query it, report times, recall and resident
     memory (`compare`: the index's own figures and segment agreement only)."""
-    from executors import search
-    from executors.hnswlib_storage import HnswlibStorage
+    from executors.retrieval import search
+    from executors.storage.local.local_storage import HnswlibStorage
 
     queries, exact = np.load(folder / 'queries.npy'), np.load(folder / 'exact.npy')
     top10 = [set(e[:10].tolist()) for e in exact]
@@ -344,7 +344,7 @@ def _layout(vectors) -> str:
 def _exact_at_threshold(folder: Path, queries: np.ndarray) -> tuple[int, float]:
     """The IVF index's exact layout over as many rows as it holds at most (the threshold, or all of a smaller
     workspace): p50 of a top-10 query, 1 thread."""
-    from executors.ivf_index import IvfIndex
+    from executors.storage.ann.ivf import IvfIndex
 
     stored = stored_rows(folder)
     rows = min(len(stored), DEFAULT.exact_below - 1)
@@ -379,9 +379,9 @@ def _brute_force_seconds(folder: Path, queries: np.ndarray) -> float:
 
 def text_query_times(storage, folder: Path) -> list[float]:
     """Seconds per sentence from text to ranked segments: the text encoder, then the Indexer's search."""
-    from executors import search
-    from executors.clip_encoding import encode_texts
-    from executors.clip_model import load_clip
+    from executors.retrieval import search
+    from executors.models.clip_encoding import encode_texts
+    from executors.models.clip_model import load_clip
     from tests.factories import write_random_clip_checkpoint
 
     checkpoint = write_random_clip_checkpoint(folder / 'clip-random.pt', 'ViT-B/32')
@@ -423,8 +423,8 @@ def reindex(files: int) -> list[Result]:
 
 def _known_files(folder: Path, files: int) -> list[str]:
     """`files` small distinct files, each stored as a one-keyframe video through the storage directly."""
-    from executors.clip_model import image_space_id
-    from executors.hnswlib_storage import HnswlibStorage
+    from executors.models.clip_model import image_space_id
+    from executors.storage.local.local_storage import HnswlibStorage
     from tests.factories import write_random_clip_checkpoint
 
     videos = folder / 'videos'

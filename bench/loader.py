@@ -20,11 +20,11 @@ from PIL import Image
 
 from bench.common import Result, markdown_table
 from executors.documents import DocList, VideoDoc
-from executors.frame_reader import Decoder, FrameReader
-from executors.media import ffmpeg_path
-from executors.sampling import Sampling
+from executors.media.frame_reader import Decoder, FrameReader
+from executors.media.cutting import ffmpeg_path
+from executors.media.sampling import Sampling
 from executors.video_loader import VideoLoader
-from executors.video_probe import probe
+from executors.media.probe import probe
 
 OUT = Path(__file__).resolve().parent / 'out'
 SIZE = 224

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from executors.documents import DocList, VideoDoc
-from executors.media import ffmpeg_path
+from executors.media.cutting import ffmpeg_path
 from executors.video_loader import VideoLoader
 
 OUT = Path(__file__).resolve().parent / 'out'

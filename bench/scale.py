@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import Result, markdown_table
-from executors.storage import Frames, ImageSpace, VideoRecord
+from executors.storage.interface import Frames, ImageSpace, VideoRecord
 from tests.factories import clustered_vectors, make_video, write_random_clip_checkpoint
 
 DIM, CENTRES, NOISE = 512, 4000, 0.5
@@ -82,7 +82,7 @@ def search(tmp: Path, count: int) -> list[Result]:
 
 
 def _milvus_fill(uri: str, data: np.ndarray, tmp: Path) -> None:
-    from executors.milvus_storage import MilvusStorage
+    from executors.storage.milvus.milvus_storage import MilvusStorage
 
     storage = MilvusStorage(uri, workspace=tmp, M=GRAPH['M'], ef_construction=GRAPH['ef_construction'],
                             ef_search=GRAPH['ef_search'])
@@ -96,7 +96,7 @@ def _milvus_fill(uri: str, data: np.ndarray, tmp: Path) -> None:
 
 def _query(uri: str, queries_path: str) -> None:
     """In a fresh process: time MilvusStorage.nearest for each query; print JSON (latencies, hits)."""
-    from executors.milvus_storage import MilvusStorage
+    from executors.storage.milvus.milvus_storage import MilvusStorage
 
     storage = MilvusStorage(uri, workspace=Path(uri).parent, ef_search=GRAPH['ef_search'])
     queries = np.load(queries_path)
@@ -127,8 +127,8 @@ def ray_throughput(tmp: Path, quick: bool) -> list[Result]:
     """Index the same videos on a local Ray instance (2 CPUs) with 1 and 2 encoder workers."""
     import ray
 
-    from executors.milvus_storage import MilvusStorage
-    from ray_indexing import connect, index_on_ray
+    from executors.storage.milvus.milvus_storage import MilvusStorage
+    from library.distributed import connect, index_on_ray
 
     preset, count, seconds = ('tiny', 2, 5) if quick else ('ViT-B/32', 4, 20)
     checkpoint = write_random_clip_checkpoint(tmp / 'clip.pt', preset)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import Result, markdown_table
-from executors.cue_search import CUE_SCHEMA, add_cues, search_cues
+from executors.retrieval.cue_search import CUE_SCHEMA, add_cues, search_cues
 from executors.documents import CueDoc
 
 OUT = Path(__file__).resolve().parent / 'out'
@@ -32,7 +32,7 @@ SENTENCES = ['The weather is lovely today, so we are going to the beach.',
 
 
 def recognition(seconds: float) -> list[Result]:
-    from executors.speech import Recognizer, model_for
+    from executors.models.whisper import Recognizer, model_for
     from tests.speech_fixtures import build_whisper_base, speak, video_with_speech
 
     section = f'speech recognition, Whisper base int8, 2 threads, {seconds:g} s of speech'

@@ -120,19 +120,19 @@ def resident_memory(checkpoint: str, folder: str) -> list[Result]:
 
 
 def _memory_steps(checkpoint: str, folder: str) -> dict[str, float]:
-    from executors.clip_model import clip_package, load_clip
+    from executors.models.clip_model import clip_package, load_clip
 
     clip_package()
     steps = {'imports': _rss_mb()}
     load_clip(checkpoint, 'cpu')
     steps['clip'] = _rss_mb()
     started = time.perf_counter()
-    from executors.multilingual import load_multilingual
+    from executors.models.multilingual import load_multilingual
 
     load_multilingual(folder, 'cpu')
     steps['load_seconds'] = time.perf_counter() - started
     steps['both'] = _rss_mb()
-    from executors.multilingual import encode_sentences
+    from executors.models.multilingual import encode_sentences
 
     model = load_multilingual(folder, 'cpu')
     for text in OTHERS + ENGLISH + MORE:

@@ -17,9 +17,9 @@ import torch
 
 from bench.common import Result, markdown_table, median_seconds
 from evaluation import Caption, Dataset
-from executors.clip_encoding import encode_images, encode_texts
-from executors.clip_model import load_base_copy
-from executors.tuned_model import install, trainable_names
+from executors.models.clip_encoding import encode_images, encode_texts
+from executors.models.clip_model import load_base_copy
+from executors.models.tuned_model import install, trainable_names
 from tests.factories import write_random_clip_checkpoint
 from training.data import Pairs
 from training.methods import BackboneMethod, QueryMethod

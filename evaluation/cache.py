@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from executors.clip_model import image_space_id, resolve_device
+from executors.models.clip_model import image_space_id, resolve_device
 from executors.errors import VcedError
 
 CACHE_VERSION = 1  # bump when what the cache holds changes meaning

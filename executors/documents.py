@@ -58,7 +58,7 @@ class VideoDoc(BaseDoc):
     size: int = 0  # the file's size in bytes when indexed (filled by /list)
     mtime_ns: int = 0  # the file's modification time when indexed (filled by /list)
     status: Status = Status.PENDING  # outcome of /index
-    space: str = ''  # identity of the image tower that embedded the frames (executors.clip_model.image_space_id)
+    space: str = ''  # identity of the image tower that embedded the frames (executors.models.clip_model.image_space_id)
     error: str = ''  # why this video failed, '' when it did not
     last_chunk: bool = True  # /index in pieces (VideoLoader chunk_frames): False on every piece of a video but its last
 
@@ -84,5 +84,5 @@ class QueryDoc(BaseDoc):
     image: Optional[NdArray] = None
     embedding: Optional[NdArray] = None
     language: str = ''  # set by the TextEncoder when it can tell ('en', 'zh', ...)
-    space: str = ''  # identity of the image space the embedding lives in (executors.clip_model.image_space_id)
+    space: str = ''  # identity of the image space the embedding lives in (executors.models.clip_model.image_space_id)
     matches: DocList[SegmentDoc] = Field(default_factory=DocList[SegmentDoc])

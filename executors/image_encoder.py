@@ -2,10 +2,10 @@
 import numpy as np
 
 from executors.base import requests
-from executors.clip_encoding import IMAGE_PRECISIONS, encode_images, encode_query_image
-from executors.clip_model import ClipEncoder, resolve_device
+from executors.models.clip_encoding import IMAGE_PRECISIONS, encode_images, encode_query_image
+from executors.models.clip_model import ClipEncoder, resolve_device
 from executors.documents import DocList, QueryDoc, VideoDoc
-from executors.heap import release_free_memory
+from executors.media.heap import release_free_memory
 
 THUMBNAIL_SIDE = 32  # the near-duplicate test compares 32 x 32 grey thumbnails
 

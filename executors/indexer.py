@@ -6,14 +6,14 @@ import threading
 
 import numpy as np
 
-from executors import search
+from executors.retrieval import search
 from executors.base import Executor, requests
-from executors.clip_model import image_space_id
+from executors.models.clip_model import image_space_id
 from executors.documents import CueDoc, DocList, FrameDoc, QueryDoc, SegmentDoc, Status, VideoDoc
 from executors.errors import QueryError, WorkspaceError
-from executors.fusion import cue_segments, fuse
-from executors.storage import Frames, ImageSpace, Storage, VideoRecord
-from executors.storage_backends import open_storage
+from executors.retrieval.fusion import cue_segments, fuse
+from executors.storage.interface import Frames, ImageSpace, Storage, VideoRecord
+from executors.storage.backends import open_storage
 from executors.vectors import unit_rows
 
 log = logging.getLogger(__name__)

@@ -9,8 +9,8 @@ from typing import Callable
 from executors.base import Executor, requests
 from executors.documents import CueDoc, DocList, Status, VideoDoc
 from executors.errors import ConfigError
-from executors.speech import OFF, WEIGHTS_DIR, Recognizer, SpeechError, SpeechModelError, model_for
-from executors.subtitles import has_audio, subtitle_cues
+from executors.models.whisper import OFF, WEIGHTS_DIR, Recognizer, SpeechError, SpeechModelError, model_for
+from executors.media.subtitles import has_audio, subtitle_cues
 
 log = logging.getLogger(__name__)
 
@@ -112,16 +112,3 @@ def notice_once(message: str) -> None:
             return
         _noticed.add(message)
     log.warning(message)
-
-
-def format_srt(cues: list[CueDoc]) -> str:
-    """Cues as SubRip text (numbered from 1, `HH:MM:SS,mmm` times), for `flow.py transcript ID`."""
-    blocks = [f'{n}\n{_srt_time(c.start)} --> {_srt_time(c.end)}\n{c.text}\n' for n, c in enumerate(cues, 1)]
-    return '\n'.join(blocks)
-
-
-def _srt_time(seconds: float) -> str:
-    millis = max(0, round(seconds * 1000))
-    hours, millis = divmod(millis, 3_600_000)
-    minutes, millis = divmod(millis, 60_000)
-    return f'{hours:02d}:{minutes:02d}:{millis // 1000:02d},{millis % 1000:03d}'

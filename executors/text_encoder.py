@@ -7,14 +7,14 @@ import numpy as np
 import torch
 
 from executors.base import requests
-from executors.clip_encoding import TEXT_RUNTIMES, encode_texts
-from executors.clip_model import ClipEncoder, load_clip
+from executors.models.clip_encoding import TEXT_RUNTIMES, encode_texts
+from executors.models.clip_model import ClipEncoder, load_clip
 from executors.documents import DocList, QueryDoc
 from executors.errors import QueryError
-from executors.multilingual import DEFAULT_MODEL, SentenceTextTower
-from executors.query_language import is_plain_english, query_language
-from executors.text_onnx import cache_file
-from executors.text_tower import TextTower
+from executors.models.multilingual import DEFAULT_MODEL, SentenceTextTower
+from executors.models.query_language import is_plain_english, query_language
+from executors.models.text_onnx import cache_file
+from executors.models.text_tower import TextTower
 
 TEXT_MODELS = ('clip', 'multilingual', 'auto')  # auto: multilingual for queries that are not plain English
 
@@ -74,12 +74,12 @@ class TextEncoder(ClipEncoder):
     text_model: 'clip' (CLIP's own text tower: the process's CLIP model, shared with the ImageEncoder),
     'multilingual' (the `multilingual_model` tower, aligned with the image space of the CLIP
     `aligned_to`) or 'auto' (the multilingual tower for queries that are not plain English, by the
-    rule in executors/query_language.py; CLIP's for English). A tower is loaded on its first query.
-    Each query gets `space`, the image space its embedding lives in (executors.clip_model.image_space_id),
+    rule in executors/models/query_language.py; CLIP's for English). A tower is loaded on its first query.
+    Each query gets `space`, the image space its embedding lives in (executors.models.clip_model.image_space_id),
     which the Indexer checks against the workspace's, and `language`, a best-effort ISO 639-1 tag.
     cache_size: query embeddings kept (by tower and text), so a repeated query costs no model; 0 = none.
     runtime: 'auto' (ONNX Runtime for a stock fp32 CLIP on the CPU when onnx and onnxruntime are
-    installed, else torch), 'torch', or 'onnxruntime' (executors/text_onnx.py: exported once, kept in
+    installed, else torch), 'torch', or 'onnxruntime' (executors/models/text_onnx.py: exported once, kept in
     weights/onnx/; 1.4x faster per query on two idle cores, 1.7x at p50 and 2.6x at p99 on busy ones).
     Text beyond a tower's context (CLIP: 77 tokens, the multilingual: 128) is cut off; an empty query
     with no image is a QueryError.

@@ -12,12 +12,12 @@ from typing import Callable, Iterator
 from executors.base import Executor, requests
 from executors.documents import DocList, FrameDoc, Status, VideoDoc
 from executors.errors import ConfigError, VideoError
-from executors.ffmpeg_binary import FfmpegBinary, find_ffmpeg
-from executors.frame_reader import Decoder, FrameReader, check_log_format
-from executors.media import printable
-from executors.sampling import Sampling
-from executors.thumbnails import save_thumbnail, staging_folder
-from executors.video_probe import probe
+from executors.media.ffmpeg_binary import FfmpegBinary, find_ffmpeg
+from executors.media.frame_reader import Decoder, FrameReader, check_log_format
+from executors.media.cutting import printable
+from executors.media.sampling import Sampling
+from executors.media.thumbnails import save_thumbnail, staging_folder
+from executors.media.probe import probe
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def load_video(doc: VideoDoc, decoding: Decoding, workspace: Path | None, indexe
     also carries the shots. A VideoError can come after some pieces: the video failed as a whole.
     The file is hashed unless `doc.video_id` is already set; a video whose id is in `indexed` is
     marked 'already indexed' without decoding. Thumbnails go to a staging folder under
-    `workspace` (executors.thumbnails; none when `workspace` is None), removed if decoding fails.
+    `workspace` (executors.media.thumbnails; none when `workspace` is None), removed if decoding fails.
     """
     path = Path(os.path.abspath(os.path.expanduser(doc.uri)))
     doc.uri = str(path)  # the file system's name: bytes that are not UTF-8 stay surrogates (os.fsdecode)

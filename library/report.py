@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
-from executors.documents import Status, VideoDoc
+from executors.documents import CueDoc, Status, VideoDoc
 
 
 @dataclass
@@ -102,3 +102,16 @@ def highlight(text: str, query: str, escape: Callable[[str], str], mark: Callabl
 
 def _has_surrogates(text: str) -> bool:
     return any('\udc80' <= c <= '\udcff' for c in text)
+
+
+def format_srt(cues: list[CueDoc]) -> str:
+    """Cues as SubRip text (numbered from 1, `HH:MM:SS,mmm` times), for `flow.py transcript ID`."""
+    blocks = [f'{n}\n{_srt_time(c.start)} --> {_srt_time(c.end)}\n{c.text}\n' for n, c in enumerate(cues, 1)]
+    return '\n'.join(blocks)
+
+
+def _srt_time(seconds: float) -> str:
+    millis = max(0, round(seconds * 1000))
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    return f'{hours:02d}:{minutes:02d}:{millis // 1000:02d},{millis % 1000:03d}'

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope='session', autouse=True)
 def onnx_exports(tmp_path_factory):
     """Text towers exported for ONNX Runtime go to a folder of the test session, not weights/onnx/."""
-    from executors import text_onnx
+    from executors.models import text_onnx
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(text_onnx, 'CACHE_DIR', tmp_path_factory.mktemp('onnx'))

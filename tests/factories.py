@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from executors.media import ffmpeg_path
+from executors.media.cutting import ffmpeg_path
 
 # CLIP(...) arguments: embed_dim, image_resolution, vision_layers, vision_width, vision_patch_size,
 # context_length, vocab_size, transformer_width, transformer_heads, transformer_layers

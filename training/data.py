@@ -7,9 +7,9 @@ import numpy as np
 
 from evaluation import Dataset, normalize
 from executors.errors import VcedError
-from executors.frame_reader import FrameReader
-from executors.sampling import Sampling
-from executors.video_probe import probe
+from executors.media.frame_reader import FrameReader
+from executors.media.sampling import Sampling
+from executors.media.probe import probe
 
 
 @dataclass

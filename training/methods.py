@@ -8,8 +8,9 @@ import numpy as np
 import torch
 
 from evaluation import evaluate_similarity
-from executors.clip_encoding import input_size, preprocess_images, tokenize
-from executors.tuned_model import trainable_names
+from executors.models.clip_encoding import input_size, preprocess_images
+from executors.models.clip_text import tokenize
+from executors.models.tuned_model import trainable_names
 from training.data import Pairs
 from training.losses import symmetric_info_nce
 

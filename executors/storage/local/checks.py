@@ -1,0 +1,28 @@
+"""The default backend's files checked against each other before any of them is trusted."""
+from pathlib import Path
+
+from executors.storage.local.catalog import Catalog, VideoRow
+from executors.errors import WorkspaceError
+from executors.storage.local.vector_store import VectorStore
+
+
+def catalog_may_be_created(folder: Path) -> bool:
+    """Whether a new catalog may be made: never next to stored embeddings (restore it instead)."""
+    catalog, rows = folder / 'catalog.sqlite', folder / 'embeddings.f16'
+    holds_data = rows.exists() and rows.stat().st_size > 0
+    if holds_data and not catalog.exists():
+        raise WorkspaceError(f'{catalog}: missing, though {rows.name} holds the embeddings of indexed videos: '
+                             f'restore it from a backup, or index your videos into a new --workspace')
+    return not holds_data
+
+
+def check_agreement(catalog: Catalog, vectors: VectorStore | None, videos: list[VideoRow]) -> None:
+    """The catalog's videos, its keyframe rows and the embeddings file must agree."""
+    committed = catalog.next_label()
+    if vectors is not None and vectors.row_count() < committed:
+        raise WorkspaceError(f'{vectors.rows_path}: holds {vectors.row_count()} embeddings but the catalog needs '
+                             f'{committed}: restore the workspace or index into a new one')
+    last = max((v.first_label + v.frame_count for v in videos), default=0)
+    if catalog.frame_rows() != sum(v.frame_count for v in videos) or last > committed:
+        raise WorkspaceError(f'{catalog.path}: its keyframe rows do not match its videos: restore it from a '
+                             f'backup, or index your videos into a new --workspace')

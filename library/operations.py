@@ -1,0 +1,238 @@
+"""Library: index, search, list, delete and transcripts over one Flow (flow.yml)."""
+import os
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from executors.documents import CueDoc, DocList, QueryDoc, SegmentDoc, Status, VideoDoc
+from executors.errors import ModelError, QueryError, VcedError, VideoError, WorkspaceError
+from executors.media.cutting import cut_segment
+from executors.video_loader import file_sha256
+from library.files import VIDEO_EXTENSIONS, find_videos, read_image, safe_file_name, save_upload
+from library.report import (IndexSummary, format_time, highlight, local_time, one_line, plural, progress_fraction,
+                            progress_text, shorten, time_range)
+from library.pipeline import Flow
+
+__all__ = ['Library']
+
+Progress = Callable[[VideoDoc, str, int, int], None]  # progress(video, stage 'decode' | 'encode', done, total)
+KNOWN_BATCH = 1000  # already indexed videos passed through the flow together (they need no work)
+
+
+class Library:
+    """The operations on one library (a workspace, or a Milvus collection), over one Flow.
+
+    `flow` is the flow file; `overrides` replace its top-level settings (workspace, model,
+    text_model, asr, backend, uri, device): the CLI's options and the page's.
+    """
+
+    def __init__(self, flow: str | Path = 'flow.yml', **overrides):
+        self.flow = Flow(flow, **overrides)
+        self.notices: list[str] = []  # what warm_up found missing but not fatal
+
+    # ---------------------------------------------------------------- indexing
+
+    def index(self, paths: Iterable[str | Path], progress: Progress | None = None, ray: str = '') -> Iterator[VideoDoc]:
+        """Index each video of `paths` (files, or folders searched recursively), yielding its VideoDoc
+        with `status` and `error` set, in order. `ray`: decode and encode on a Ray cluster instead
+        ('local' starts one here, else the cluster's address); this process stores what comes back.
+
+        This is the one place that decides "already indexed": a file whose path, size and
+        modification time match a stored video is not even hashed; any other is hashed, and
+        decoded only when its content is new. Storage re-checks under its write lock, so two
+        processes indexing the same file store it once.
+        """
+        if ray:
+            yield from self._index_on_ray(paths, ray, progress)
+            return
+        stored, by_file = self._stored_files()
+        requests = _requests((_triage(p, stored, by_file) for p in find_videos(paths)))
+        try:
+            for docs in self.flow.stream('/index', requests, parameters={'progress': progress}):
+                yield from docs
+        finally:
+            self.flow.post('/save')  # the search graph, once per batch
+
+    def _index_on_ray(self, paths: Iterable[str | Path], address: str, progress: Progress | None) -> Iterator[VideoDoc]:
+        from library.distributed import index_on_ray
+
+        indexer = next(e for e in self.flow.executors if hasattr(e, 'storage'))
+        encoder = self.flow.arguments.get('ImageEncoder', {})
+        model = encoder.get('model') or self.settings['with'].get('model', 'ViT-B/32')
+        try:
+            yield from index_on_ray(find_videos(paths), indexer.storage, loader=self.flow.arguments.get('VideoLoader', {}),
+                                    encoder={k: encoder[k] for k in ('model', 'batch_size', 'quantize') if k in encoder},
+                                    speech=self.flow.arguments.get('SpeechReader'),
+                                    space=indexer.image_space(model), workspace=self.settings['with'].get('workspace'),
+                                    address=address, progress=progress)
+        finally:
+            self.flow.post('/save')
+
+    def known(self, path: str | Path) -> VideoDoc | None:
+        """The stored video with the same content as `path` (hashed, never decoded), or None."""
+        stored, by_file = self._stored_files()
+        doc = _triage(Path(path), stored, by_file)
+        if doc.status == Status.FAILED:
+            raise VideoError(doc.error)
+        return stored.get(doc.video_id) if doc.status == Status.ALREADY_INDEXED else None
+
+    def _stored_files(self) -> tuple[dict[str, VideoDoc], dict[tuple[str, int, int], str]]:
+        """The stored videos by id, and their ids by (path, size, mtime) of the file when indexed."""
+        stored = {v.video_id: v for v in self.videos()}
+        return stored, {(v.uri, v.size, v.mtime_ns): v.video_id for v in stored.values() if v.size}
+
+    # ---------------------------------------------------------------- searching
+
+    def search(self, text: str = '', image: np.ndarray | None = None, top: int = 10, by: str = 'segment',
+               within: str = 'all', offset: int = 0) -> list[SegmentDoc]:
+        """The best `top` matches (after `offset`) of a text or an image (RGB uint8 array), as
+        moments (`by='segment'`) or whole videos; `within` 'all', 'visual' (keyframes) or 'speech'."""
+        if text.strip() and image is not None:
+            raise QueryError('give a text or an image to search by, not both')
+        query = QueryDoc(text=text, image=image)
+        return self._search(query, top, by, within, offset)
+
+    def similar(self, video_id: str, timestamp: float, top: int = 10, offset: int = 0) -> list[SegmentDoc]:
+        """More like this: moments like the stored keyframe of `video_id` nearest to `timestamp`."""
+        stored = self._stored(video_id)
+        if not len(stored.frames):
+            raise WorkspaceError(f'{video_id[:12]}: has no stored keyframes')
+        times = np.array([f.timestamp for f in stored.frames])
+        frame = stored.frames[int(np.argmin(np.abs(times - timestamp)))]
+        query = QueryDoc(embedding=frame.embedding, space=stored.space)
+        return self._search(query, top, 'segment', 'visual', offset)
+
+    def _search(self, query: QueryDoc, top: int, by: str, within: str, offset: int) -> list[SegmentDoc]:
+        if top < 1:
+            raise QueryError(f'top must be at least 1, not {top}')
+        parameters = {'top': top, 'by': by, 'within': within, 'offset': offset}
+        return list(self.flow.post('/search', DocList[QueryDoc]([query]), parameters=parameters)[0].matches)
+
+    # ---------------------------------------------------------------- the library's contents
+
+    def videos(self) -> list[VideoDoc]:
+        """Every indexed video (oldest first) with its duration, keyframe and cue counts, date added."""
+        return list(self.flow.post('/list'))
+
+    def delete(self, target: str) -> list[VideoDoc]:
+        """Remove the video named by id, id prefix (6+ hex characters) or path from the index (the file stays)."""
+        return list(self.flow.post('/delete', DocList[VideoDoc]([_named(target)])))
+
+    def transcript(self, target: str) -> list[CueDoc]:
+        """A video's timed text (subtitles or recognised speech), named by id, id prefix or path."""
+        return list(self._stored(target).cues)
+
+    def _stored(self, target: str) -> VideoDoc:
+        return self.flow.post('/video', DocList[VideoDoc]([_named(target)]))[0]
+
+    # ---------------------------------------------------------------- models
+
+    def warm_up(self) -> list[str]:
+        """Load the models now (a page shows missing weights at start-up, not at the first search).
+
+        Under text_model 'auto' a missing multilingual model does not stop English searches: it is
+        returned as a notice instead. The storage reads ahead what searches need (at a million
+        keyframes: its 1 GB of rows verified and every keyframe time, a few seconds).
+        """
+        if any(executor.handles('/warm') for executor in self.flow.executors):
+            self.flow.post('/warm')
+        self.embed_texts(['a video'])
+        if self.text_model == 'auto':
+            try:
+                self.embed_texts(['一段视频'])
+            except ModelError as e:
+                self.notices = [f'{e}. Until then, queries that are not plain English cannot be searched.']
+        return self.notices
+
+    def embed_texts(self, texts: list[str], batch: int = 256) -> np.ndarray:
+        """Texts x dim query embeddings from the flow's text encoder (nothing is searched or stored)."""
+        rows = []
+        for start in range(0, len(texts), batch):
+            docs = DocList[QueryDoc]([QueryDoc(text=t) for t in texts[start:start + batch]])
+            for query in self.flow.post('/encode', docs):
+                if query.embedding is None:
+                    raise VcedError("texts came back from '/encode' without embeddings "
+                                    "(does the flow's TextEncoder handle '/encode'?)")
+                rows.append(np.asarray(query.embedding, dtype=np.float32))
+        return np.stack(rows)
+
+    def embed_videos(self, paths: Iterable[str | Path], progress: Progress | None = None) -> Iterator[VideoDoc]:
+        """Each video decoded and embedded by the flow (frames with embeddings), nothing stored."""
+        requests = (DocList[VideoDoc]([VideoDoc(uri=str(p))]) for p in paths)
+        pieces: dict[str, list] = {}
+        for docs in self.flow.stream('/encode', requests, parameters={'progress': progress}):
+            for doc in docs:
+                pieces.setdefault(doc.uri, []).extend(doc.frames)
+                if doc.last_chunk:
+                    doc.frames = type(doc.frames)(pieces.pop(doc.uri))
+                    yield doc
+
+    @property
+    def text_model(self) -> str:
+        """Which text tower embeds queries: 'clip', 'multilingual' or 'auto' (flow.yml, --text-model)."""
+        return str(self.flow.arguments.get('TextEncoder', {}).get('text_model', 'clip'))
+
+    def cut(self, segment: SegmentDoc) -> bytes:
+        """The segment's part of its video as MP4 bytes, re-encoded so it starts on the right frame, with the
+        ffmpeg the flow decodes with."""
+        ffmpeg = next((e.ffmpeg for e in self.flow.executors if hasattr(e, 'ffmpeg')), None)
+        return cut_segment(segment.uri, segment.start, segment.end, ffmpeg)
+
+    @property
+    def settings(self) -> dict:
+        """flow.yml as overridden: what decides the flow's behaviour (for caches keyed by it)."""
+        return self.flow.settings
+
+    def close(self) -> None:
+        self.flow.close()
+
+    def __enter__(self) -> 'Library':
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _requests(docs: Iterator[VideoDoc]) -> Iterator[DocList[VideoDoc]]:
+    """One request per video to index; videos that need no work travel together."""
+    known = DocList[VideoDoc]()
+    for doc in docs:
+        if doc.status != Status.PENDING:
+            known.append(doc)
+            if len(known) < KNOWN_BATCH:
+                continue
+        if known:
+            yield known
+            known = DocList[VideoDoc]()
+        if doc.status == Status.PENDING:
+            yield DocList[VideoDoc]([doc])
+    if known:
+        yield known
+
+
+def _triage(path: Path, stored: dict[str, VideoDoc], by_file: dict) -> VideoDoc:
+    """A VideoDoc for `path` with its id (unhashed when its path, size and mtime match a stored video)
+    and, when no decoding is needed, its status: 'already indexed', or 'failed' with the reason."""
+    doc = VideoDoc(uri=os.path.abspath(os.path.expanduser(path)))
+    try:
+        status = os.stat(doc.uri)
+        known = by_file.get((doc.uri, status.st_size, status.st_mtime_ns))
+    except OSError:
+        known = None  # file_sha256 says why in one line: no such file, unreadable
+    try:
+        doc.video_id = known or file_sha256(Path(doc.uri))
+    except VideoError as e:
+        doc.status, doc.error = Status.FAILED, str(e)
+        return doc
+    if doc.video_id in stored:
+        doc.status = Status.ALREADY_INDEXED
+    return doc
+
+
+def _named(target: str) -> VideoDoc:
+    import re
+
+    if re.fullmatch(r'[0-9a-fA-F]{6,64}', target) and not os.path.exists(target):
+        return VideoDoc(video_id=target.lower())
+    return VideoDoc(uri=os.path.abspath(os.path.expanduser(target)))

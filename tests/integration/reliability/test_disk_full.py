@@ -1,0 +1,72 @@
+"""A full disk: every failed write is one line naming the file and the cause, after the summary of what was
+done; nothing committed is lost, and once there is room again the same command finishes the batch.
+
+The workspace lives on a small tmpfs (mounting needs root, as in CI); a filler file leaves only a few
+kilobytes free, so the failing write lands on thumbnails, embeddings, the catalog or the graph.
+"""
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from flow import main
+from tests.integration.reliability.checks import check_consistent
+
+FREE_BYTES = [2_000, 12_000, 40_000, 90_000, 200_000]  # where the space runs out differs with each
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    mount = tmp_path / 'disk'
+    mount.mkdir()
+    result = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', str(mount)], capture_output=True)
+    if result.returncode != 0:
+        if os.environ.get('CI') == 'true':
+            pytest.fail(f'cannot mount a tmpfs for the disk-full tests: {result.stderr.decode().strip()}')
+        pytest.skip('mounting a tmpfs needs root')
+    yield mount
+    subprocess.run(['umount', '-l', str(mount)], check=False)
+
+
+def fill(folder, leave: int) -> None:
+    """Write a filler file so that only about `leave` bytes stay free."""
+    stat = os.statvfs(folder)
+    free = stat.f_bavail * stat.f_frsize
+    with open(folder / 'filler', 'wb') as f:
+        f.write(b'\0' * max(0, free - leave))
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize('free', FREE_BYTES)
+def test_a_full_disk_is_one_line_per_failure_after_the_summary_and_loses_nothing(capsys, small_disk, batch, reference,
+                                                                                  tiny_checkpoint, free):
+    workspace = small_disk / 'workspace'
+    command = ('index', batch, '--workspace', workspace, '--model', tiny_checkpoint)
+    first = sorted(batch.iterdir())[:2]
+    code, out, err = run(capsys, 'index', *first, *command[2:])
+    assert code == 0, err
+    fill(small_disk, free)
+
+    code, out, err = run(capsys, *command)
+    assert 'Traceback' not in err
+    assert all(line.startswith(('failed: ', 'error: ')) for line in err.splitlines()), err
+    assert re.search(r'\d+ indexed, \d+ already indexed, \d+ failed', out), out
+    failed = int(re.search(r'(\d+) failed', out).group(1))
+    assert failed and 'disk is full' in err, (out, err)  # 6 videos of 2 keyframes never fit in 200 KB
+    assert run(capsys, 'list', '--workspace', workspace, '--model', tiny_checkpoint)[0] == 0  # a healthy catalog reads
+
+    (small_disk / 'filler').unlink()
+    check_consistent(workspace, reference, strict=False)
+    code, out, err = run(capsys, *command)
+    assert code == 0, err
+    indexed, already, failed = map(int, re.search(r'(\d+) indexed, (\d+) already indexed, (\d+) failed', out).groups())
+    assert (indexed + already, failed) == (len(reference.videos), 0)
+    check_consistent(workspace, reference, strict=indexed > 0)
+    shutil.rmtree(workspace)

@@ -1,0 +1,96 @@
+"""media_server: indexed videos played by range requests, nothing else reachable."""
+import http.client
+import os
+
+import pytest
+
+from page.media_server import MediaServer, byte_range
+
+
+@pytest.fixture
+def server():
+    media = MediaServer('127.0.0.1', 0)
+    yield media
+    media.close()
+
+
+@pytest.fixture
+def video(tmp_path):
+    path = tmp_path / 'clip été 🎬.mp4'
+    path.write_bytes(bytes(range(256)) * 40)  # 10240 bytes
+    return path
+
+
+def request(server, path: str, method: str = 'GET', headers: dict | None = None):
+    connection = http.client.HTTPConnection('127.0.0.1', server.port, timeout=10)
+    connection.request(method, path, headers=headers or {})
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    return response, body
+
+
+def test_whole_file_and_ranges(server, video):
+    url = server.publish(video)
+    data = video.read_bytes()
+
+    response, body = request(server, url)
+    assert response.status == 200 and body == data
+    assert response.getheader('Content-Type') == 'video/mp4' and response.getheader('Accept-Ranges') == 'bytes'
+
+    response, body = request(server, url, headers={'Range': 'bytes=100-199'})
+    assert response.status == 206 and body == data[100:200]
+    assert response.getheader('Content-Range') == f'bytes 100-199/{len(data)}'
+
+    response, body = request(server, url, headers={'Range': 'bytes=10000-'})  # to the end (a seek)
+    assert response.status == 206 and body == data[10000:]
+    response, body = request(server, url, headers={'Range': 'bytes=-40'})  # the last 40 (the moov atom)
+    assert response.status == 206 and body == data[-40:]
+
+    response, body = request(server, url, headers={'Range': 'bytes=20000-'})
+    assert response.status == 416 and response.getheader('Content-Range') == f'bytes */{len(data)}' and body == b''
+
+    response, body = request(server, url, 'HEAD')
+    assert response.status == 200 and body == b'' and response.getheader('Content-Length') == str(len(data))
+
+
+def test_one_token_per_file_unguessable_and_withdrawn(server, video, tmp_path):
+    url = server.publish(video)
+    assert server.publish(str(video)) == url
+    token = url.split('/')[2]
+    assert len(token) >= 32 and video.name not in token
+    other = tmp_path / 'other.webm'
+    other.write_bytes(b'x')
+    assert server.publish(other).split('/')[2] != token
+    assert request(server, server.publish(other))[0].getheader('Content-Type') == 'video/webm'
+
+    server.withdraw(video)
+    assert request(server, url)[0].status == 404
+
+
+@pytest.mark.parametrize('path', ['/media/nope/clip.mp4', '/media/../../etc/passwd', '/etc/passwd', '/',
+                                  '/media/', '/media/%2e%2e%2fetc%2fpasswd', f'/media/{os.sep}etc{os.sep}passwd'])
+def test_nothing_else_is_served(server, video, path):
+    server.publish(video)
+    response, body = request(server, path)
+    assert response.status == 404 and body == b''
+
+
+def test_a_published_file_removed_from_disk_is_not_found(server, video):
+    url = server.publish(video)
+    video.unlink()
+    assert request(server, url)[0].status == 404
+
+
+@pytest.mark.parametrize('header, expected', [
+    (None, None), ('', None), ('bytes=0-', (0, 99)), ('bytes=0-0', (0, 0)), ('bytes=50-500', (50, 99)),
+    ('bytes=-10', (90, 99)), ('bytes=-500', (0, 99)), ('items=0-5', None), ('bytes=0-5,10-20', None),
+])
+def test_byte_range(header, expected):
+    assert byte_range(header, 100) == expected
+
+
+@pytest.mark.parametrize('header', ['bytes=100-', 'bytes=5-4', 'bytes=-0'])
+def test_unsatisfiable_ranges(header):
+    with pytest.raises(ValueError):
+        byte_range(header, 100)
