@@ -205,7 +205,7 @@ def test_an_unreachable_server_is_one_line_naming_it(tmp_path):
 def test_a_library_written_by_another_process_is_searchable_when_reopened(tmp_path):
     uri = str(tmp_path / 'milvus.db')
     record, frames = video(1)
-    script = (f'from tests.test_milvus_storage import video, SPACE; from executors.storage.milvus.milvus_storage import MilvusStorage; '
+    script = (f'from tests.integration.test_milvus_storage import video, SPACE; from executors.storage.milvus.milvus_storage import MilvusStorage; '
               f's = MilvusStorage({uri!r}, workspace={str(tmp_path)!r}); print(s.add(*video(1), [0.5], [], SPACE))')
     out = subprocess.run([sys.executable, '-c', script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ['True'], out.stderr[-2000:]
