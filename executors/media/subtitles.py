@@ -197,7 +197,7 @@ def list_subtitle_streams(video: Path) -> list[SubtitleStream]:
     import av
 
     try:
-        with av.open(str(video)) as container:
+        with av.open(str(video), metadata_errors="replace") as container:
             streams = [s for s in container.streams if s.type == 'subtitle']
             return [SubtitleStream(number, (s.codec_context.name if s.codec_context else '') or '',
                                    language_code(s.metadata.get('language', '')))
@@ -211,7 +211,7 @@ def has_audio(video: Path) -> bool:
     import av
 
     try:
-        with av.open(str(video)) as container:
+        with av.open(str(video), metadata_errors="replace") as container:
             return bool(container.streams.audio)
     except (av.error.FFmpegError, OSError):
         return False
