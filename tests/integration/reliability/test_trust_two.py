@@ -25,3 +25,26 @@ def test_a_video_whose_metadata_is_not_utf8_is_indexed_and_the_batch_goes_on(cap
     assert 'Traceback' not in err
     assert code == 0, err
     assert '2 indexed' in out
+
+
+def test_indexing_after_an_older_catalog_is_put_back_refuses_and_never_shrinks_the_embeddings(
+        capsys, tmp_path, workspace, tiny_checkpoint):
+    videos = [make_video(tmp_path / f'v{i}.mp4', duration=2, size='64x48', rate=10, source=source)
+              for i, source in enumerate(['testsrc2', 'smptebars', 'mandelbrot'])]
+    common = ('--workspace', workspace, '--model', tiny_checkpoint, '--asr', 'off')
+    assert cli(capsys, 'index', videos[0], *common)[0] == 0
+    backup = (workspace / 'catalog.sqlite').read_bytes()
+    assert cli(capsys, 'index', videos[1], *common)[0] == 0
+    newer = (workspace / 'catalog.sqlite').read_bytes()
+    rows = (workspace / 'embeddings.f16').read_bytes()
+
+    (workspace / 'catalog.sqlite').write_bytes(backup)
+    code, out, err = cli(capsys, 'index', videos[2], *common)
+    assert code == 1 and 'Traceback' not in err
+    assert 'the catalog is older than the embeddings' in err
+    assert (workspace / 'embeddings.f16').read_bytes() == rows
+
+    (workspace / 'catalog.sqlite').write_bytes(newer)
+    code, out, err = cli(capsys, 'list', '--workspace', workspace, '--json')
+    assert code == 0, err
+    assert len(__import__('json').loads(out)) == 2
