@@ -1,6 +1,8 @@
 """The workspace's metadata in SQLite: videos, their keyframes (label -> time, thumbnail), shot cuts, cues."""
 import functools
+import logging
 import os
+import re
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -12,6 +14,8 @@ import numpy as np
 from executors.retrieval import cue_search
 from executors.documents import CueDoc
 from executors.errors import WorkspaceError
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);  -- next_label, dim, generation
@@ -66,6 +70,9 @@ def _reports_errors(method: Callable) -> Callable:
             raise catalog_error(self.path, e) from e
     return checked
 
+SCHEMA_OBJECTS = re.findall(r'CREATE (?:VIRTUAL )?(?:TABLE|INDEX|TRIGGER) IF NOT EXISTS (\w+)',
+                            SCHEMA + cue_search.CUE_SCHEMA)
+
 
 class Catalog:
     """The tables above in one SQLite file (WAL: readers never wait for the writer).
@@ -86,25 +93,37 @@ class Catalog:
                                          f'workspace holds indexed embeddings: restore it from a backup, or index your '
                                          f'videos into a new --workspace')
                 self.db.execute('PRAGMA journal_mode=WAL')
-                self.db.executescript(SCHEMA + cue_search.CUE_SCHEMA)
+                self._create_schema()
             self._upgrade()
         except sqlite3.DatabaseError as e:
             raise catalog_error(path, e) from e
 
+    def _create_schema(self) -> None:
+        """Every table, index and trigger, all or none (a full disk mid-way leaves the file as it was)."""
+        try:
+            self.db.executescript('BEGIN;\n' + SCHEMA + cue_search.CUE_SCHEMA + '\nCOMMIT;')
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute('ROLLBACK')
+            raise
+
     def _upgrade(self) -> None:
-        """Add what newer versions store to a catalog made by an older one."""
+        """Add what newer versions store to a catalog made by an older one, and what a creation cut short
+        left out (the cues' full-text index is then rebuilt from the cues)."""
         columns = {row[1] for row in self.db.execute('PRAGMA table_info(videos)')}
         missing = [name for name in ADDED_COLUMNS if name not in columns]
-        has_cues = self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'cues'").fetchone()
-        has_info = self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'info'").fetchone()
-        if missing or not has_cues or not has_info:
+        present = {row[0] for row in self.db.execute('SELECT name FROM sqlite_master')}
+        absent = [name for name in SCHEMA_OBJECTS if name not in present]
+        if missing:
             with self.transaction():
                 for name in missing:
                     self.db.execute(f'ALTER TABLE videos ADD COLUMN {name} {ADDED_COLUMNS[name]}')
-                if not has_info:
-                    self.db.execute('CREATE TABLE info (key TEXT PRIMARY KEY, value TEXT NOT NULL)')
-            if not has_cues:
-                self.db.executescript(cue_search.CUE_SCHEMA)
+        if absent:
+            log.warning('%s: adding what it lacks (%s)', self.path, ', '.join(absent))
+            self._create_schema()
+            if 'cue_fts' in absent:
+                with self.transaction():
+                    self.db.execute("INSERT INTO cue_fts(cue_fts) VALUES ('rebuild')")
 
     @_reports_errors
     def version(self) -> int:

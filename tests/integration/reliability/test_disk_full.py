@@ -70,3 +70,21 @@ def test_a_full_disk_is_one_line_per_failure_after_the_summary_and_loses_nothing
     assert (indexed + already, failed) == (len(reference.videos), 0)
     check_consistent(workspace, reference, strict=indexed > 0)
     shutil.rmtree(workspace)
+
+
+@pytest.mark.parametrize('free', [3_000, 30_000, 150_000])
+def test_a_workspace_first_created_on_a_full_disk_is_whole_or_repaired_once_there_is_room(
+        capsys, small_disk, batch, reference, tiny_checkpoint, free):
+    workspace = small_disk / 'workspace'
+    command = ('index', batch, '--workspace', workspace, '--model', tiny_checkpoint)
+    fill(small_disk, free)
+    code, out, err = run(capsys, *command)
+    assert 'Traceback' not in err and 'I/O operation' not in err
+    assert all(line.startswith(('failed: ', 'error: ')) for line in err.splitlines()), err
+
+    (small_disk / 'filler').unlink()
+    code, out, err = run(capsys, *command)
+    assert code == 0, err
+    code, out, err = run(capsys, 'search', 'anything at all', '--workspace', workspace, '--model', tiny_checkpoint)
+    assert code == 0 and 'Traceback' not in err, err
+    check_consistent(workspace, reference, strict=False)

@@ -48,3 +48,35 @@ def test_indexing_after_an_older_catalog_is_put_back_refuses_and_never_shrinks_t
     code, out, err = cli(capsys, 'list', '--workspace', workspace, '--json')
     assert code == 0, err
     assert len(__import__('json').loads(out)) == 2
+
+
+def _subtitled_video(folder):
+    video = make_video(folder / 'talk.mp4', duration=3, size='64x48', rate=10)
+    (folder / 'talk.srt').write_text('1\n00:00:00,500 --> 00:00:02,000\nthe lighthouse keeper waves\n')
+    return video
+
+
+def test_a_catalog_whose_creation_was_cut_short_gets_its_full_text_index_back(capsys, tmp_path, workspace,
+                                                                                 tiny_checkpoint):
+    video = _subtitled_video(tmp_path)
+    common = ('--workspace', workspace, '--model', tiny_checkpoint)
+    assert cli(capsys, 'index', video, *common, '--asr', 'off')[0] == 0
+    db = sqlite3.connect(workspace / 'catalog.sqlite')
+    db.executescript('DROP TRIGGER cues_fts_insert; DROP TRIGGER cues_fts_delete; DROP TRIGGER cues_fts_update;'
+                     'DROP TABLE cue_fts;')
+    db.close()
+    code, out, err = cli(capsys, 'search', 'lighthouse keeper', '--in', 'speech', '--json', *common)
+    assert code == 0, err
+    assert [r['text'] for r in __import__('json').loads(out)] == ['the lighthouse keeper waves']
+
+
+def test_creating_a_catalog_is_all_or_nothing(tmp_path, monkeypatch):
+    from executors.errors import WorkspaceError
+    from executors.retrieval import cue_search
+    from executors.storage.local.catalog import Catalog
+
+    monkeypatch.setattr(cue_search, 'CUE_SCHEMA', cue_search.CUE_SCHEMA + 'CREATE TABLE broken (;')
+    with pytest.raises(WorkspaceError):
+        Catalog(tmp_path / 'catalog.sqlite', create=True)
+    db = sqlite3.connect(tmp_path / 'catalog.sqlite')
+    assert db.execute('SELECT name FROM sqlite_master').fetchall() == []
