@@ -44,7 +44,8 @@ class VectorStore:
         self.index_path = folder / config.file_name()
         self.check_path = self.index_path.with_suffix('.json')  # the saved index's size, crc32 and catalog generation
         self.row_bytes = dim * np.dtype(np.float16).itemsize
-        self._file = open(self.rows_path, 'a+b')  # noqa: SIM115 - appends, pread, and closed by close()
+        # unbuffered: a write the disk refuses leaves nothing behind in a buffer to fail again at the next flush
+        self._file = open(self.rows_path, 'a+b', buffering=0)  # noqa: SIM115 - appends, pread; closed by close()
         self.index: AnnIndex | None = None
         self._before_rebuild: Callable[[], None] = lambda: None
         self._scratch = threading.local()  # per thread: float16 rows read and widened by scores()
@@ -66,8 +67,9 @@ class VectorStore:
         data = np.ascontiguousarray(vectors, dtype=np.float16).tobytes()
         try:
             _write_durably(self.adding_path, json.dumps({'first': first, 'count': len(vectors)}).encode())
-            self._file.write(data)
-            self._file.flush()
+            written = memoryview(data)
+            while written:
+                written = written[self._file.write(written):]
             os.fsync(self._file.fileno())
         except OSError as e:
             self.truncate(first)
@@ -104,8 +106,7 @@ class VectorStore:
 
     def truncate(self, rows: int) -> None:
         """Drop every row from `rows` on (vectors no committed video owns)."""
-        self._file.truncate(rows * self.row_bytes)
-        self._file.flush()
+        os.ftruncate(self._file.fileno(), rows * self.row_bytes)
 
     def read(self, first: int, count: int, checksum: int = -1, owner: str = '') -> np.ndarray:
         """Rows first .. first + count - 1 (the keyframes of `owner`) as float32; WorkspaceError when
