@@ -201,9 +201,11 @@ def image_space_id(model: str) -> str:
     path = Path(model).expanduser().resolve()
     try:
         status = path.stat()
+        if not path.is_file():
+            raise IsADirectoryError(f'{path} is a folder')
+        return _file_identity(str(path), status.st_size, status.st_mtime_ns)
     except OSError as e:
         raise ModelError(f"model '{model}' is neither a CLIP model name ({', '.join(names)}) nor a checkpoint file") from e
-    return _file_identity(str(path), status.st_size, status.st_mtime_ns)
 
 
 @functools.cache

@@ -80,3 +80,16 @@ def test_creating_a_catalog_is_all_or_nothing(tmp_path, monkeypatch):
         Catalog(tmp_path / 'catalog.sqlite', create=True)
     db = sqlite3.connect(tmp_path / 'catalog.sqlite')
     assert db.execute('SELECT name FROM sqlite_master').fetchall() == []
+
+
+@pytest.mark.parametrize('argv', [['--model', '{folder}'], ['--top', '99999999999999999999'],
+                                  ['--offset', '99999999999999999999']])
+def test_a_folder_as_model_and_huge_page_numbers_are_one_line_errors(capsys, tmp_path, workspace, tiny_checkpoint,
+                                                                     argv):
+    assert cli(capsys, 'index', make_video(tmp_path / 'a.mp4', duration=2, size='64x48', rate=10),
+               '--workspace', workspace, '--model', tiny_checkpoint, '--asr', 'off')[0] == 0
+    argv = [a.replace('{folder}', str(tmp_path)) for a in argv]
+    model = [] if '--model' in argv else ['--model', tiny_checkpoint]
+    code, out, err = cli(capsys, 'search', 'a red screen', '--workspace', workspace, *model, *argv)
+    assert code in (1, 2) and 'Traceback' not in err
+    assert len(err.strip().splitlines()) == 1 and err.startswith('error: ')
