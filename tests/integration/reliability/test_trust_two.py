@@ -93,3 +93,21 @@ def test_a_folder_as_model_and_huge_page_numbers_are_one_line_errors(capsys, tmp
     code, out, err = cli(capsys, 'search', 'a red screen', '--workspace', workspace, *model, *argv)
     assert code in (1, 2) and 'Traceback' not in err
     assert len(err.strip().splitlines()) == 1 and err.startswith('error: ')
+
+
+def test_hostile_subtitle_files_are_bounded(tmp_path):
+    from executors.media.subtitles import MAX_CUE_CHARS, MAX_CUES, subtitle_cues
+
+    video = make_video(tmp_path / 'many.mp4', duration=1, size='64x48', rate=10)
+    blocks = [f'{i + 1}\n00:00:{i % 60:02d},000 --> 00:00:{i % 60:02d},500\nline {i}\n' for i in range(MAX_CUES + 50)]
+    (tmp_path / 'many.srt').write_text('\n'.join(blocks))
+    assert len(subtitle_cues(video, 'id')) == MAX_CUES
+
+    long = make_video(tmp_path / 'long.mp4', duration=1, size='64x48', rate=10)
+    (tmp_path / 'long.srt').write_text('1\n00:00:00,000 --> 00:00:01,000\n' + 'word ' * 200_000 + '\n')
+    [cue] = subtitle_cues(long, 'id')
+    assert len(cue.text) <= MAX_CUE_CHARS + 2 and cue.text.startswith('word word')
+
+    huge = make_video(tmp_path / 'huge.mp4', duration=1, size='64x48', rate=10)
+    (tmp_path / 'huge.srt').write_text('1\n00:00:00,000 --> 00:00:01,000\n' + 'x' * (11 << 20) + '\n')
+    assert subtitle_cues(huge, 'id') == []
