@@ -4,6 +4,7 @@ import logging
 import os
 import re
 import sqlite3
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,7 +38,8 @@ CREATE TABLE IF NOT EXISTS shots (video TEXT NOT NULL REFERENCES videos(id) ON D
 CREATE INDEX IF NOT EXISTS shots_video ON shots(video);
 """
 ADDED_COLUMNS = {'size': 'INTEGER NOT NULL DEFAULT 0', 'mtime_ns': 'INTEGER NOT NULL DEFAULT 0',
-                 'checksum': 'INTEGER NOT NULL DEFAULT -1'}  # workspaces made before these columns existed
+                 'checksum': 'INTEGER NOT NULL DEFAULT -1',  # workspaces made before these columns existed
+                 'mean_crc': 'INTEGER NOT NULL DEFAULT -1'}  # crc32 of `mean` (-1: not recorded)
 VIDEO_COLUMNS = 'id, path, duration, fps, width, height, added, first_label, frame_count, size, mtime_ns, checksum'
 DAMAGED = ('SQLITE_CORRUPT', 'SQLITE_NOTADB')
 
@@ -159,10 +161,18 @@ class Catalog:
         return self.db.execute('SELECT COUNT(*) FROM frames').fetchone()[0]
 
     @_reports_errors
-    def means(self, video_ids: list[str]) -> np.ndarray:
-        """The float32 mean frame embedding of each video, one row each."""
-        blobs = dict(self.db.execute('SELECT id, mean FROM videos'))
-        return np.stack([np.frombuffer(blobs[v], dtype=np.float32) for v in video_ids])
+    def means(self, video_ids: list[str], dim: int) -> tuple[np.ndarray, list[int]]:
+        """The float32 mean frame embedding of each video, one row each, and the rows whose stored mean
+        fails its checksum (zeros here: the caller computes them again from the embeddings)."""
+        stored = {v: (blob, crc) for v, blob, crc in self.db.execute('SELECT id, mean, mean_crc FROM videos')}
+        means, damaged = np.zeros((len(video_ids), dim), dtype=np.float32), []
+        for row, video_id in enumerate(video_ids):
+            blob, crc = stored[video_id]
+            if len(blob) != dim * 4 or crc not in (-1, zlib.crc32(blob)):
+                damaged.append(row)
+            else:
+                means[row] = np.frombuffer(blob, dtype=np.float32)
+        return means, damaged
 
     @_reports_errors
     def frames(self, video_id: str) -> tuple[np.ndarray, list[str]]:
@@ -214,10 +224,11 @@ class Catalog:
                   cues: list[CueDoc], mean: np.ndarray, dim: int, space: dict[str, str]) -> None:
         """Insert a video with its frames, shots and cues in one transaction; advance next_label past it."""
         with self.transaction():
-            self.db.execute(f'INSERT INTO videos ({VIDEO_COLUMNS}, mean) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+            mean = np.asarray(mean, np.float32).tobytes()
+            self.db.execute(f'INSERT INTO videos ({VIDEO_COLUMNS}, mean, mean_crc) VALUES ({", ".join("?" * 14)})',
                             (video.id, _db_path(video.path), video.duration, video.fps, video.width, video.height,
                              video.added, video.first_label, video.frame_count, video.size, video.mtime_ns,
-                             video.checksum, np.asarray(mean, np.float32).tobytes()))
+                             video.checksum, mean, zlib.crc32(mean)))
             self.db.executemany('INSERT INTO frames VALUES (?, ?, ?, ?)',
                                 ((video.first_label + i, video.id, float(t), _db_path(thumb))
                                  for i, (t, thumb) in enumerate(zip(timestamps, thumbnails))))

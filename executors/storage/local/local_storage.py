@@ -165,7 +165,13 @@ class HnswlibStorage(Storage):
         self._refresh()
         if self._means is None:
             ids = [v.id for v in self._order]
-            means = self.catalog.means(ids) if ids else np.zeros((0, self.vectors.dim if self.vectors else 1))
+            means = np.zeros((0, self.vectors.dim if self.vectors else 1))
+            if ids:
+                means, damaged = self.catalog.means(ids, self.vectors.dim)
+                for row in damaged:  # derived from the rows: computed again
+                    log.warning('%s: the stored mean of %s fails its checksum; using its keyframes', self.folder,
+                                self._order[row].path)
+                    means[row] = self._rows(self._order[row]).mean(axis=0)
             self._means = ids, unit_rows(means)
         return self._means
 

@@ -111,3 +111,28 @@ def test_hostile_subtitle_files_are_bounded(tmp_path):
     huge = make_video(tmp_path / 'huge.mp4', duration=1, size='64x48', rate=10)
     (tmp_path / 'huge.srt').write_text('1\n00:00:00,000 --> 00:00:01,000\n' + 'x' * (11 << 20) + '\n')
     assert subtitle_cues(huge, 'id') == []
+
+
+def test_a_damaged_video_mean_is_computed_again_from_the_keyframes(capsys, tmp_path, workspace, tiny_checkpoint):
+    import json
+
+    videos = [make_video(tmp_path / f'v{i}.mp4', duration=2, size='64x48', rate=10, source=source)
+              for i, source in enumerate(['testsrc2', 'smptebars'])]
+    common = ('--workspace', workspace, '--model', tiny_checkpoint)
+    assert cli(capsys, 'index', *videos, *common, '--asr', 'off')[0] == 0
+    search = ('search', '--image', tmp_path / 'frame.png', '--by', 'video', '--json', *common)
+    from PIL import Image
+    Image.fromarray(np.full((48, 64, 3), 90, np.uint8)).save(tmp_path / 'frame.png')
+    before = json.loads(cli(capsys, *search)[1])
+
+    db = sqlite3.connect(workspace / 'catalog.sqlite')
+    video_id, blob = db.execute('SELECT id, mean FROM videos ORDER BY first_label LIMIT 1').fetchone()
+    flipped = bytearray(blob)
+    flipped[3] ^= 0x40
+    db.execute('UPDATE videos SET mean = ? WHERE id = ?', (bytes(flipped), video_id))
+    db.commit()
+    db.close()
+    code, out, err = cli(capsys, *search)
+    assert code == 0 and 'Traceback' not in err
+    after = json.loads(out)
+    assert [(r['video_id'], round(r['score'], 4)) for r in after] == [(r['video_id'], round(r['score'], 4)) for r in before]
