@@ -24,7 +24,7 @@ from executors.storage.interface import Frames, ImageSpace, Neighbours, Storage,
 from executors.media.thumbnails import place_thumbnails, remove_orphans, remove_staged
 from executors.vectors import unit_rows
 from executors.storage.local.vector_store import VectorStore, storage_error
-from executors.storage.local.checks import catalog_may_be_created, check_agreement
+from executors.storage.local.checks import catalog_may_be_created, check_agreement, video_means
 from executors.storage.local.lock import WriteLock
 
 log = logging.getLogger(__name__)
@@ -165,13 +165,8 @@ class HnswlibStorage(Storage):
         self._refresh()
         if self._means is None:
             ids = [v.id for v in self._order]
-            means = np.zeros((0, self.vectors.dim if self.vectors else 1))
-            if ids:
-                means, damaged = self.catalog.means(ids, self.vectors.dim)
-                for row in damaged:  # derived from the rows: computed again
-                    log.warning('%s: the stored mean of %s fails its checksum; using its keyframes', self.folder,
-                                self._order[row].path)
-                    means[row] = self._rows(self._order[row]).mean(axis=0)
+            means = (video_means(self.catalog, self._order, self.vectors.dim, self._rows) if ids
+                     else np.zeros((0, self.vectors.dim if self.vectors else 1)))
             self._means = ids, unit_rows(means)
         return self._means
 
