@@ -136,3 +136,52 @@ def test_a_damaged_video_mean_is_computed_again_from_the_keyframes(capsys, tmp_p
     assert code == 0 and 'Traceback' not in err
     after = json.loads(out)
     assert [(r['video_id'], round(r['score'], 4)) for r in after] == [(r['video_id'], round(r['score'], 4)) for r in before]
+
+
+def _archive(tiny_checkpoint, path):
+    import torch
+    from clip.model import build_model
+
+    model = build_model(torch.load(tiny_checkpoint)).float().eval()
+    torch.jit.trace(model, (torch.zeros(1, 3, 224, 224), torch.zeros(1, 77, dtype=torch.long))).save(path)
+    return path
+
+
+def test_a_torchscript_archive_given_as_model_is_read_without_running_it(tiny_checkpoint, tmp_path, monkeypatch):
+    import torch
+
+    from executors.models.clip_encoding import encode_texts
+    from executors.models.clip_model import load_checkpoint
+
+    archive = _archive(tiny_checkpoint, tmp_path / 'tiny-jit.pt')
+
+    def refuse(*args, **kwargs):
+        raise AssertionError('torch.jit.load runs the archive')
+
+    monkeypatch.setattr(torch.jit, 'load', refuse)
+    texts = ['a red car', 'two people walking a dog']
+    np.testing.assert_allclose(encode_texts(load_checkpoint(str(archive), 'cpu'), texts),
+                               encode_texts(load_checkpoint(str(tiny_checkpoint), 'cpu'), texts), atol=1e-6)
+
+
+def test_an_archive_that_would_run_code_when_unpickled_is_refused(tiny_checkpoint, tmp_path):
+    import os
+    import pickle
+    import zipfile
+
+    from executors.errors import ModelError
+    from executors.models.clip_model import load_checkpoint
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f'touch {tmp_path / "ran"}',)
+
+    archive = _archive(tiny_checkpoint, tmp_path / 'tiny-jit.pt')
+    hostile = tmp_path / 'hostile.pt'
+    with zipfile.ZipFile(archive) as source, zipfile.ZipFile(hostile, 'w') as out:
+        for item in source.infolist():
+            data = pickle.dumps(Payload()) if item.filename.endswith('/data.pkl') else source.read(item)
+            out.writestr(item, data)
+    with pytest.raises(ModelError, match='hostile.pt is not a CLIP checkpoint VCED can load safely'):
+        load_checkpoint(str(hostile), 'cpu')
+    assert not (tmp_path / 'ran').exists()
