@@ -8,7 +8,7 @@ from typing import Callable
 
 from executors.base import Executor, requests
 from executors.documents import CueDoc, DocList, Status, VideoDoc
-from executors.errors import ConfigError
+from executors.errors import ConfigError, first_line
 from executors.models.whisper import OFF, WEIGHTS_DIR, Recognizer, SpeechError, SpeechModelError, model_for
 from executors.media.subtitles import has_audio, subtitle_cues
 
@@ -58,7 +58,7 @@ class SpeechReader(Executor):
                 self._reading[doc.uri] = self._worker().submit(read_cues, video, self.recognizer,
                                                                parameters.get('progress'))
             if doc.last_chunk:
-                doc.cues = DocList[CueDoc](self._reading.pop(doc.uri).result())
+                _attach_cues(doc, self._reading.pop(doc.uri))
         return docs
 
     def _worker(self) -> ThreadPoolExecutor:
@@ -81,6 +81,15 @@ class SpeechReader(Executor):
         except SpeechModelError as e:
             notice_once(f'{e}; indexing goes on without speech recognition')
             return None
+
+
+def _attach_cues(doc: VideoDoc, reading: Future) -> None:
+    """The cues read for `doc`; a file that breaks the reading in an unforeseen way fails alone, never the batch."""
+    try:
+        doc.cues = DocList[CueDoc](reading.result())
+    except Exception as e:  # noqa: BLE001 - one hostile file must not stop the others; its reason is reported
+        log.debug('reading the cues of %s failed', doc.uri, exc_info=True)
+        doc.status, doc.error = Status.FAILED, f'{Path(doc.uri).name}: cannot read its subtitles or speech ({first_line(e)})'
 
 
 def read_cues(doc: VideoDoc, recognizer: Callable[[], Recognizer | None],

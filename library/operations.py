@@ -17,6 +17,7 @@ from library.pipeline import Flow
 __all__ = ['Library']
 
 Progress = Callable[[VideoDoc, str, int, int], None]  # progress(video, stage 'decode' | 'encode', done, total)
+MAX_RESULTS = 10_000  # the most results one search pages through (top, and offset)
 KNOWN_BATCH = 1000  # already indexed videos passed through the flow together (they need no work)
 
 
@@ -104,8 +105,10 @@ class Library:
         return self._search(query, top, 'segment', 'visual', offset)
 
     def _search(self, query: QueryDoc, top: int, by: str, within: str, offset: int) -> list[SegmentDoc]:
-        if top < 1:
-            raise QueryError(f'top must be at least 1, not {top}')
+        if not 1 <= top <= MAX_RESULTS:
+            raise QueryError(f'top must be from 1 to {MAX_RESULTS}, not {top}')
+        if not 0 <= offset <= MAX_RESULTS:
+            raise QueryError(f'offset must be from 0 to {MAX_RESULTS}, not {offset}')
         parameters = {'top': top, 'by': by, 'within': within, 'offset': offset}
         return list(self.flow.post('/search', DocList[QueryDoc]([query]), parameters=parameters)[0].matches)
 

@@ -30,7 +30,10 @@ ISO639_2 = {'eng': 'en', 'chi': 'zh', 'zho': 'zh', 'jpn': 'ja', 'kor': 'ko', 'fr
 LANGUAGE_TAG = re.compile(r'^([a-z]{2,3})(?:[-_][a-z0-9]{2,8})*$', re.I)  # en, eng, zh-Hans, pt_BR
 TIMING = re.compile(r'^\s*(?P<start>[\d:.,]+)\s*-->\s*(?P<end>[\d:.,]+)(?P<settings>\s.*)?$')
 TAG = re.compile(r'<[^>]*>|\{\\[^}]*\}')  # HTML-like tags (<i>, <font ...>, <v Bob>, <00:01.000>) and ASS overrides
-EXTRACT_TIMEOUT = 300  # seconds for ffmpeg to extract one subtitle stream
+EXTRACT_TIMEOUT = 60  # seconds for ffmpeg to extract one subtitle stream
+MAX_SUBTITLE_BYTES = 10 << 20  # a sidecar file or an extracted stream; a feature film's SRT is about 100 KB
+MAX_CUES = 20_000  # per video: a line every two seconds for eleven hours
+MAX_CUE_CHARS = 500  # per cue: three long subtitle lines are about 150; longer text is cut at a word
 
 
 class SubtitleError(VcedError):
@@ -90,12 +93,25 @@ def read_sidecar(path: Path, video_id: str, language: str) -> list[CueDoc]:
     """The cues of a sidecar .srt or .vtt file; SubtitleError when it cannot be read or parsed."""
     source = SIDECAR_FORMATS[Path(path).suffix.lower()]
     try:
+        if Path(path).stat().st_size > MAX_SUBTITLE_BYTES:
+            raise SubtitleError(f'{Path(path).name}: over {MAX_SUBTITLE_BYTES >> 20} MB, not a subtitle file')
         data = Path(path).read_bytes()
     except OSError as e:
         raise SubtitleError(f'{Path(path).name}: cannot read it ({e.strerror})') from e
     parse = parse_srt if source == 'srt' else parse_vtt
-    return [CueDoc(video_id=video_id, start=start, end=end, text=text, source=source, language=language)
+    return [CueDoc(video_id=video_id, start=start, end=end, text=_cut(text), source=source, language=language)
             for start, end, text in parse(decode_text(data, Path(path).name, language), Path(path).name)]
+
+
+def _cut(text: str) -> str:
+    """At most MAX_CUE_CHARS characters, cut at a word with an ellipsis."""
+    return text if len(text) <= MAX_CUE_CHARS else text[:MAX_CUE_CHARS].rsplit(' ', 1)[0] + ' …'
+
+
+def _at_most(cues: list[CueDoc], name: str) -> list[CueDoc]:
+    if len(cues) > MAX_CUES:
+        log.warning('%s: %d subtitle cues, only the first %d are kept', name, len(cues), MAX_CUES)
+    return cues[:MAX_CUES]
 
 
 LEGACY_ENCODINGS = {'zh': ('gb18030', 'big5'), 'ja': ('cp932', 'euc_jp'), 'ko': ('cp949',), 'ru': ('cp1251',)}
@@ -197,7 +213,7 @@ def list_subtitle_streams(video: Path) -> list[SubtitleStream]:
     import av
 
     try:
-        with av.open(str(video)) as container:
+        with av.open(str(video), metadata_errors="replace") as container:
             streams = [s for s in container.streams if s.type == 'subtitle']
             return [SubtitleStream(number, (s.codec_context.name if s.codec_context else '') or '',
                                    language_code(s.metadata.get('language', '')))
@@ -211,7 +227,7 @@ def has_audio(video: Path) -> bool:
     import av
 
     try:
-        with av.open(str(video)) as container:
+        with av.open(str(video), metadata_errors="replace") as container:
             return bool(container.streams.audio)
     except (av.error.FFmpegError, OSError):
         return False
@@ -231,7 +247,9 @@ def read_stream(video: Path, stream: SubtitleStream, video_id: str) -> list[CueD
         raise SubtitleError(f'{label}: ffmpeg cannot extract it: {tail or result.returncode}')
     if not result.stdout.strip():
         return []
-    return [CueDoc(video_id=video_id, start=start, end=end, text=text, source='stream', language=stream.language)
+    if len(result.stdout) > MAX_SUBTITLE_BYTES:
+        raise SubtitleError(f'{label}: over {MAX_SUBTITLE_BYTES >> 20} MB of text, not subtitles')
+    return [CueDoc(video_id=video_id, start=start, end=end, text=_cut(text), source='stream', language=stream.language)
             for start, end, text in parse_srt(decode_text(result.stdout, label, stream.language), label)]
 
 
@@ -248,7 +266,7 @@ def subtitle_cues(video: Path, video_id: str) -> list[CueDoc]:
         except SubtitleError as e:
             log.warning('%s (subtitles skipped)', e)
     if cues:
-        return sorted(cues, key=lambda c: (c.start, c.end, c.language))
+        return _at_most(sorted(cues, key=lambda c: (c.start, c.end, c.language)), Path(video).name)
     try:
         streams = list_subtitle_streams(video)
     except SubtitleError as e:
@@ -270,4 +288,4 @@ def subtitle_cues(video: Path, video_id: str) -> list[CueDoc]:
         if found:
             languages.add(stream.language)
             cues += found
-    return sorted(cues, key=lambda c: (c.start, c.end, c.language))
+    return _at_most(sorted(cues, key=lambda c: (c.start, c.end, c.language)), Path(video).name)

@@ -9,8 +9,9 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 from PIL import Image
@@ -94,10 +95,22 @@ def remove_orphans(folder: Path, stored: Iterable[str]) -> None:
         if entry.name != STAGING and entry.name not in stored:
             log.info('%s: removing the thumbnails of an interrupted index', entry)
             shutil.rmtree(entry, ignore_errors=True)
+    remove_dead_staging(folder, lambda entry: not _alive(staging_owner(entry)))
+
+
+def remove_dead_staging(folder: Path, dead: Callable[[Path], bool]) -> None:
+    """The staging folders under folder/.staging/ whose writer `dead` says is gone."""
     staging = folder / STAGING
     for entry in staging.iterdir() if staging.is_dir() else ():
-        if not _alive(staging_owner(entry)):
+        if dead(entry):
+            log.info('%s: removing the thumbnails of a writer that died', entry)
             shutil.rmtree(entry, ignore_errors=True)
+
+
+def older_than(seconds: float) -> Callable[[Path], bool]:
+    """Whether a staging folder was last changed more than `seconds` ago (writers on other machines
+    share the folder, so their process ids say nothing here)."""
+    return lambda entry: time.time() - entry.stat().st_mtime > seconds
 
 
 def _alive(pid: int) -> bool:

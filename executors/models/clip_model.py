@@ -12,7 +12,8 @@ import torch
 
 from executors.base import Executor
 from executors.errors import ConfigError, ModelError
-from executors.models.clip_weights import checkpoint_sha256, download
+from executors.models.archive_weights import archive_state_dict, is_archive
+from executors.models.clip_weights import CHECKPOINTS, checkpoint_sha256, download
 from executors.models.tuned_model import apply_tuned, changes_image_space, is_tuned_file, read_tuned
 
 log = logging.getLogger(__name__)
@@ -166,16 +167,29 @@ def tuned_base_path(path: str, data: dict, download_root: Path = WEIGHTS_DIR) ->
 
 
 def _load_checkpoint(path: str, device: str) -> torch.nn.Module:
-    """clip.load(path, jit=False), except that a state_dict is unpickled with weights_only=True, so a
-    checkpoint cannot run code whatever torch's default (clip.load leaves it to torch: False before 2.6)."""
+    """clip.load(path, jit=False), except that nothing in the file can run code: a state_dict is unpickled
+    with weights_only=True, and a TorchScript archive's weights are read without torch.jit.load."""
     from clip.model import build_model
 
-    try:
-        state_dict = torch.jit.load(path, map_location='cpu').state_dict()  # OpenAI's TorchScript archives
-    except RuntimeError:
+    if is_archive(path):  # OpenAI's TorchScript archives: their weights are read, their code never run
+        state_dict = _archive_weights(path)
+    else:
         state_dict = torch.load(path, map_location='cpu', weights_only=True)
     model = build_model(state_dict).to(device)
     return model.float() if device == 'cpu' else model
+
+
+def _archive_weights(path: str) -> dict:
+    """An archive's weights; where this reader cannot follow a file that is one of OpenAI's published
+    checkpoints (its sha256 says so), that trusted file is opened with torch.jit.load instead."""
+    try:
+        return archive_state_dict(path)
+    except (KeyError, ValueError, TypeError, RuntimeError, StopIteration) as e:
+        status = os.stat(path)
+        if _file_sha256(path, status.st_size, status.st_mtime_ns) not in {checkpoint_sha256(name) for name in CHECKPOINTS}:
+            raise ModelError(f'{path}: a TorchScript archive VCED cannot read without running its code ({e}); if you '
+                             f"trust it, save its weights: torch.save(torch.jit.load(path).state_dict(), 'model.pt')") from e
+        return torch.jit.load(path, map_location='cpu').state_dict()
 
 
 def _download(name: str, download_root: Path) -> str:
@@ -201,9 +215,11 @@ def image_space_id(model: str) -> str:
     path = Path(model).expanduser().resolve()
     try:
         status = path.stat()
+        if not path.is_file():
+            raise IsADirectoryError(f'{path} is a folder')
+        return _file_identity(str(path), status.st_size, status.st_mtime_ns)
     except OSError as e:
         raise ModelError(f"model '{model}' is neither a CLIP model name ({', '.join(names)}) nor a checkpoint file") from e
-    return _file_identity(str(path), status.st_size, status.st_mtime_ns)
 
 
 @functools.cache

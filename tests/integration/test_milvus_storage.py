@@ -148,6 +148,21 @@ def test_pending_rows_of_a_dead_writer_are_removed_after_the_grace_period(tmp_pa
     writer.close()
 
 
+def test_staging_folders_a_killed_writer_left_are_removed_after_the_grace_period(tmp_path):
+    import os
+
+    staging = tmp_path / 'thumbnails' / '.staging'
+    old, fresh = staging / '99999-old', staging / '99998-fresh'
+    for folder in (old, fresh):
+        folder.mkdir(parents=True)
+        (folder / '0.jpg').write_bytes(b'jpeg')
+    os.utime(old, (0, 0))
+    writer = MilvusStorage(str(tmp_path / 'milvus.db'), workspace=tmp_path, orphan_grace=60)
+    writer.add(*video(1), [], [], SPACE)
+    writer.close()
+    assert not old.exists() and fresh.exists()  # another machine's writer may still be filling a fresh one
+
+
 def test_two_writers_of_one_server_share_the_library(milvus_server, tmp_path):
     prefix = f't{time.time_ns()}_'
     first = MilvusStorage(milvus_server, workspace=tmp_path, prefix=prefix)

@@ -1,7 +1,10 @@
 """The workspace's metadata in SQLite: videos, their keyframes (label -> time, thumbnail), shot cuts, cues."""
 import functools
+import logging
 import os
+import re
 import sqlite3
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -12,6 +15,8 @@ import numpy as np
 from executors.retrieval import cue_search
 from executors.documents import CueDoc
 from executors.errors import WorkspaceError
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);  -- next_label, dim, generation
@@ -33,7 +38,8 @@ CREATE TABLE IF NOT EXISTS shots (video TEXT NOT NULL REFERENCES videos(id) ON D
 CREATE INDEX IF NOT EXISTS shots_video ON shots(video);
 """
 ADDED_COLUMNS = {'size': 'INTEGER NOT NULL DEFAULT 0', 'mtime_ns': 'INTEGER NOT NULL DEFAULT 0',
-                 'checksum': 'INTEGER NOT NULL DEFAULT -1'}  # workspaces made before these columns existed
+                 'checksum': 'INTEGER NOT NULL DEFAULT -1',  # workspaces made before these columns existed
+                 'mean_crc': 'INTEGER NOT NULL DEFAULT -1'}  # crc32 of `mean` (-1: not recorded)
 VIDEO_COLUMNS = 'id, path, duration, fps, width, height, added, first_label, frame_count, size, mtime_ns, checksum'
 DAMAGED = ('SQLITE_CORRUPT', 'SQLITE_NOTADB')
 
@@ -66,6 +72,9 @@ def _reports_errors(method: Callable) -> Callable:
             raise catalog_error(self.path, e) from e
     return checked
 
+SCHEMA_OBJECTS = re.findall(r'CREATE (?:VIRTUAL )?(?:TABLE|INDEX|TRIGGER) IF NOT EXISTS (\w+)',
+                            SCHEMA + cue_search.CUE_SCHEMA)
+
 
 class Catalog:
     """The tables above in one SQLite file (WAL: readers never wait for the writer).
@@ -86,25 +95,37 @@ class Catalog:
                                          f'workspace holds indexed embeddings: restore it from a backup, or index your '
                                          f'videos into a new --workspace')
                 self.db.execute('PRAGMA journal_mode=WAL')
-                self.db.executescript(SCHEMA + cue_search.CUE_SCHEMA)
+                self._create_schema()
             self._upgrade()
         except sqlite3.DatabaseError as e:
             raise catalog_error(path, e) from e
 
+    def _create_schema(self) -> None:
+        """Every table, index and trigger, all or none (a full disk mid-way leaves the file as it was)."""
+        try:
+            self.db.executescript('BEGIN;\n' + SCHEMA + cue_search.CUE_SCHEMA + '\nCOMMIT;')
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute('ROLLBACK')
+            raise
+
     def _upgrade(self) -> None:
-        """Add what newer versions store to a catalog made by an older one."""
+        """Add what newer versions store to a catalog made by an older one, and what a creation cut short
+        left out (the cues' full-text index is then rebuilt from the cues)."""
         columns = {row[1] for row in self.db.execute('PRAGMA table_info(videos)')}
         missing = [name for name in ADDED_COLUMNS if name not in columns]
-        has_cues = self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'cues'").fetchone()
-        has_info = self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'info'").fetchone()
-        if missing or not has_cues or not has_info:
+        present = {row[0] for row in self.db.execute('SELECT name FROM sqlite_master')}
+        absent = [name for name in SCHEMA_OBJECTS if name not in present]
+        if missing:
             with self.transaction():
                 for name in missing:
                     self.db.execute(f'ALTER TABLE videos ADD COLUMN {name} {ADDED_COLUMNS[name]}')
-                if not has_info:
-                    self.db.execute('CREATE TABLE info (key TEXT PRIMARY KEY, value TEXT NOT NULL)')
-            if not has_cues:
-                self.db.executescript(cue_search.CUE_SCHEMA)
+        if absent:
+            log.warning('%s: adding what it lacks (%s)', self.path, ', '.join(absent))
+            self._create_schema()
+            if 'cue_fts' in absent:
+                with self.transaction():
+                    self.db.execute("INSERT INTO cue_fts(cue_fts) VALUES ('rebuild')")
 
     @_reports_errors
     def version(self) -> int:
@@ -140,10 +161,18 @@ class Catalog:
         return self.db.execute('SELECT COUNT(*) FROM frames').fetchone()[0]
 
     @_reports_errors
-    def means(self, video_ids: list[str]) -> np.ndarray:
-        """The float32 mean frame embedding of each video, one row each."""
-        blobs = dict(self.db.execute('SELECT id, mean FROM videos'))
-        return np.stack([np.frombuffer(blobs[v], dtype=np.float32) for v in video_ids])
+    def means(self, video_ids: list[str], dim: int) -> tuple[np.ndarray, list[int]]:
+        """The float32 mean frame embedding of each video, one row each, and the rows whose stored mean
+        fails its checksum (zeros here: the caller computes them again from the embeddings)."""
+        stored = {v: (blob, crc) for v, blob, crc in self.db.execute('SELECT id, mean, mean_crc FROM videos')}
+        means, damaged = np.zeros((len(video_ids), dim), dtype=np.float32), []
+        for row, video_id in enumerate(video_ids):
+            blob, crc = stored[video_id]
+            if len(blob) != dim * 4 or crc not in (-1, zlib.crc32(blob)):
+                damaged.append(row)
+            else:
+                means[row] = np.frombuffer(blob, dtype=np.float32)
+        return means, damaged
 
     @_reports_errors
     def frames(self, video_id: str) -> tuple[np.ndarray, list[str]]:
@@ -195,10 +224,11 @@ class Catalog:
                   cues: list[CueDoc], mean: np.ndarray, dim: int, space: dict[str, str]) -> None:
         """Insert a video with its frames, shots and cues in one transaction; advance next_label past it."""
         with self.transaction():
-            self.db.execute(f'INSERT INTO videos ({VIDEO_COLUMNS}, mean) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+            mean = np.asarray(mean, np.float32).tobytes()
+            self.db.execute(f'INSERT INTO videos ({VIDEO_COLUMNS}, mean, mean_crc) VALUES ({", ".join("?" * 14)})',
                             (video.id, _db_path(video.path), video.duration, video.fps, video.width, video.height,
                              video.added, video.first_label, video.frame_count, video.size, video.mtime_ns,
-                             video.checksum, np.asarray(mean, np.float32).tobytes()))
+                             video.checksum, mean, zlib.crc32(mean)))
             self.db.executemany('INSERT INTO frames VALUES (?, ?, ?, ?)',
                                 ((video.first_label + i, video.id, float(t), _db_path(thumb))
                                  for i, (t, thumb) in enumerate(zip(timestamps, thumbnails))))

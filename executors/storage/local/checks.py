@@ -1,9 +1,15 @@
 """The default backend's files checked against each other before any of them is trusted."""
+import logging
 from pathlib import Path
+from typing import Callable
+
+import numpy as np
 
 from executors.storage.local.catalog import Catalog, VideoRow
 from executors.errors import WorkspaceError
 from executors.storage.local.vector_store import VectorStore
+
+log = logging.getLogger(__name__)
 
 
 def catalog_may_be_created(folder: Path) -> bool:
@@ -26,3 +32,13 @@ def check_agreement(catalog: Catalog, vectors: VectorStore | None, videos: list[
     if catalog.frame_rows() != sum(v.frame_count for v in videos) or last > committed:
         raise WorkspaceError(f'{catalog.path}: its keyframe rows do not match its videos: restore it from a '
                              f'backup, or index your videos into a new --workspace')
+
+
+def video_means(catalog: Catalog, videos: list[VideoRow], dim: int,
+                rows: Callable[[VideoRow], np.ndarray]) -> np.ndarray:
+    """Each video's stored mean embedding; one that fails its checksum is computed again from its `rows`."""
+    means, damaged = catalog.means([v.id for v in videos], dim)
+    for row in damaged:
+        log.warning('%s: the stored mean of %s fails its checksum; using its keyframes', catalog.path, videos[row].path)
+        means[row] = rows(videos[row]).mean(axis=0)
+    return means

@@ -24,7 +24,7 @@ from executors.storage.interface import Frames, ImageSpace, Neighbours, Storage,
 from executors.media.thumbnails import place_thumbnails, remove_orphans, remove_staged
 from executors.vectors import unit_rows
 from executors.storage.local.vector_store import VectorStore, storage_error
-from executors.storage.local.checks import catalog_may_be_created, check_agreement
+from executors.storage.local.checks import catalog_may_be_created, check_agreement, video_means
 from executors.storage.local.lock import WriteLock
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,8 @@ class HnswlibStorage(Storage):
         self._refresh()
         if self._means is None:
             ids = [v.id for v in self._order]
-            means = self.catalog.means(ids) if ids else np.zeros((0, self.vectors.dim if self.vectors else 1))
+            means = (video_means(self.catalog, self._order, self.vectors.dim, self._rows) if ids
+                     else np.zeros((0, self.vectors.dim if self.vectors else 1)))
             self._means = ids, unit_rows(means)
         return self._means
 
@@ -238,6 +239,7 @@ class HnswlibStorage(Storage):
                 thumbnails = place_thumbnails(self.thumbnails, video.id, frames.thumbnails)
             except OSError as e:
                 vectors.truncate(first)
+                vectors.forget_adding()
                 raise storage_error(self.thumbnails / video.id, 'cannot store the thumbnails', e) from e
             row = VideoRow(video.id, video.path, float(video.duration), float(video.fps), int(video.width),
                            int(video.height), video.added or now_iso(), first, len(embeddings), int(video.size),
@@ -248,8 +250,10 @@ class HnswlibStorage(Storage):
                                        space={'image_space': space.identity, 'image_model': space.name})
             except BaseException:
                 vectors.truncate(first)
+                vectors.forget_adding()
                 shutil.rmtree(self.thumbnails / video.id, ignore_errors=True)
                 raise
+            vectors.forget_adding()
             self._follow({**self._videos, row.id: row})  # data_version ignores our own commits: by hand
             return True
 
@@ -297,7 +301,7 @@ class HnswlibStorage(Storage):
     def _vectors_of(self, dim: int) -> VectorStore:
         if self.vectors is None:
             self.vectors = VectorStore(self.folder, dim, self.index_config)
-            self.vectors.truncate(self.catalog.next_label())
+            self.vectors.drop_interrupted(self.catalog.next_label())
             self.vectors.open_index(np.zeros(self.catalog.next_label(), dtype=bool), self.catalog.generation(),
                                     before_rebuild=self._verify_rows)
         if dim != self.vectors.dim:
@@ -313,11 +317,7 @@ class HnswlibStorage(Storage):
         if crashed:
             check_agreement(self.catalog, self.vectors, self._order)
         if self.vectors is not None:
-            stored, committed = self.vectors.row_count(), self.catalog.next_label()
-            if stored > committed:
-                log.info('%s: dropping %d embeddings of an interrupted add', self.vectors.rows_path, stored - committed)
-                self.vectors.truncate(committed)  # also a partly written row
-                crashed = True
+            crashed = self.vectors.drop_interrupted(self.catalog.next_label()) or crashed
             self.vectors.remove_partial_files()
             self._searchable_vectors()
         if crashed:

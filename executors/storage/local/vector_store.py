@@ -40,10 +40,12 @@ class VectorStore:
         self.dim = dim
         self.config = config
         self.rows_path = folder / 'embeddings.f16'
+        self.adding_path = folder / 'adding.json'  # the rows an add is writing, until its video is committed
         self.index_path = folder / config.file_name()
         self.check_path = self.index_path.with_suffix('.json')  # the saved index's size, crc32 and catalog generation
         self.row_bytes = dim * np.dtype(np.float16).itemsize
-        self._file = open(self.rows_path, 'a+b')  # noqa: SIM115 - appends, pread, and closed by close()
+        # unbuffered: a write the disk refuses leaves nothing behind in a buffer to fail again at the next flush
+        self._file = open(self.rows_path, 'a+b', buffering=0)  # noqa: SIM115 - appends, pread; closed by close()
         self.index: AnnIndex | None = None
         self._before_rebuild: Callable[[], None] = lambda: None
         self._scratch = threading.local()  # per thread: float16 rows read and widened by scores()
@@ -56,22 +58,55 @@ class VectorStore:
         return os.fstat(self._file.fileno()).st_size // self.row_bytes
 
     def append(self, vectors: np.ndarray) -> tuple[int, int]:
-        """Write `vectors` as float16 rows, durably; return the first one's label and the rows' crc32."""
+        """Write `vectors` as float16 rows, durably; return the first one's label and the rows' crc32.
+
+        First it notes which rows it is adding (adding.json), so that rows a killed writer left can be
+        told apart from rows a newer catalog owns (a backup of catalog.sqlite put back): only the former
+        are ever dropped. forget_adding() clears the note once the catalog holds the video."""
         first = self.row_count()
         data = np.ascontiguousarray(vectors, dtype=np.float16).tobytes()
         try:
-            self._file.write(data)
-            self._file.flush()
+            _write_durably(self.adding_path, json.dumps({'first': first, 'count': len(vectors)}).encode())
+            written = memoryview(data)
+            while written:
+                written = written[self._file.write(written):]
             os.fsync(self._file.fileno())
         except OSError as e:
             self.truncate(first)
+            self.forget_adding()
             raise storage_error(self.rows_path, 'cannot store the embeddings', e) from e
         return first, zlib.crc32(data)
 
+    def forget_adding(self) -> None:
+        """The rows of the last append now belong to a committed video, or were dropped."""
+        self.adding_path.unlink(missing_ok=True)
+
+    def drop_interrupted(self, committed: int) -> bool:
+        """Drop the rows past `committed` (the catalog's next label) that an interrupted add left; True when
+        there were some. Rows past it that no add in progress wrote belong to a newer catalog than this one:
+        WorkspaceError, and nothing is changed."""
+        stored = self.row_count()
+        if stored <= committed:
+            self.forget_adding()
+            return False
+        try:
+            adding = json.loads(self.adding_path.read_bytes())
+            interrupted = adding['first'] == committed and stored <= committed + adding['count']
+        except (OSError, ValueError, KeyError, TypeError):
+            interrupted = False
+        if not interrupted:
+            raise WorkspaceError(
+                f'{self.rows_path}: holds {stored} embeddings but {self.folder / "catalog.sqlite"} knows only '
+                f'{committed}: the catalog is older than the embeddings (a backup put back?); put back the catalog '
+                f'that goes with them, or index into a new --workspace; nothing was changed')
+        log.info('%s: dropping %d embeddings of an interrupted add', self.rows_path, stored - committed)
+        self.truncate(committed)  # also a partly written row
+        self.forget_adding()
+        return True
+
     def truncate(self, rows: int) -> None:
         """Drop every row from `rows` on (vectors no committed video owns)."""
-        self._file.truncate(rows * self.row_bytes)
-        self._file.flush()
+        os.ftruncate(self._file.fileno(), rows * self.row_bytes)
 
     def read(self, first: int, count: int, checksum: int = -1, owner: str = '') -> np.ndarray:
         """Rows first .. first + count - 1 (the keyframes of `owner`) as float32; WorkspaceError when
@@ -263,6 +298,13 @@ class VectorStore:
     def close(self) -> None:
         self._map = None
         self._file.close()
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    with open(path, 'wb') as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _crc32(path: Path) -> int:

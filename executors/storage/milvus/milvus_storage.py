@@ -34,6 +34,7 @@ import numpy as np
 from executors.documents import CueDoc
 from executors.errors import WorkspaceError
 from executors.storage.milvus.schema import VIDEO_FIELDS, connect, create_collections, record, reason, unpack, video_row
+from executors.media.thumbnails import older_than, place_thumbnails, remove_dead_staging, remove_staged
 from executors.storage.interface import Frames, ImageSpace, Neighbours, Storage, VideoRecord
 
 log = logging.getLogger(__name__)
@@ -240,7 +241,7 @@ class MilvusStorage(Storage):
                                  f'{vectors.shape[1]}: index with the same model or use another library')
         self._remove_orphans()
         if self._stored(video.id, ['id']):
-            _remove_staged(frames.thumbnails, self.thumbnails / video.id)
+            remove_staged(frames.thumbnails)
             return False
         stored = self.image_space()
         if stored and space.identity and stored.identity != space.identity:
@@ -249,7 +250,7 @@ class MilvusStorage(Storage):
         row = video_row(video, len(vectors), len(cues), shots, vectors.mean(axis=0), space)
         self.client.upsert(self.names['videos'], [{**row, 'state': 'pending'}])
         try:
-            names = self._place_thumbnails(video.id, frames.thumbnails)
+            names = self._place_thumbnails(video.id, frames.thumbnails)  # relative to thumbnails/
             now = int(time.time())
             self._upsert('frames', [{'id': f'{video.id}:{i}', 'video_id': video.id, 'frame': i, 'timestamp': float(t),
                                      'thumbnail': names[i] if i < len(names) else '', 'written': now,
@@ -291,20 +292,15 @@ class MilvusStorage(Storage):
         for row in self._rows('videos', f'state == "pending" and seq < {before}', ['id']):
             log.info('%s: removing the rows of an interrupted add of video %s', self.location, row['id'][:12])
             self._erase(row['id'])
+        remove_dead_staging(self.thumbnails, older_than(self.orphan_grace))
         self._cleaned = True
 
     def _place_thumbnails(self, video_id: str, thumbnails: list[str]) -> list[str]:
-        """Move a loader's thumbnail folder to thumbnails/<video_id>/; their names relative to thumbnails/."""
-        final = self.thumbnails / video_id
-        folders = {Path(t).parent for t in thumbnails if t}
-        if len(folders) == 1 and folders != {final}:
-            try:
-                shutil.rmtree(final, ignore_errors=True)
-                final.parent.mkdir(parents=True, exist_ok=True)
-                shutil.move(str(folders.pop()), final)
-            except OSError as e:
-                raise WorkspaceError(f'{final}: cannot store the thumbnails ({e.strerror or e})') from e
-        return [f'{video_id}/{Path(t).name}' if t else '' for t in thumbnails]
+        try:
+            placed = place_thumbnails(self.thumbnails, video_id, thumbnails)
+        except OSError as e:
+            raise WorkspaceError(f'{self.thumbnails / video_id}: cannot store the thumbnails ({e.strerror or e})') from e
+        return [str(Path(t).relative_to(self.thumbnails)) if t else '' for t in placed]
 
     def close(self) -> None:
         """Disconnect; for a Milvus Lite file, also stop this process's embedded server, so that another
@@ -319,9 +315,3 @@ class MilvusStorage(Storage):
                 from milvus_lite.server_manager import server_manager_instance
 
                 server_manager_instance.release_server(path)
-
-
-def _remove_staged(thumbnails: list[str], final: Path) -> None:
-    for folder in {Path(t).parent for t in thumbnails if t} - {final}:
-        if folder.parent.name == '.staging':
-            shutil.rmtree(folder, ignore_errors=True)

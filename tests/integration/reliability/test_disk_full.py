@@ -70,3 +70,39 @@ def test_a_full_disk_is_one_line_per_failure_after_the_summary_and_loses_nothing
     assert (indexed + already, failed) == (len(reference.videos), 0)
     check_consistent(workspace, reference, strict=indexed > 0)
     shutil.rmtree(workspace)
+
+
+@pytest.mark.parametrize('free', [3_000, 30_000, 150_000])
+def test_a_workspace_first_created_on_a_full_disk_is_whole_or_repaired_once_there_is_room(
+        capsys, small_disk, batch, reference, tiny_checkpoint, free):
+    workspace = small_disk / 'workspace'
+    command = ('index', batch, '--workspace', workspace, '--model', tiny_checkpoint)
+    fill(small_disk, free)
+    code, out, err = run(capsys, *command)
+    assert 'Traceback' not in err and 'I/O operation' not in err
+    assert all(line.startswith(('failed: ', 'error: ')) for line in err.splitlines()), err
+
+    (small_disk / 'filler').unlink()
+    code, out, err = run(capsys, *command)
+    assert code == 0, err
+    code, out, err = run(capsys, 'search', 'anything at all', '--workspace', workspace, '--model', tiny_checkpoint)
+    assert code == 0 and 'Traceback' not in err, err
+    check_consistent(workspace, reference, strict=False)
+
+
+def test_embeddings_the_disk_refuses_leave_the_rows_as_they_were_and_the_next_add_works(small_disk):
+    import numpy as np
+
+    from executors.errors import WorkspaceError
+    from executors.storage.local.vector_store import VectorStore
+
+    store = VectorStore(small_disk, 512)
+    store.append(np.ones((4, 512), dtype=np.float32))
+    fill(small_disk, 1_000)
+    with pytest.raises(WorkspaceError, match='embeddings.f16: cannot store the embeddings: the disk is full'):
+        store.append(np.ones((3, 512), dtype=np.float32))  # under one buffer: the write is refused at the flush
+    assert store.row_count() == 4 and not store.adding_path.exists()
+    (small_disk / 'filler').unlink()
+    assert store.append(np.full((2, 512), 2, dtype=np.float32))[0] == 4
+    assert store.row_count() == 6 and store.read(4, 2)[0, 0] == 2
+    store.close()
