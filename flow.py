@@ -40,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     find = commands.add_parser('search', parents=[common], help='find the moments matching a sentence or an image')
     find.add_argument('text', nargs='?', default='', help='what to look for, in words')
     find.add_argument('--image', metavar='FILE', help='look for moments like this image instead')
+    find.add_argument('--video', metavar='CLIP', help='find where this clip comes from: the videos holding it, and where')
     find.add_argument('--top', type=int, default=10, metavar='N', help='how many results (default 10)')
     find.add_argument('--offset', type=int, default=0, metavar='N', help='skip the first N results (paging)')
     find.add_argument('--by', choices=['segment', 'video'], default='segment', help='rank segments or whole videos')
@@ -52,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
 
     delete = commands.add_parser('delete', parents=[common], help='remove a video from the index')
     delete.add_argument('video', metavar='VIDEO_ID_OR_PATH')
+
+    duplicates = commands.add_parser('duplicates', parents=[common], help='groups of videos that share footage')
+    duplicates.add_argument('--threshold', type=float, default=0.9, metavar='X',
+                            help='least mean cosine of the aligned keyframes, 0-1 (default 0.9)')
+    duplicates.add_argument('--json', action='store_true', help='print one JSON array')
 
     transcript = commands.add_parser('transcript', parents=[common], help="print a video's timed text as SRT")
     transcript.add_argument('video', metavar='VIDEO_ID_OR_PATH')
@@ -121,17 +127,18 @@ def _index(args) -> int:
 
 
 def _search(args) -> int:
-    if bool(args.text.strip()) == bool(args.image):
-        raise VcedError('search needs a text or --image FILE, not both' if args.image else 'search needs a text or --image FILE')
+    if sum(map(bool, (args.text.strip(), args.image, args.video))) != 1:
+        raise VcedError('search needs one of a text, --image FILE or --video CLIP')
     if args.top < 1 or args.offset < 0:
         raise VcedError(f'--top must be at least 1 and --offset at least 0, not {args.top} and {args.offset}')
     image = read_image(args.image) if args.image else None
     with open_library(args) as library:
-        matches = library.search(text=args.text, image=image, top=args.top, by=args.by, within=args.within,
-                                 offset=args.offset)
-    results = [{'video': _text(m.uri), 'video_id': m.video_id, 'start': round(m.start, 3), 'end': round(m.end, 3),
-                'timestamp': round(m.timestamp, 3), 'score': round(m.score, 4), 'thumbnail': _text(m.thumbnail),
-                'source': m.source, 'text': m.text} for m in matches]
+        if args.video:
+            matches = library.locate(args.video, top=args.top, offset=args.offset)
+        else:
+            matches = library.search(text=args.text, image=image, top=args.top, by=args.by, within=args.within,
+                                     offset=args.offset)
+    results = [_result(m) for m in matches]
     if args.json:
         print(json.dumps(results, ensure_ascii=False, allow_nan=False))
         return 0
@@ -141,6 +148,31 @@ def _search(args) -> int:
         said = f'  “{one_line(r["text"])[:60]}”' if r['text'] else ''
         print(f"{rank:>3}. {r['score']:.3f}  {time_range(r['start'], r['end'])}  {r['source']:<6}  "
               f"{one_line(r['video'])}{said}")
+    return 0
+
+
+def _result(m) -> dict:
+    return {'video': _text(m.uri), 'video_id': m.video_id, 'start': round(m.start, 3), 'end': round(m.end, 3),
+            'timestamp': round(m.timestamp, 3), 'score': round(m.score, 4), 'thumbnail': _text(m.thumbnail),
+            'source': m.source, 'text': m.text}
+
+
+def _duplicates(args) -> int:
+    with open_library(args) as library:
+        groups = library.duplicates(args.threshold)
+    rows = [{'videos': [{'video': _text(s.uri), 'video_id': s.video_id, 'start': round(s.start, 3),
+                         'end': round(s.end, 3)} for s in g.videos], 'score': round(g.score, 4), 'part': g.part}
+            for g in groups]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, allow_nan=False))
+        return 0
+    if not rows:
+        print('no videos share footage')
+    for n, group in enumerate(rows, 1):
+        shared = '' if group['part'] == 'footage' else f" (only the {group['part']})"
+        print(f"group {n}: {len(group['videos'])} videos, score {group['score']:.3f}{shared}")
+        for v in group['videos']:
+            print(f"  {v['video_id'][:12]}  {time_range(v['start'], v['end'])}  {one_line(v['video'])}")
     return 0
 
 
@@ -195,7 +227,8 @@ def _text(value: str | None) -> str | None:
     return os.fsencode(value).decode('utf-8', 'backslashreplace') if any('\udc80' <= c <= '\udcff' for c in value) else value
 
 
-COMMANDS = {'index': _index, 'search': _search, 'list': _list, 'delete': _delete, 'transcript': _transcript,
+COMMANDS = {'index': _index, 'search': _search, 'duplicates': _duplicates, 'list': _list, 'delete': _delete,
+            'transcript': _transcript,
             'eval': _eval, 'train': _train}
 
 

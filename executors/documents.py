@@ -78,11 +78,22 @@ class SegmentDoc(BaseDoc):
 
 
 class QueryDoc(BaseDoc):
-    """A search by `text` or by `image` (RGB uint8, H x W x 3)."""
+    """A search by `text`, by `image` (RGB uint8, H x W x 3) or by a clip's `frames` (with embeddings)."""
 
     text: str = ''
     image: Optional[NdArray] = None
     embedding: Optional[NdArray] = None
     language: str = ''  # set by the TextEncoder when it can tell ('en', 'zh', ...)
     space: str = ''  # identity of the image space the embedding lives in (executors.models.clip_model.image_space_id)
+    frames: DocList[FrameDoc] = Field(default_factory=DocList[FrameDoc])  # a clip's keyframes, to find where it comes from
+    duration: float = 0.0  # the clip's, seconds
     matches: DocList[SegmentDoc] = Field(default_factory=DocList[SegmentDoc])
+
+
+class DuplicateDoc(BaseDoc):
+    """Stored videos that share footage: each video's shared range as a segment; `part` is 'footage', or
+    'intro' / 'outro' when only those are shared."""
+
+    videos: DocList[SegmentDoc] = Field(default_factory=DocList[SegmentDoc])
+    score: float = 0.0  # the mean cosine of the aligned keyframes
+    part: str = 'footage'

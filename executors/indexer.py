@@ -7,9 +7,10 @@ import threading
 import numpy as np
 
 from executors.retrieval import search
+from executors.retrieval.footage import clip_sources, duplicate_groups
 from executors.base import Executor, requests
 from executors.models.clip_model import image_space_id
-from executors.documents import CueDoc, DocList, FrameDoc, QueryDoc, SegmentDoc, Status, VideoDoc
+from executors.documents import CueDoc, DocList, DuplicateDoc, FrameDoc, QueryDoc, SegmentDoc, Status, VideoDoc
 from executors.errors import QueryError, WorkspaceError
 from executors.retrieval.fusion import cue_segments, fuse
 from executors.storage.interface import Frames, ImageSpace, Storage, VideoRecord
@@ -195,6 +196,20 @@ class Indexer(Executor):
     def _uri(self, video_id: str) -> str:
         record = self.storage.video(video_id)
         return record.path if record else ''
+
+    @requests(on='/locate')
+    @_one_at_a_time
+    def locate(self, docs: DocList[QueryDoc], parameters: dict) -> DocList[QueryDoc]:
+        """Fill each clip query's matches: the stored videos it comes from, and where it lies in each."""
+        for doc in docs:
+            doc.matches = DocList[SegmentDoc](clip_sources(self.storage, doc, int(parameters.get('top', 10))))
+        return docs
+
+    @requests(on='/duplicates')
+    @_one_at_a_time
+    def duplicates(self, docs: DocList[VideoDoc], parameters: dict) -> DocList[DuplicateDoc]:
+        """Groups of stored videos that share footage (parameters: threshold, a cosine)."""
+        return DocList[DuplicateDoc](duplicate_groups(self.storage, float(parameters.get('threshold', 0.9))))
 
     @requests(on='/list')
     @_one_at_a_time

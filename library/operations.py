@@ -5,7 +5,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from executors.documents import CueDoc, DocList, QueryDoc, SegmentDoc, Status, VideoDoc
+from executors.documents import CueDoc, DocList, DuplicateDoc, QueryDoc, SegmentDoc, Status, VideoDoc
 from executors.errors import ModelError, QueryError, VcedError, VideoError, WorkspaceError
 from executors.media.cutting import cut_segment
 from executors.video_loader import file_sha256
@@ -103,6 +103,25 @@ class Library:
         frame = stored.frames[int(np.argmin(np.abs(times - timestamp)))]
         query = QueryDoc(embedding=frame.embedding, space=stored.space)
         return self._search(query, top, 'segment', 'visual', offset)
+
+    def locate(self, clip: str | Path, top: int = 10, offset: int = 0) -> list[SegmentDoc]:
+        """Where a clip (a video file) comes from: the stored videos that hold its footage, best first, each
+        with the range (start, end, seconds) the clip spans in it."""
+        [video] = self.embed_videos([clip])
+        if video.status == Status.FAILED:
+            raise QueryError(video.error)
+        if not len(video.frames):
+            raise QueryError(f'{Path(clip).name}: no keyframes could be read from it')
+        query = QueryDoc(frames=video.frames, duration=video.duration)
+        found = self.flow.post('/locate', DocList[QueryDoc]([query]), parameters={'top': top + offset})[0].matches
+        return list(found)[offset:offset + top]
+
+    def duplicates(self, threshold: float = 0.9) -> list[DuplicateDoc]:
+        """Groups of stored videos that share footage (copies, trims, re-encodes), each video with the
+        shared range; `threshold` is the least mean cosine of the aligned keyframes (0-1)."""
+        if not 0 < threshold <= 1:
+            raise QueryError(f'threshold must be above 0 and at most 1, not {threshold}')
+        return list(self.flow.post('/duplicates', parameters={'threshold': threshold}))
 
     def _search(self, query: QueryDoc, top: int, by: str, within: str, offset: int) -> list[SegmentDoc]:
         if not 1 <= top <= MAX_RESULTS:

@@ -1,0 +1,161 @@
+"""Shared footage: where a clip comes from, and which stored videos are the same footage.
+
+Both start from the ANN index (a few keyframes' nearest neighbours name the candidate videos, never
+all pairs) and decide with the time alignment of executors/retrieval/alignment.py.
+"""
+from typing import NamedTuple
+
+import numpy as np
+
+from executors.documents import DocList, DuplicateDoc, QueryDoc, SegmentDoc
+from executors.retrieval.alignment import MIN_SIMILARITY, align, keyframe_interval
+from executors.storage.interface import Storage
+
+__all__ = ['Located', 'Shared', 'locate_clip', 'find_duplicates', 'clip_sources', 'duplicate_groups']
+
+PROBES = 16  # a clip's keyframes that look up candidate videos
+NEIGHBOURS = 32  # nearest keyframes fetched per probe
+INTRO_SHARE = 0.25  # a shared range under this share of both videos, at both starts (or ends), is an intro (outro)
+
+
+class Located(NamedTuple):
+    """A stored video holding the clip: the clip spans start-end seconds of it."""
+
+    video_id: str
+    start: float
+    end: float
+    score: float
+
+
+class Shared(NamedTuple):
+    """Videos that share footage: each (video_id, start, end) of the shared range; `part` says whether
+    that range is 'footage', or only an 'intro' or 'outro'."""
+
+    videos: list[tuple[str, float, float]]
+    score: float
+    part: str
+
+
+def locate_clip(storage: Storage, times: np.ndarray, vectors: np.ndarray, duration: float,
+                count: int) -> list[Located]:
+    """The stored videos the clip (keyframe times in seconds, unit vectors) best aligns with, best first."""
+    found = []
+    for video_id in _candidates(storage, vectors, exclude=''):
+        frames = storage.frames(video_id)
+        alignment = align(times, vectors, frames.timestamps, frames.vectors)
+        if alignment is None:
+            continue
+        length = storage.video(video_id).duration or float(frames.timestamps[-1])
+        start = min(max(alignment.offset, 0.0), length)
+        found.append((not alignment.distinct, Located(video_id, start, min(max(alignment.offset + duration, start), length),
+                                                      alignment.score)))
+    # a video that matches the clip only by content without movement (where in it, nothing says) comes after
+    return [f for _, f in sorted(found, key=lambda f: (f[0], -f[1].score, f[1].video_id))][:count]
+
+
+def find_duplicates(storage: Storage, threshold: float, probes: int = 4) -> list[Shared]:
+    """Groups of stored videos that share footage scoring at least `threshold` (the mean cosine of the
+    aligned keyframes), with the shared range in each; best groups first."""
+    durations = {v.id: v.duration for v in storage.videos()}
+    pairs = set()
+    for video_id in durations:
+        frames = storage.frames(video_id)
+        for other in _candidates(storage, frames.vectors, exclude=video_id, probes=probes):
+            pairs.add(tuple(sorted((video_id, other))))
+    links = []
+    for first, second in sorted(pairs):
+        link = _shared(storage, first, second, durations, threshold)
+        if link is not None:
+            links.append(link)
+    return sorted(_groups(links), key=lambda g: (-g.score, g.videos))
+
+
+def _candidates(storage: Storage, vectors: np.ndarray, exclude: str, probes: int = PROBES) -> list[str]:
+    """Videos whose keyframes are near a few of `vectors` (spread over them), most often near first."""
+    votes: dict[str, int] = {}
+    for row in np.unique(np.linspace(0, len(vectors) - 1, min(probes, len(vectors))).round().astype(int)):
+        near = storage.nearest(vectors[row], NEIGHBOURS)
+        for video_id, score in zip(near.video_ids, near.scores):
+            if video_id != exclude and score >= MIN_SIMILARITY:
+                votes[video_id] = votes.get(video_id, 0) + 1
+    return sorted(votes, key=lambda v: (-votes[v], v))
+
+
+def _shared(storage: Storage, first: str, second: str, durations: dict[str, float],
+            threshold: float) -> Shared | None:
+    a, b = storage.frames(first), storage.frames(second)
+    if len(a) > len(b):  # the shorter one is aligned within the longer
+        (first, a), (second, b) = (second, b), (first, a)
+    alignment = align(a.timestamps, a.vectors, b.timestamps, b.vectors)
+    if alignment is None or not alignment.distinct or alignment.matched_score < threshold:
+        return None
+    (start, end), offset = alignment.matched, alignment.offset
+    end += keyframe_interval(a.timestamps)  # the last matching keyframe's footage lasts until the next one
+    videos = [(first, start, min(end, durations[first] or end)), (second, start + offset,
+                                                                   min(end + offset, durations[second] or end + offset))]
+    return Shared(videos, alignment.matched_score, _part(videos, durations))
+
+
+def _part(videos: list[tuple[str, float, float]], durations: dict[str, float]) -> str:
+    """'intro' or 'outro' when the shared range is a small part at the start (end) of every video."""
+    small = all((end - start) < INTRO_SHARE * max(durations[v], 1e-9) for v, start, end in videos)
+    if small and all(start <= 1.0 for _, start, _ in videos):
+        return 'intro'
+    if small and all(durations[v] - end <= 1.5 for v, _, end in videos):
+        return 'outro'
+    return 'footage'
+
+
+def _groups(links: list[Shared]) -> list[Shared]:
+    """Linked pairs joined into groups (a video in two pairs joins them); each video keeps the widest range."""
+    parent: dict[str, str] = {}
+
+    def root(v: str) -> str:
+        while parent.setdefault(v, v) != v:
+            v = parent[v]
+        return v
+
+    for link in links:
+        parent[root(link.videos[0][0])] = root(link.videos[1][0])
+    groups: dict[str, list[Shared]] = {}
+    for link in links:
+        groups.setdefault(root(link.videos[0][0]), []).append(link)
+    result = []
+    for members in groups.values():
+        ranges: dict[str, tuple[float, float]] = {}
+        for link in members:
+            for video_id, start, end in link.videos:
+                low, high = ranges.get(video_id, (start, end))
+                ranges[video_id] = (min(low, start), max(high, end))
+        parts = {link.part for link in members}
+        result.append(Shared([(v, s, e) for v, (s, e) in sorted(ranges.items())],
+                             float(np.mean([link.score for link in members])),
+                             'footage' if 'footage' in parts or len(parts) > 1 else parts.pop()))
+    return result
+
+
+def clip_sources(storage: Storage, query: QueryDoc, count: int) -> list[SegmentDoc]:
+    """Where the clip of `query` (its frames, embedded) lies in the stored videos, as segments."""
+    if not query.frames:
+        return []
+    times = np.array([f.timestamp for f in query.frames], dtype=np.float64)
+    vectors = np.stack([np.asarray(f.embedding, dtype=np.float32) for f in query.frames])
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return [_segment(storage, found.video_id, found.start, found.end, found.score)
+            for found in locate_clip(storage, times, vectors, query.duration or float(times[-1]), count)]
+
+
+def duplicate_groups(storage: Storage, threshold: float) -> list[DuplicateDoc]:
+    return [DuplicateDoc(videos=DocList[SegmentDoc]([_segment(storage, v, start, end, group.score)
+                                                      for v, start, end in group.videos]),
+                         score=group.score, part=group.part)
+            for group in find_duplicates(storage, threshold)]
+
+
+def _segment(storage: Storage, video_id: str, start: float, end: float, score: float) -> SegmentDoc:
+    record = storage.video(video_id)
+    times = storage.frames(video_id).timestamps
+    index = int(np.argmin(np.abs(times - start))) if len(times) else 0
+    return SegmentDoc(video_id=video_id, uri=record.path if record else '', start=round(start, 3), end=round(end, 3),
+                      timestamp=round(start, 3), score=score, thumbnail=storage.thumbnail(video_id, index),
+                      source='visual', text=None)

@@ -1,0 +1,43 @@
+"""Aligning one run of keyframes inside another: the offset, the score, and when pictures say nothing."""
+import numpy as np
+
+from executors.retrieval.alignment import align
+
+
+def trajectory(seconds: int, seed: int, dim: int = 64) -> np.ndarray:
+    """Unit vectors drifting smoothly, one per second (a moving shot), as CLIP keyframes of real footage do."""
+    rng = np.random.default_rng(seed)
+    steps = np.cumsum(rng.normal(size=(seconds, dim)), axis=0) + rng.normal(size=dim) * 8
+    return steps / np.linalg.norm(steps, axis=1, keepdims=True)
+
+
+def noisy(vectors: np.ndarray, seed: int, noise: float = 0.02) -> np.ndarray:
+    """The same pictures re-encoded: a little noise on each embedding."""
+    out = vectors + np.random.default_rng(seed).normal(scale=noise, size=vectors.shape)
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def test_a_trimmed_excerpt_is_found_at_its_offset_despite_missing_keyframes():
+    video = trajectory(60, seed=1)
+    keep = [i for i in range(20, 32) if i not in (24, 27)]  # 12 s from 20 s, two keyframes lost
+    clip_times = np.array(keep, float) - 20 + 0.3  # its own clock, sampled a little later
+    found = align(clip_times, noisy(video[keep], 2), np.arange(60.0), video)
+    assert abs(found.offset - 19.7) <= 1.0 and found.distinct and found.score > 0.95
+
+
+def test_a_clip_from_other_footage_does_not_align():
+    assert align(np.arange(10.0), trajectory(10, seed=3), np.arange(60.0), trajectory(60, seed=1)) is None
+
+
+def test_a_static_picture_aligns_nowhere_in_particular():
+    still = np.tile(trajectory(1, seed=4), (30, 1))
+    found = align(np.arange(10.0), noisy(still[:10], 5, 0.001), np.arange(30.0), noisy(still, 6, 0.001))
+    assert found is not None and not found.distinct
+
+
+def test_a_shared_intro_matches_only_its_own_span():
+    intro = trajectory(4, seed=7)
+    first = np.vstack([intro, trajectory(40, seed=8)])
+    second = np.vstack([noisy(intro, 9), trajectory(30, seed=10)])
+    found = align(np.arange(34.0), second, np.arange(44.0), first)
+    assert abs(found.offset) <= 1.0 and found.matched == (0.0, 3.0) and found.matched_score > 0.95
