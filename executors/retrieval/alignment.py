@@ -15,7 +15,7 @@ __all__ = ['Alignment', 'align', 'keyframe_interval']
 
 MIN_SIMILARITY = 0.8  # cosine below which two keyframes are not the same picture
 VOTES_PER_FRAME = 5  # a query keyframe's best matches that vote for an offset
-DISTINCT_MARGIN = 0.15  # how much better the best offset must match than any offset farther than 3 intervals
+DISTINCT_MARGIN = 0.05  # how much better the best offset must match than any offset farther than 3 intervals
 
 
 class Alignment(NamedTuple):

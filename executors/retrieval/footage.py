@@ -53,7 +53,7 @@ def locate_clip(storage: Storage, times: np.ndarray, vectors: np.ndarray, durati
     return [f for _, f in sorted(found, key=lambda f: (f[0], -f[1].score, f[1].video_id))][:count]
 
 
-def find_duplicates(storage: Storage, threshold: float, probes: int = 4) -> list[Shared]:
+def find_duplicates(storage: Storage, threshold: float, probes: int = 3) -> list[Shared]:
     """Groups of stored videos that share footage scoring at least `threshold` (the mean cosine of the
     aligned keyframes), with the shared range in each; best groups first."""
     durations = {v.id: v.duration for v in storage.videos()}
@@ -71,9 +71,11 @@ def find_duplicates(storage: Storage, threshold: float, probes: int = 4) -> list
 
 
 def _candidates(storage: Storage, vectors: np.ndarray, exclude: str, probes: int = PROBES) -> list[str]:
-    """Videos whose keyframes are near a few of `vectors` (spread over them), most often near first."""
+    """Videos whose keyframes are near a few of `vectors` (spread over their middle, which a trim at either
+    end keeps), most often near first."""
     votes: dict[str, int] = {}
-    for row in np.unique(np.linspace(0, len(vectors) - 1, min(probes, len(vectors))).round().astype(int)):
+    spread = np.linspace(0, len(vectors) - 1, min(probes, len(vectors)) + 2)[1:-1] if len(vectors) > 2 else [0]
+    for row in np.unique(np.round(spread).astype(int)):
         near = storage.nearest(vectors[row], NEIGHBOURS)
         for video_id, score in zip(near.video_ids, near.scores):
             if video_id != exclude and score >= MIN_SIMILARITY:
