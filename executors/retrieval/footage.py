@@ -15,6 +15,7 @@ __all__ = ['Located', 'Shared', 'locate_clip', 'find_duplicates', 'clip_sources'
 
 PROBES = 16  # a clip's keyframes that look up candidate videos
 NEIGHBOURS = 32  # nearest keyframes fetched per probe
+BATCH = 1024  # probes searched in one index call
 INTRO_SHARE = 0.25  # a shared range under this share of both videos, at both starts (or ends), is an intro (outro)
 
 
@@ -57,30 +58,39 @@ def find_duplicates(storage: Storage, threshold: float, probes: int = 3) -> list
     """Groups of stored videos that share footage scoring at least `threshold` (the mean cosine of the
     aligned keyframes), with the shared range in each; best groups first."""
     durations = {v.id: v.duration for v in storage.videos()}
-    pairs = set()
+    owners, queries = [], []
     for video_id in durations:
-        frames = storage.frames(video_id)
-        for other in _candidates(storage, frames.vectors, exclude=video_id, probes=probes):
-            pairs.add(tuple(sorted((video_id, other))))
-    links = []
-    for first, second in sorted(pairs):
-        link = _shared(storage, first, second, durations, threshold)
-        if link is not None:
-            links.append(link)
+        vectors = storage.frames(video_id).vectors
+        rows = _probe_rows(len(vectors), probes)
+        owners += [video_id] * len(rows)
+        queries.append(vectors[rows])
+    pairs = set()
+    if queries:
+        queries = np.concatenate(queries)
+        for first in range(0, len(queries), BATCH):  # one index call per batch: far cheaper than one per query
+            for owner, near in zip(owners[first:first + BATCH], storage.nearest_many(queries[first:first + BATCH],
+                                                                                      NEIGHBOURS)):
+                pairs |= {tuple(sorted((owner, v))) for v, s in zip(near.video_ids, near.scores)
+                          if v != owner and s >= MIN_SIMILARITY}
+    links = [link for pair in sorted(pairs) if (link := _shared(storage, *pair, durations, threshold))]
     return sorted(_groups(links), key=lambda g: (-g.score, g.videos))
 
 
 def _candidates(storage: Storage, vectors: np.ndarray, exclude: str, probes: int = PROBES) -> list[str]:
-    """Videos whose keyframes are near a few of `vectors` (spread over their middle, which a trim at either
-    end keeps), most often near first."""
+    """Videos whose keyframes are near a few of `vectors`, most often near first."""
     votes: dict[str, int] = {}
-    spread = np.linspace(0, len(vectors) - 1, min(probes, len(vectors)) + 2)[1:-1] if len(vectors) > 2 else [0]
-    for row in np.unique(np.round(spread).astype(int)):
-        near = storage.nearest(vectors[row], NEIGHBOURS)
+    for near in storage.nearest_many(vectors[_probe_rows(len(vectors), probes)], NEIGHBOURS):
         for video_id, score in zip(near.video_ids, near.scores):
             if video_id != exclude and score >= MIN_SIMILARITY:
                 votes[video_id] = votes.get(video_id, 0) + 1
     return sorted(votes, key=lambda v: (-votes[v], v))
+
+
+def _probe_rows(count: int, probes: int) -> np.ndarray:
+    """`probes` keyframes spread over the middle of `count` (a trim at either end keeps the middle)."""
+    if count <= 2:
+        return np.arange(min(count, 1))
+    return np.unique(np.round(np.linspace(0, count - 1, min(probes, count) + 2)[1:-1]).astype(int))
 
 
 def _shared(storage: Storage, first: str, second: str, durations: dict[str, float],

@@ -126,6 +126,10 @@ class Storage(ABC):
     def nearest(self, query: np.ndarray, k: int) -> Neighbours:
         """About the `k` keyframes nearest to a unit `query` (inner product), best first."""
 
+    def nearest_many(self, queries: np.ndarray, k: int) -> list[Neighbours]:
+        """nearest() of each row of `queries`; a backend may answer them in one call."""
+        return [self.nearest(query, k) for query in queries]
+
     @abstractmethod
     def search_cues(self, text: str, limit: int) -> list:
         """Full-text search over cues: at most `limit` CueHit (executors.retrieval.cue_search), best first."""

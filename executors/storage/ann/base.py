@@ -45,6 +45,9 @@ class AnnIndex(Protocol):
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Labels and scores of (about) the k nearest, best first; may return fewer."""
 
+    def search_many(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """search() of each row at once: labels and scores (n x k), -1 labels where fewer were found."""
+
     def outgrown(self, live: int) -> bool:
         """Whether `live` vectors call for another layout (rebuild it from the rows)."""
 

@@ -57,6 +57,11 @@ class HnswIndex:
                     raise
                 k //= 2
 
+    def search_many(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        self.graph.set_ef(max(self.ef_search, k))
+        labels, distances = self.graph.knn_query(np.asarray(queries, dtype=np.float32), k=k)
+        return labels.astype(np.int64), 1.0 - distances
+
     def outgrown(self, live: int) -> bool:
         return False  # a graph grows with its vectors
 

@@ -112,6 +112,10 @@ class IvfIndex:
         found = labels[0] >= 0  # the probed lists may hold fewer than k
         return labels[0][found], scores[0][found]
 
+    def search_many(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        scores, labels = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        return labels, scores
+
     def outgrown(self, live: int) -> bool:
         planned = planned_lists(live, self.exact_below)
         if self.index.nlist == 1:

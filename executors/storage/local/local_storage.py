@@ -103,15 +103,12 @@ class HnswlibStorage(Storage):
 
     def video(self, video_id: str) -> VideoRecord | None:
         self._refresh()
-        row = self._videos.get(video_id)
-        return _record(row, -1) if row else None
+        return _record(row, -1) if (row := self._videos.get(video_id)) else None
 
     def find(self, video_id: str = '', path: str = '') -> list[VideoRecord]:
         self._refresh()
-        if video_id:
-            found = [v for v in self._order if v.id.startswith(video_id.lower())]
-        else:
-            found = [v for v in self._order if v.path in (path, os.path.abspath(path))]
+        found = [v for v in self._order if (v.id.startswith(video_id.lower()) if video_id
+                                            else v.path in (path, os.path.abspath(path)))]
         cues = self.catalog.cue_counts() if found else {}
         return [_record(v, cues.get(v.id, 0)) for v in found]
 
@@ -134,8 +131,7 @@ class HnswlibStorage(Storage):
         return self.catalog.thumbnail(video.first_label + index) if 0 <= index < video.frame_count else ''
 
     def shots(self, video_id: str) -> list[float]:
-        video = self._videos.get(video_id)
-        if video is None:
+        if (video := self._videos.get(video_id)) is None:
             return self.catalog.shots(video_id)
         if video.first_label not in self._shots:
             self._shots[video.first_label] = self.catalog.shots(video_id)
@@ -153,8 +149,7 @@ class HnswlibStorage(Storage):
 
     def _stored(self, video_id: str) -> VideoRow:
         self._refresh()
-        video = self._videos.get(video_id)
-        if video is None:
+        if (video := self._videos.get(video_id)) is None:
             raise WorkspaceError(f'{self.folder}: no stored video {video_id[:12]}')
         return video
 
@@ -172,11 +167,16 @@ class HnswlibStorage(Storage):
 
     def nearest(self, query: np.ndarray, k: int) -> Neighbours:
         vectors = self._searchable_vectors()
-        if vectors is None:
-            return Neighbours([], np.empty(0, np.int64), np.empty(0, np.float32))
-        labels, scores = vectors.nearest(query, k)
+        return self._neighbours(*(vectors.nearest(query, k) if vectors else (np.empty(0, np.int64),) * 2))
+
+    def nearest_many(self, queries: np.ndarray, k: int) -> list[Neighbours]:
+        vectors = self._searchable_vectors()
+        found = vectors.nearest_many(queries, k) if vectors else (np.empty((len(queries), 0), np.int64),) * 2
+        return [self._neighbours(labels, scores) for labels, scores in zip(*found)]
+
+    def _neighbours(self, labels: np.ndarray, scores: np.ndarray) -> Neighbours:
         owners = np.searchsorted(self._first_labels, labels, side='right') - 1
-        keep = owners >= 0
+        keep = (owners >= 0) & (labels >= 0)
         owners, labels, scores = owners[keep], labels[keep], scores[keep]
         return Neighbours([self._order[o].id for o in owners], labels - self._first_labels[owners], scores)
 

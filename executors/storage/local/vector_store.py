@@ -258,6 +258,13 @@ class VectorStore:
             return np.empty(0, np.int64), np.empty(0, np.float32)
         return self.index.search(query, k)
 
+    def nearest_many(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """nearest() of each row of `queries` in one call (n x k; -1 labels where fewer were found)."""
+        k = min(k, self.live_count)
+        if k == 0:
+            return np.full((len(queries), 0), -1, np.int64), np.empty((len(queries), 0), np.float32)
+        return self.index.search_many(queries, k)
+
     def _check_saved_index(self, generation: int) -> str:
         """Why the saved index cannot be trusted ('' when it can): its recorded size and crc32 must match."""
         try:
