@@ -21,7 +21,13 @@ def requests(on: str | list[str]) -> Callable:
 
 
 class Executor:
-    """A pipeline stage. Docs for an endpoint (or a document type) it has no handler for pass on unchanged."""
+    """A pipeline stage. Docs for an endpoint (or a document type) it has no handler for pass on unchanged.
+
+    `stores` is True for an executor that writes the library: under Ray it runs in the process that
+    owns the storage, and every executor before it runs on the workers.
+    """
+
+    stores = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -66,6 +66,8 @@ class Indexer(Executor):
         lock_wait: seconds a write waits for another process's write to the same workspace.
     """
 
+    stores = True
+
     def __init__(self, workspace: str = 'data/workspace', model: str = '', backend: str = 'hnswlib', uri: str = '',
                  token: str = '', index: str = 'ivf', nprobe: int = 32, M: int = 16, ef_construction: int = 100,
                  ef_search: int = 256, candidates: int = 64, margin: float = 0.02, max_segment: float = 30.0,

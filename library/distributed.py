@@ -1,94 +1,90 @@
-"""Indexing on a Ray cluster with Ray Data: decode on CPU tasks, encode on an actor pool, store from the driver.
+"""Indexing on a Ray cluster: flow.yml's own executors on the workers, its storing step on the driver.
 
-    paths ─► decode_videos (CPU tasks: load_video, then chunks of `chunk` keyframes with their JPEG
-             thumbnails) ─► FrameEncoder (an actor pool, one per GPU when the cluster has GPUs: CLIP
-             loaded once per actor; only vectors leave it) ─► the driver adds each complete video to
-             the Storage (the only writer, whatever the backend)
+    videos ─► FlowWorker (a Ray Data actor pool, one per GPU when the cluster has GPUs: each builds,
+              once, the Flow's executors that come before the one that stores, with flow.yml's
+              settings: VideoLoader, SpeechReader, ImageEncoder and any executor added there) ─► the
+              driver hands each piece of a video to the storing executors of the same Flow (the
+              Indexer: the only writer, whatever the backend)
 
-Ray Data streams the stages, so decoding overlaps encoding and at most a few chunks of pixels are
-in the object store at once. On a cluster without GPUs both stages ask for the same CPUs, so Ray Data
-fuses them: each actor decodes and encodes its own videos and no pixel leaves its process (the same
-cores would do both jobs anyway, and two stages competing for them could starve one another). Ray retries a task and restarts an actor whose worker died; the driver
-keeps one copy of each chunk (by video and chunk number), and the Storage stores a video id once, so
-a retried task never duplicates a video. If the run itself stops, the videos it had not stored are
-reported failed and running the same command again indexes just those.
+A worker runs /index exactly as `Flow.stream` does without Ray, so what is stored is the same; only
+the keyframe pixels stay on the worker: a piece travels as its embeddings, cues and metadata, with
+its thumbnails' JPEG bytes, which the driver stages as the VideoLoader does. Ray retries a task and
+restarts an actor whose worker died; the driver keeps a video's pieces until its last one, drops a
+second copy of a piece, and the Storage stores a video id once, so a retried video is never
+duplicated. If the run itself stops (Ray fails, or Ctrl-C), every video not stored is reported
+failed, and running the same command again indexes just those.
 """
-import json
 import logging
 import os
+import pickle
+import shutil
+import tempfile
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
-import numpy as np
-
-from executors.documents import CueDoc, Status, VideoDoc
+from executors.documents import DocList, FrameDoc, Status, VideoDoc
 from executors.errors import VcedError, WorkspaceError, first_line
-from executors.storage.interface import Frames, ImageSpace, Storage, VideoRecord
+from executors.media.thumbnails import staging_folder
+from library.pipeline import Flow
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[VideoDoc, str, int, int], None]
 SHIPPED_NOT = ['/data/', '/weights/', '/.venv/', '/tests/', '/bench/', '/docs/', '.git/', '*.mp4', '*.pt']
+RAY_QUIET = {'RAY_BACKEND_LOG_LEVEL': 'fatal'}  # Ray's C++ core: no core_worker/raylet lines on our stderr
 
 
-def index_on_ray(paths: Iterable[str | Path], storage: Storage, *, loader: dict, encoder: dict, space: ImageSpace,
-                 speech: dict | None = None,
-                 workspace: str | Path, address: str = 'local', workers: int = 0, worker_cpus: float = 1.0,
-                 chunk: int = 64, progress: Progress | None = None) -> Iterator[VideoDoc]:
-    """Index `paths` on Ray; yield each video's VideoDoc with its status (and error) as it is stored.
+def index_on_ray(docs: list[VideoDoc], flow: Flow, *, address: str = 'local', indexed: frozenset = frozenset(),
+                 workers: int = 0, worker_cpus: float = 1.0, progress: Progress | None = None) -> Iterator[VideoDoc]:
+    """Index `docs` (VideoDocs with `uri`, and `video_id` when known) with `flow` on Ray; yield each
+    video's VideoDoc, with its status (and error), cues and frame count, as it is stored.
 
-    loader: the VideoLoader's keyword arguments (flow.yml); encoder: the ImageEncoder's (model,
-    device, batch_size, quantize); speech: the SpeechReader's (None: no cues); space: the image tower's identity, recorded with the vectors.
     address: 'local' (a Ray instance on this machine) or a cluster's address ('ray://host:10001',
-    'host:6379', 'auto'). workers: encoder actors (0: one per GPU, else 1); worker_cpus: CPUs each
-    actor reserves; chunk: keyframes per decoded block.
+    'host:6379', 'auto'). indexed: the ids already stored (a worker hashing a file skips those).
+    workers: actors (0: one per GPU, else 1); worker_cpus: CPUs each actor reserves.
     """
     import ray
 
-    paths = [str(Path(p).expanduser().absolute()) for p in paths]
-    if not paths:
+    if not docs:
         return
+    storing = flow.storing()
+    workspace = flow.stages[storing][1].get('workspace') or tempfile.gettempdir()
     connect(address)
     ray.data.DataContext.get_current().enable_progress_bars = False  # progress is reported per video instead
     gpus = int(ray.cluster_resources().get('GPU', 0))
-    workers = workers or max(gpus, 1)
-    stored = frozenset(video.id for video in storage.videos())
-    dataset = (ray.data.from_items([{'path': p} for p in paths], override_num_blocks=len(paths))
-               .map_batches(decode_videos, batch_size=1, num_cpus=1 if gpus else worker_cpus, fn_kwargs={
-                   'loader': loader, 'indexed': stored, 'chunk': chunk, 'speech': speech})
-               .map_batches(FrameEncoder, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),
-                            num_gpus=1 if gpus else 0, num_cpus=worker_cpus,
-                            fn_constructor_kwargs={'encoder': {**encoder, 'device': 'cuda' if gpus else 'cpu'}}))
-    pending: dict[str, dict] = {}
-    done: set[str] = set()
+    dataset = (ray.data.from_items([{'path': d.uri, 'video_id': d.video_id} for d in docs], override_num_blocks=len(docs))
+               .map_batches(FlowWorker, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers or max(gpus, 1)),
+                            num_gpus=1 if gpus else 0, num_cpus=worker_cpus, fn_constructor_kwargs={
+                                'stages': flow.stages[:storing], 'path': str(flow.path), 'indexed': indexed}))
+    driver = Driver(flow, storing, Path(workspace), progress)
     try:
         for row in dataset.iter_rows():
-            doc = _finish(row, pending, done, storage, space, Path(workspace), progress)
-            if doc is not None:
-                done.add(row['path'])
-                yield doc
+            yield from driver.add(row)
     except (ray.exceptions.RayError, OSError) as e:
-        reason = first_line(e)
-        for path in paths:
-            if path not in done:
-                yield VideoDoc(uri=path, status=Status.FAILED,
-                               error=f'{Path(path).name}: the Ray run stopped ({reason}); run again to index the rest')
+        yield from driver.unfinished(docs, f'the Ray run stopped ({first_line(e)}); run again to index the rest')
+    except KeyboardInterrupt:
+        yield from driver.unfinished(docs, 'interrupted before it was stored; run again to index the rest')
+        raise
+    finally:
+        driver.discard()
 
 
 def connect(address: str, **options) -> None:
     """Join the Ray cluster at `address`, or start one on this machine for 'local' (once per process);
-    `options` go to ray.init (num_cpus, ...)."""
+    `options` go to ray.init (num_cpus, ...). Ray's own log lines stay in its session's log files."""
     import ray
 
     if ray.is_initialized():
         return
+    os.environ.update({key: os.environ.get(key, value) for key, value in RAY_QUIET.items()})
+    quiet = {'logging_level': logging.ERROR, 'log_to_driver': False, 'runtime_env': {'env_vars': RAY_QUIET}}
     if address == 'local':
-        _start_local(ray, {'include_dashboard': False, 'logging_level': logging.WARNING, 'log_to_driver': False,
-                           **options})
+        _start_local(ray, {'include_dashboard': False, **quiet, **options})
         return
     try:  # the workers get this repository's code (not its data, weights or venv): its packages they have
-        ray.init(address=address, logging_level=logging.WARNING, runtime_env={
-            'working_dir': str(Path(__file__).resolve().parents[1]), 'excludes': SHIPPED_NOT}, **options)
+        ray.init(address=address, **{**quiet, 'runtime_env': {**quiet['runtime_env'], 'excludes': SHIPPED_NOT,
+                                                                'working_dir': str(Path(__file__).resolve().parents[1])}},
+                 **options)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise WorkspaceError(f'ray {address}: cannot join the cluster ({first_line(e)})') from e
 
@@ -110,158 +106,105 @@ def _start_local(ray, options: dict, attempts: int = 2) -> None:
 # ----------------------------------------------------------------------------- on the workers
 
 
-def decode_videos(batch: dict, *, loader: dict, indexed: frozenset, chunk: int, speech: dict | None = None) -> Iterator[dict]:
-    """A Ray task: decode each video of `batch` with the VideoLoader itself (its thumbnails staged in a
-    temporary folder of this worker) and read its subtitles or speech with the SpeechReader's own
-    function when `speech` (the SpeechReader's arguments) is given; yield its keyframes in rows of
-    `chunk` (pixels, timestamps, JPEG bytes), the last one flagged and carrying the cues, or one row
-    saying why it was not decoded."""
-    import shutil
-    import tempfile
+class FlowWorker:
+    """A Ray actor: the Flow's executors before the storing one, built once from flow.yml's stages; its
+    `workspace` is a scratch folder of its own (nothing is stored on a worker)."""
 
-    from executors.documents import DocList
-    from executors.speech_reader import SpeechReader
-    from executors.video_loader import VideoLoader
+    def __init__(self, stages: list[tuple[str, dict]], path: str, indexed: frozenset):
+        self.scratch = Path(tempfile.mkdtemp(prefix='vced-ray-'))
+        self.flow = Flow.of([(uses, {**kwargs, 'workspace': str(self.scratch)} if 'workspace' in kwargs else kwargs)
+                             for uses, kwargs in stages], path)
+        self.parameters = {'indexed_ids': indexed}
 
-    scratch = tempfile.mkdtemp(prefix='vced-ray-')
-    try:
-        video_loader = VideoLoader(**{**loader, 'workspace': scratch})
-        reader = SpeechReader(**speech) if speech is not None else None
-        for path in batch['path']:
-            yield from _decode(video_loader, DocList[VideoDoc]([VideoDoc(uri=str(path))]), indexed, chunk, reader)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    def __call__(self, batch: dict) -> Iterator[dict]:
+        """Each video of `batch` through /index, one row per piece it comes out in."""
+        for path, video_id in zip(batch['path'], batch['video_id']):
+            request = DocList[VideoDoc]([VideoDoc(uri=str(path), video_id=str(video_id))])
+            try:
+                for number, piece in enumerate(self.flow.stream('/index', [request], self.parameters)):
+                    yield {'path': [str(path)], 'number': [number], 'piece': [pack(piece)]}
+            except VcedError as e:
+                failed = VideoDoc(uri=str(path), video_id=str(video_id), status=Status.FAILED, error=str(e))
+                yield {'path': [str(path)], 'number': [-1], 'piece': [pack(DocList[VideoDoc]([failed]))]}
+            finally:
+                shutil.rmtree(self.scratch / 'thumbnails', ignore_errors=True)
 
-
-def _decode(video_loader, docs, indexed: frozenset, chunk: int, reader=None) -> Iterator[dict]:
-    path = docs[0].uri
-    try:
-        loaded = video_loader.index(docs, {'indexed_ids': indexed})
-        pieces = [loaded] if hasattr(loaded, 'doc_type') else loaded  # a DocList, or an iterator of pieces
-        index, frames, doc = 0, [], docs[0]
-        for piece in pieces:
-            doc = piece[0]
-            if doc.status:
-                yield _row(path, doc, doc.status, doc.error)
-                return
-            frames += list(doc.frames)
-            while len(frames) > chunk:
-                yield _chunk_row(path, doc, index, frames[:chunk], last=False)
-                index, frames = index + 1, frames[chunk:]
-        if not index and not frames:
-            raise WorkspaceError(f'{Path(path).name}: no keyframe could be decoded')
-        if reader is not None:
-            from executors.speech_reader import read_cues
-
-            doc.cues = type(doc.cues)(read_cues(doc, reader.recognizer))
-        yield _chunk_row(path, doc, index, frames, last=True)
-    except VcedError as e:
-        yield _row(path, docs[0], Status.FAILED, str(e))
+    def __del__(self):
+        self.flow.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
-def _chunk_row(path: str, doc: VideoDoc, index: int, frames: list, last: bool) -> dict:
-    """Keyframes `frames` (the index-th chunk of `doc`) as a row; the last carries the video's metadata."""
-    thumbnails = [Path(frame.thumbnail).read_bytes() if frame.thumbnail else b'' for frame in frames]
-    meta = '{}'
-    if last:
-        stat = os.stat(path)
-        meta = json.dumps({'duration': doc.duration, 'fps': doc.fps, 'width': doc.width, 'height': doc.height,
-                           'shots': list(doc.shots), 'size': stat.st_size, 'mtime_ns': stat.st_mtime_ns,
-                           'cues': [cue.model_dump(include={'start', 'end', 'text', 'source', 'language'})
-                                    for cue in doc.cues]})
-    pixels = np.stack([frame.tensor for frame in frames]) if frames else np.zeros((0, 1, 1, 3), np.uint8)
-    return _row(path, doc, Status.PENDING, meta=meta, index=index, count=index + 1 if last else 0, pixels=pixels,
-                timestamps=np.array([frame.timestamp for frame in frames], dtype=np.float64), thumbnails=thumbnails)
-
-
-def _row(path: str, doc: VideoDoc, status: Status, error: str = '', *, meta: str = '{}', index: int = 0,
-         count: int = 0, pixels: np.ndarray | None = None, timestamps: np.ndarray | None = None,
-         thumbnails: list[bytes] = ()) -> dict:
-    """One row as a batch of one; every row has every column, so Ray Data can put rows in one block."""
-    return {'path': [path], 'video_id': [doc.video_id], 'status': [str(status)], 'error': [error], 'meta': [meta],
-            'index': [index], 'count': [count],
-            'pixels': [pixels if pixels is not None else np.zeros((0, 1, 1, 3), np.uint8)],
-            'timestamps': [timestamps if timestamps is not None else np.zeros(0)],
-            'thumbnails': [np.frombuffer(b''.join(thumbnails), np.uint8)],
-            'thumbnail_sizes': [np.array([len(t) for t in thumbnails], dtype=np.int64)]}
-
-
-class FrameEncoder:
-    """A Ray actor: the ImageEncoder's model, loaded once; turns a chunk's pixels into unit vectors."""
-
-    def __init__(self, encoder: dict):
-        from executors.image_encoder import ImageEncoder
-
-        self.encoder = ImageEncoder(**encoder)
-        self.model = self.encoder.model
-
-    def __call__(self, batch: dict) -> dict:
-        from executors.models.clip_encoding import encode_images
-
-        pixels = batch.pop('pixels')[0]
-        vectors = [encode_images(self.model, list(pixels[start:start + self.encoder.batch_size]))
-                   for start in range(0, len(pixels), self.encoder.batch_size)]
-        batch['vectors'] = [np.concatenate(vectors) if vectors else np.zeros((0, 1), np.float32)]
-        return batch
+def pack(docs: DocList[VideoDoc]) -> bytes:
+    """A piece as bytes: its documents without pixels, each keyframe's thumbnail as its file name and JPEG bytes."""
+    packed = []
+    for doc in docs:
+        frames = DocList[FrameDoc]([f.model_copy(update={'tensor': None, 'thumbnail': Path(f.thumbnail).name
+                                                         if f.thumbnail else ''}) for f in doc.frames])
+        jpegs = [Path(f.thumbnail).read_bytes() if f.thumbnail else b'' for f in doc.frames]
+        packed.append((doc.model_copy(update={'frames': frames}), jpegs))
+    return pickle.dumps(packed, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 # ----------------------------------------------------------------------------- on the driver
 
 
-def _finish(row: dict, pending: dict[str, dict], done: set[str], storage: Storage, space: ImageSpace,
-            workspace: Path, progress: Progress | None) -> VideoDoc | None:
-    """Collect a chunk; when its video is complete (or was never decoded), store it and return its VideoDoc."""
-    path, status = row['path'], Status(row['status'])
-    if path in done:
-        return None  # a retried task's second copy
-    doc = VideoDoc(uri=path, video_id=row['video_id'])
-    if status != Status.PENDING:
-        doc.status, doc.error = status, row['error']
-        pending.pop(path, None)
+class Driver:
+    """Hands each piece to the Flow's storing executors, its thumbnails staged under the workspace
+    (executors.media.thumbnails), and keeps track of what is finished."""
+
+    def __init__(self, flow: Flow, storing: int, workspace: Path, progress: Progress | None):
+        self.flow, self.storing, self.workspace, self.progress = flow, storing, workspace, progress
+        self.received: dict[str, set[int]] = {}  # piece numbers of each unfinished video
+        self.staged: dict[str, Path] = {}  # each unfinished video's staging folder
+        self.frames: dict[str, int] = {}  # keyframes received of each unfinished video
+        self.finished: set[str] = set()
+
+    def add(self, row: dict) -> Iterator[VideoDoc]:
+        path, number = row['path'], int(row['number'])
+        if path in self.finished or number in self.received.setdefault(path, set()):
+            return  # a retried task's second copy
+        self.received[path].add(number)
+        docs = DocList[VideoDoc]([self._staged(doc, jpegs) for doc, jpegs in pickle.loads(row['piece'])])
+        for doc in docs:
+            if self.progress and doc.status == Status.PENDING:
+                self.frames[path] = self.frames.get(path, 0) + len(doc.frames)
+                self.progress(doc, 'encode', self.frames[path], self.frames[path] + (0 if doc.last_chunk else 1))
+        for doc in self.flow.post('/index', docs, first=self.storing):
+            self._close(doc.uri, failed=doc.status == Status.FAILED)
+            yield doc
+
+    def _staged(self, doc: VideoDoc, jpegs: list[bytes]) -> VideoDoc:
+        """`doc` with its thumbnails written into this video's staging folder."""
+        if not any(jpegs):
+            return doc
+        folder = self.staged.get(doc.uri) or self.staged.setdefault(doc.uri, staging_folder(self.workspace, doc.video_id))
+        try:
+            for frame, jpeg in zip(doc.frames, jpegs):
+                if jpeg:
+                    (folder / frame.thumbnail).write_bytes(jpeg)
+                    frame.thumbnail = str(folder / frame.thumbnail)
+        except OSError as e:
+            doc.status, doc.error = Status.FAILED, f'{folder}: cannot write the thumbnails ({e.strerror or e})'
         return doc
-    parts = pending.setdefault(path, {})
-    parts[int(row['index'])] = row
-    count = max(int(part['count']) for part in parts.values())  # known once the last chunk arrived
-    if progress:
-        received = sum(len(part['timestamps']) for part in parts.values())
-        progress(doc, 'encode', received, received + (0 if len(parts) == count else 1))
-    if len(parts) < count or not count:
-        return None
-    del pending[path]
-    chunks = [parts[i] for i in range(count)]
-    meta = json.loads(chunks[-1]['meta'])
-    doc.duration, doc.fps, doc.width, doc.height = meta['duration'], meta['fps'], meta['width'], meta['height']
-    try:
-        chunks = [c for c in chunks if len(c['timestamps'])]
-        frames = Frames(np.concatenate([c['timestamps'] for c in chunks]),
-                        np.concatenate([c['vectors'] for c in chunks]).astype(np.float32),
-                        _stage_thumbnails(workspace, doc.video_id, chunks))
-        video = VideoRecord(doc.video_id, path, meta['duration'], meta['fps'], meta['width'], meta['height'],
-                            frame_count=len(frames), size=meta['size'], mtime_ns=meta['mtime_ns'])
-        cues = [CueDoc(video_id=doc.video_id, **cue) for cue in meta.get('cues', [])]
-        added = storage.add(video, frames, meta['shots'], cues, space)
-        doc.status, doc.frame_count = (Status.INDEXED if added else Status.ALREADY_INDEXED), len(frames)
-    except VcedError as e:
-        doc.status, doc.error = Status.FAILED, str(e)
-    return doc
 
+    def _close(self, path: str, failed: bool) -> None:
+        self.finished.add(path)
+        self.received.pop(path, None)
+        self.frames.pop(path, None)
+        folder = self.staged.pop(path, None)
+        if failed and folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
-def _stage_thumbnails(workspace: Path, video_id: str, chunks: list[dict]) -> list[str]:
-    """Write a video's JPEGs into a staging folder under the workspace; the Storage moves them into place."""
-    import tempfile
+    def unfinished(self, docs: list[VideoDoc], reason: str) -> Iterator[VideoDoc]:
+        """Every video of `docs` not finished, as failed for `reason`."""
+        for doc in docs:
+            if doc.uri not in self.finished:
+                self._close(doc.uri, failed=True)
+                yield VideoDoc(uri=doc.uri, video_id=doc.video_id, status=Status.FAILED,
+                               error=f'{Path(doc.uri).name}: {reason}')
 
-    parent = workspace / 'thumbnails' / '.staging'
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(prefix=f'{os.getpid()}-{video_id[:16]}-', dir=parent))
-        paths = []
-        for chunk in chunks:
-            blob, offset = chunk['thumbnails'].tobytes(), 0
-            for size in chunk['thumbnail_sizes']:
-                path = folder / f'{len(paths):06d}.jpg'
-                path.write_bytes(blob[offset:offset + int(size)])
-                paths.append(str(path))
-                offset += int(size)
-    except OSError as e:
-        raise WorkspaceError(f'{parent}: cannot write the thumbnails ({e.strerror or e})') from e
-    return paths
+    def discard(self) -> None:
+        """Drop the staged thumbnails of videos that will not be stored."""
+        for folder in self.staged.values():
+            shutil.rmtree(folder, ignore_errors=True)
+        self.staged.clear()

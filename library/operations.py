@@ -36,7 +36,7 @@ class Library:
 
     def index(self, paths: Iterable[str | Path], progress: Progress | None = None, ray: str = '') -> Iterator[VideoDoc]:
         """Index each video of `paths` (files, or folders searched recursively), yielding its VideoDoc
-        with `status` and `error` set, in order. `ray`: decode and encode on a Ray cluster instead
+        with `status` and `error` set, in order. `ray`: run flow.yml's executors on a Ray cluster instead
         ('local' starts one here, else the cluster's address); this process stores what comes back.
 
         This is the one place that decides "already indexed": a file whose path, size and
@@ -56,17 +56,20 @@ class Library:
             self.flow.post('/save')  # the search graph, once per batch
 
     def _index_on_ray(self, paths: Iterable[str | Path], address: str, progress: Progress | None) -> Iterator[VideoDoc]:
+        """The flow's executors on Ray's workers, its storing step here; a file whose path, size and
+        modification time match a stored video is not sent (the workers hash the others)."""
         from library.distributed import index_on_ray
 
-        indexer = next(e for e in self.flow.executors if hasattr(e, 'storage'))
-        encoder = self.flow.arguments.get('ImageEncoder', {})
-        model = encoder.get('model') or self.settings['with'].get('model', 'ViT-B/32')
+        stored, by_file = self._stored_files()
+        pending = []
+        for path in find_videos(paths):
+            doc = _triage(path, stored, by_file, hashing=False)
+            if doc.status == Status.PENDING:
+                pending.append(doc)
+            else:
+                yield doc
         try:
-            yield from index_on_ray(find_videos(paths), indexer.storage, loader=self.flow.arguments.get('VideoLoader', {}),
-                                    encoder={k: encoder[k] for k in ('model', 'batch_size', 'quantize') if k in encoder},
-                                    speech=self.flow.arguments.get('SpeechReader'),
-                                    space=indexer.image_space(model), workspace=self.settings['with'].get('workspace'),
-                                    address=address, progress=progress)
+            yield from index_on_ray(pending, self.flow, address=address, indexed=frozenset(stored), progress=progress)
         finally:
             self.flow.post('/save')
 
@@ -233,15 +236,18 @@ def _requests(docs: Iterator[VideoDoc]) -> Iterator[DocList[VideoDoc]]:
         yield known
 
 
-def _triage(path: Path, stored: dict[str, VideoDoc], by_file: dict) -> VideoDoc:
+def _triage(path: Path, stored: dict[str, VideoDoc], by_file: dict, hashing: bool = True) -> VideoDoc:
     """A VideoDoc for `path` with its id (unhashed when its path, size and mtime match a stored video)
-    and, when no decoding is needed, its status: 'already indexed', or 'failed' with the reason."""
+    and, when no decoding is needed, its status: 'already indexed', or 'failed' with the reason.
+    Without `hashing`, a file that does not match is left pending with no id (the loader hashes it)."""
     doc = VideoDoc(uri=os.path.abspath(os.path.expanduser(path)))
     try:
         status = os.stat(doc.uri)
         known = by_file.get((doc.uri, status.st_size, status.st_mtime_ns))
     except OSError:
         known = None  # file_sha256 says why in one line: no such file, unreadable
+    if not known and not hashing:
+        return doc
     try:
         doc.video_id = known or file_sha256(Path(doc.uri))
     except VideoError as e:

@@ -26,6 +26,7 @@ class Flow:
         self.path = Path(path)
         self.executors: list[Executor] = []
         self.arguments: dict[str, dict] = {}  # each executor's keyword arguments, by its flow.yml `uses`
+        self.stages: list[tuple[str, dict]] = []  # (uses, keyword arguments) of each executor, in order
         try:
             text = self.path.read_text(encoding='utf-8')
         except OSError as e:
@@ -38,14 +39,41 @@ class Flow:
             for spec in _executor_specs(self.path, root, config, self.settings['with'], overrides):
                 executor, self.arguments[spec['uses']] = _build_executor(self.path, spec)
                 self.executors.append(executor)
+                self.stages.append((spec['uses'], self.arguments[spec['uses']]))
         except BaseException:
             self.close()
             raise
 
-    def post(self, endpoint: str, docs: DocList | None = None, parameters: dict | None = None) -> DocList:
-        """Run `endpoint` over `docs` through every executor, in this thread; return what the last one returns."""
+    @classmethod
+    def of(cls, stages: list[tuple[str, dict]], path: str | Path = 'flow.yml') -> 'Flow':
+        """A Flow of the executors `stages` names (flow.yml `uses`, keyword arguments), such as part of
+        another Flow's `stages` rebuilt in a Ray worker; `path` names the flow file in errors."""
+        flow = cls.__new__(cls)
+        flow.path, flow.executors, flow.stages = Path(path), [], list(stages)
+        flow.arguments = dict(flow.stages)
+        flow.settings = {'with': {}, 'executors': [{'uses': uses, 'with': kwargs} for uses, kwargs in flow.stages]}
+        try:
+            for uses, kwargs in flow.stages:
+                flow.executors.append(executor_class(uses)(**kwargs))
+        except BaseException:
+            flow.close()
+            raise
+        return flow
+
+    def post(self, endpoint: str, docs: DocList | None = None, parameters: dict | None = None,
+             first: int = 0) -> DocList:
+        """Run `endpoint` over `docs` through every executor from the `first`-th on, in this thread; return
+        what the last one returns."""
         self._check(endpoint)
-        return _run(self.executors, endpoint, docs if docs is not None else DocList[VideoDoc](), parameters or {})
+        return _run(self.executors[first:], endpoint, docs if docs is not None else DocList[VideoDoc](),
+                    parameters or {})
+
+    def storing(self) -> int:
+        """The position of the first executor that stores (Executor.stores: the Indexer); ConfigError when none does."""
+        for position, executor in enumerate(self.executors):
+            if executor.stores:
+                return position
+        raise ConfigError(f'{self.path}: no executor stores what /index makes (add the Indexer)')
 
     def stream(self, endpoint: str, requests: Iterable[DocList], parameters: dict | None = None) -> Iterator[DocList]:
         """Run `endpoint` over each DocList of `requests`, yielding each result in order.
