@@ -1,19 +1,21 @@
 """Indexing on a Ray cluster: flow.yml's own executors on the workers, its storing step on the driver.
 
-    videos ─► FlowWorker (a Ray Data actor pool, one per GPU when the cluster has GPUs: each builds,
-              once, the Flow's executors that come before the one that stores, with flow.yml's
-              settings: VideoLoader, SpeechReader, ImageEncoder and any executor added there) ─► the
-              driver hands each piece of a video to the storing executors of the same Flow (the
-              Indexer: the only writer, whatever the backend)
+    videos ─► run_flow (Ray Data tasks, as many at a time as GPUs, else `workers`: each worker process
+              builds once a FlowWorker, the Flow's executors that come before the one that stores,
+              with flow.yml's settings: VideoLoader, SpeechReader, ImageEncoder and any executor
+              added there) ─► the driver hands each piece of a video to the storing executors of
+              the same Flow (the Indexer: the only writer, whatever the backend)
 
 A worker runs /index exactly as `Flow.stream` does without Ray, so what is stored is the same; only
 the keyframe pixels stay on the worker: a piece travels as its embeddings, cues and metadata, with
-its thumbnails' JPEG bytes, which the driver stages as the VideoLoader does. Ray retries a task and
-restarts an actor whose worker died; the driver keeps a video's pieces until its last one, drops a
+its thumbnails' JPEG bytes, which the driver stages as the VideoLoader does. Tasks, not actors: Ray
+retries a task whose worker died (an actor's restart would need Ray Data's arguments kept in the
+object store, which Ray warns about on every run); the driver keeps a video's pieces until its last one, drops a
 second copy of a piece, and the Storage stores a video id once, so a retried video is never
 duplicated. If the run itself stops (Ray fails, or Ctrl-C), every video not stored is reported
 failed, and running the same command again indexes just those.
 """
+import atexit
 import logging
 import os
 import pickle
@@ -31,7 +33,6 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[VideoDoc, str, int, int], None]
 SHIPPED_NOT = ['/data/', '/weights/', '/.venv/', '/tests/', '/bench/', '/docs/', '.git/', '*.mp4', '*.pt']
-RAY_QUIET = {'RAY_BACKEND_LOG_LEVEL': 'fatal'}  # Ray's C++ core: no core_worker/raylet lines on our stderr
 
 
 def index_on_ray(docs: list[VideoDoc], flow: Flow, *, address: str = 'local', indexed: frozenset = frozenset(),
@@ -41,23 +42,23 @@ def index_on_ray(docs: list[VideoDoc], flow: Flow, *, address: str = 'local', in
 
     address: 'local' (a Ray instance on this machine) or a cluster's address ('ray://host:10001',
     'host:6379', 'auto'). indexed: the ids already stored (a worker hashing a file skips those).
-    workers: actors (0: one per GPU, else 1); worker_cpus: CPUs each actor reserves.
+    workers: videos processed at a time (0: one per GPU, else 1); worker_cpus: CPUs each reserves.
     """
     import ray
 
     if not docs:
         return
     storing = flow.storing()
-    workspace = flow.stages[storing][1].get('workspace') or tempfile.gettempdir()
-    connect(address)
-    ray.data.DataContext.get_current().enable_progress_bars = False  # progress is reported per video instead
-    gpus = int(ray.cluster_resources().get('GPU', 0))
-    dataset = (ray.data.from_items([{'path': d.uri, 'video_id': d.video_id} for d in docs], override_num_blocks=len(docs))
-               .map_batches(FlowWorker, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers or max(gpus, 1)),
-                            num_gpus=1 if gpus else 0, num_cpus=worker_cpus, fn_constructor_kwargs={
-                                'stages': flow.stages[:storing], 'path': str(flow.path), 'indexed': indexed}))
-    driver = Driver(flow, storing, Path(workspace), progress)
+    driver = Driver(flow, storing, Path(flow.stages[storing][1].get('workspace') or tempfile.gettempdir()), progress)
     try:
+        connect(address)
+        _quiet_ray_data()
+        gpus = int(ray.cluster_resources().get('GPU', 0))
+        dataset = (ray.data.from_items([{'path': d.uri, 'video_id': d.video_id} for d in docs],
+                                       override_num_blocks=len(docs))
+                   .map_batches(run_flow, batch_size=1, concurrency=workers or max(gpus, 1), num_gpus=1 if gpus else 0,
+                                num_cpus=worker_cpus, fn_kwargs={'stages': flow.stages[:storing],
+                                                                 'path': str(flow.path), 'indexed': indexed}))
         for row in dataset.iter_rows():
             yield from driver.add(row)
     except (ray.exceptions.RayError, OSError) as e:
@@ -76,17 +77,26 @@ def connect(address: str, **options) -> None:
 
     if ray.is_initialized():
         return
-    os.environ.update({key: os.environ.get(key, value) for key, value in RAY_QUIET.items()})
-    quiet = {'logging_level': logging.ERROR, 'log_to_driver': False, 'runtime_env': {'env_vars': RAY_QUIET}}
+    quiet = {'logging_level': logging.ERROR, 'log_to_driver': False}
     if address == 'local':
         _start_local(ray, {'include_dashboard': False, **quiet, **options})
         return
     try:  # the workers get this repository's code (not its data, weights or venv): its packages they have
-        ray.init(address=address, **{**quiet, 'runtime_env': {**quiet['runtime_env'], 'excludes': SHIPPED_NOT,
-                                                                'working_dir': str(Path(__file__).resolve().parents[1])}},
-                 **options)
+        ray.init(address=address, runtime_env={'working_dir': str(Path(__file__).resolve().parents[1]),
+                                               'excludes': SHIPPED_NOT}, **quiet, **options)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise WorkspaceError(f'ray {address}: cannot join the cluster ({first_line(e)})') from e
+
+
+def _quiet_ray_data() -> None:
+    """Ray Data's per-run lines (execution plans, timings) go to its log file only, not to our stderr;
+    progress is reported per video instead of by its bars."""
+    import ray.data
+
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    for handler in logging.getLogger('ray.data').handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            handler.setLevel(logging.ERROR)
 
 
 def _start_local(ray, options: dict, attempts: int = 2) -> None:
@@ -106,32 +116,44 @@ def _start_local(ray, options: dict, attempts: int = 2) -> None:
 # ----------------------------------------------------------------------------- on the workers
 
 
-class FlowWorker:
-    """A Ray actor: the Flow's executors before the storing one, built once from flow.yml's stages; its
-    `workspace` is a scratch folder of its own (nothing is stored on a worker)."""
+def run_flow(batch: dict, *, stages: list[tuple[str, dict]], path: str, indexed: frozenset) -> Iterator[dict]:
+    """A Ray task: each video of `batch` through /index by this worker process's FlowWorker, one row per
+    piece it comes out in."""
+    worker = FlowWorker.of(stages, path)
+    for uri, video_id in zip(batch['path'], batch['video_id']):
+        yield from worker.index(str(uri), str(video_id), indexed)
 
-    def __init__(self, stages: list[tuple[str, dict]], path: str, indexed: frozenset):
+
+class FlowWorker:
+    """The Flow's executors before the storing one, built once per worker process (Ray reuses its
+    processes for the next tasks, so models load once); its `workspace` is a scratch folder of its
+    own, since nothing is stored on a worker."""
+
+    _built: dict[bytes, 'FlowWorker'] = {}
+
+    def __init__(self, stages: list[tuple[str, dict]], path: str):
         self.scratch = Path(tempfile.mkdtemp(prefix='vced-ray-'))
+        atexit.register(shutil.rmtree, self.scratch, True)
         self.flow = Flow.of([(uses, {**kwargs, 'workspace': str(self.scratch)} if 'workspace' in kwargs else kwargs)
                              for uses, kwargs in stages], path)
-        self.parameters = {'indexed_ids': indexed}
 
-    def __call__(self, batch: dict) -> Iterator[dict]:
-        """Each video of `batch` through /index, one row per piece it comes out in."""
-        for path, video_id in zip(batch['path'], batch['video_id']):
-            request = DocList[VideoDoc]([VideoDoc(uri=str(path), video_id=str(video_id))])
-            try:
-                for number, piece in enumerate(self.flow.stream('/index', [request], self.parameters)):
-                    yield {'path': [str(path)], 'number': [number], 'piece': [pack(piece)]}
-            except VcedError as e:
-                failed = VideoDoc(uri=str(path), video_id=str(video_id), status=Status.FAILED, error=str(e))
-                yield {'path': [str(path)], 'number': [-1], 'piece': [pack(DocList[VideoDoc]([failed]))]}
-            finally:
-                shutil.rmtree(self.scratch / 'thumbnails', ignore_errors=True)
+    @classmethod
+    def of(cls, stages: list[tuple[str, dict]], path: str) -> 'FlowWorker':
+        key = pickle.dumps((stages, path))
+        if key not in cls._built:
+            cls._built[key] = cls(stages, path)
+        return cls._built[key]
 
-    def __del__(self):
-        self.flow.close()
-        shutil.rmtree(self.scratch, ignore_errors=True)
+    def index(self, uri: str, video_id: str, indexed: frozenset) -> Iterator[dict]:
+        request = DocList[VideoDoc]([VideoDoc(uri=uri, video_id=video_id)])
+        try:
+            for number, piece in enumerate(self.flow.stream('/index', [request], {'indexed_ids': indexed})):
+                yield {'path': [uri], 'number': [number], 'piece': [pack(piece)]}
+        except VcedError as e:
+            failed = VideoDoc(uri=uri, video_id=video_id, status=Status.FAILED, error=str(e))
+            yield {'path': [uri], 'number': [-1], 'piece': [pack(DocList[VideoDoc]([failed]))]}
+        finally:
+            shutil.rmtree(self.scratch / 'thumbnails', ignore_errors=True)
 
 
 def pack(docs: DocList[VideoDoc]) -> bytes:

@@ -9,18 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from executors.models.clip_encoding import encode_texts
-from executors.models.clip_model import load_clip
 from executors.documents import Status
 from executors.errors import WorkspaceError
-from executors.storage.local.local_storage import HnswlibStorage
-from executors.storage.milvus.milvus_storage import MilvusStorage
-from executors.retrieval.search import Grouping, search_segments
-from executors.storage.interface import ImageSpace
-from library.distributed import connect, index_on_ray
+from library.distributed import connect
+from library.operations import Library
 from tests.factories import make_video
 
 ray = pytest.importorskip('ray')
+ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ['smptebars', 'testsrc2', 'mandelbrot', 'rgbtestsrc', 'color=c=red', 'testsrc']
 
 
@@ -39,65 +35,60 @@ def videos(tmp_path_factory) -> list[Path]:
 
 
 def ray_workers() -> list[int]:
-    """Process ids of Ray Data's map workers (named ray::MapWorker(...) by Ray)."""
+    """Process ids of Ray Data's map workers while they run a task (titled ray::MapBatches(run_flow) by Ray)."""
     pids = []
     for entry in Path('/proc').iterdir():
         try:
-            if entry.name.isdigit() and b'MapWorker' in (entry / 'cmdline').read_bytes():
+            if entry.name.isdigit() and b'MapBatches' in (entry / 'cmdline').read_bytes():
                 pids.append(int(entry.name))
         except OSError:
             continue
     return pids
 
 
-def index(paths, storage, checkpoint, workspace, **options) -> dict[str, tuple[str, str]]:
-    docs = index_on_ray(paths, storage, loader={'workspace': str(workspace)}, encoder={'model': str(checkpoint)},
-                        space=ImageSpace('tiny', 'tiny'), workspace=workspace, **options)
-    return {Path(doc.uri).name: (str(doc.status), doc.error) for doc in docs}
+def open_library(backend: str, checkpoint: Path, workspace: Path) -> Library:
+    return Library(ROOT / 'flow.yml', workspace=str(workspace), model=str(checkpoint), backend=backend, asr='off')
 
 
-@pytest.fixture(params=['hnswlib', 'milvus'])
-def storage(request, tmp_path):
-    store = (HnswlibStorage(tmp_path / 'ws') if request.param == 'hnswlib'
-             else MilvusStorage(str(tmp_path / 'ws' / 'milvus.db'), workspace=tmp_path / 'ws'))
-    yield store
-    store.close()
+def index(library: Library, paths, progress=None) -> dict[str, tuple[str, str]]:
+    return {Path(doc.uri).name: (str(doc.status), doc.error) for doc in library.index(paths, progress, ray='local')}
 
 
-def test_ray_indexes_each_video_once_and_reports_failures(ray_cluster, videos, tiny_checkpoint, storage, tmp_path):
+@pytest.fixture(params=['local', 'milvus'])
+def backend(request) -> str:
+    return request.param
+
+
+def test_ray_indexes_each_video_once_and_reports_failures(ray_cluster, videos, tiny_checkpoint, backend, tmp_path):
     bad = tmp_path / 'bad.mp4'
     bad.write_bytes(b'not a video' * 100)
-    outcome = index([*videos[:3], bad], storage, tiny_checkpoint, tmp_path / 'ws')
-    assert {name: status for name, (status, _) in outcome.items()} == \
-        {'0.mp4': 'indexed', '1.mp4': 'indexed', '2.mp4': 'indexed', 'bad.mp4': 'failed'}
-    assert outcome['bad.mp4'][1].startswith('bad.mp4: ')
-    again = index(videos[:3], storage, tiny_checkpoint, tmp_path / 'ws')
-    assert {status for status, _ in again.values()} == {'already indexed'}
-    stored = storage.videos()
-    assert sorted(v.path for v in stored) == sorted(str(p) for p in videos[:3])
-    for video in stored:
-        frames = storage.frames(video.id)
-        assert len(frames) == video.frame_count == 3
-        assert all(Path(t).is_file() for t in frames.thumbnails)
-        np.testing.assert_array_equal(frames.timestamps, np.sort(frames.timestamps))
+    with open_library(backend, tiny_checkpoint, tmp_path / 'ws') as library:
+        outcome = index(library, [*videos[:3], bad])
+        assert {name: status for name, (status, _) in outcome.items()} == \
+            {'0.mp4': 'indexed', '1.mp4': 'indexed', '2.mp4': 'indexed', 'bad.mp4': 'failed'}
+        assert outcome['bad.mp4'][1].startswith('bad.mp4: ')
+        again = index(library, videos[:3])
+        assert {status for status, _ in again.values()} == {'already indexed'}
+        storage = library.flow.executors[library.flow.storing()].storage
+        stored = storage.videos()
+        assert sorted(v.path for v in stored) == sorted(str(p) for p in videos[:3])
+        for video in stored:
+            frames = storage.frames(video.id)
+            assert len(frames) == video.frame_count == 3
+            assert all(Path(t).is_file() for t in frames.thumbnails)
+            np.testing.assert_array_equal(frames.timestamps, np.sort(frames.timestamps))
 
 
 def test_the_same_query_finds_the_same_top_segment_on_both_backends(ray_cluster, videos, tiny_checkpoint, tmp_path):
-    hnswlib = HnswlibStorage(tmp_path / 'h')
-    milvus = MilvusStorage(str(tmp_path / 'm' / 'milvus.db'), workspace=tmp_path / 'm')
-    for store, folder in ((hnswlib, tmp_path / 'h'), (milvus, tmp_path / 'm')):
-        index(videos[:4], store, tiny_checkpoint, folder)
-    query = encode_texts(load_clip(str(tiny_checkpoint), 'cpu'), ['a colourful test pattern'])[0]
-    found = [[(s.video_id, s.start, s.end) for s in search_segments(store, query, count=3, candidates=64,
-                                                                      grouping=Grouping())]
-             for store in (hnswlib, milvus)]
+    found = []
+    for backend in ('local', 'milvus'):
+        with open_library(backend, tiny_checkpoint, tmp_path / backend) as library:
+            index(library, videos[:4])
+            found.append([(s.video_id, s.start, s.end) for s in library.search('a colourful test pattern', top=3)])
     assert found[0] and found[0][0] == found[1][0]
-    hnswlib.close()
-    milvus.close()
 
 
 def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(ray_cluster, videos, tiny_checkpoint, tmp_path):
-    store = MilvusStorage(str(tmp_path / 'ws' / 'milvus.db'), workspace=tmp_path / 'ws')
     killed = threading.Event()
 
     def kill_a_worker_once(doc, stage, done, total):
@@ -106,33 +97,23 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(ray_cluster, video
             for pid in ray_workers():
                 os.kill(pid, signal.SIGKILL)
 
-    first = index(videos, store, tiny_checkpoint, tmp_path / 'ws', chunk=1, progress=kill_a_worker_once)
-    assert killed.is_set() and set(first) == {p.name for p in videos}
-    deadline = time.time() + 60
-    second = index(videos, store, tiny_checkpoint, tmp_path / 'ws')
-    while any(status == 'failed' for status, _ in second.values()) and time.time() < deadline:
-        second = index(videos, store, tiny_checkpoint, tmp_path / 'ws')
-    assert {status for status, _ in second.values()} <= {'indexed', 'already indexed'}
-    stored = store.videos()
-    assert sorted(v.path for v in stored) == sorted(str(p) for p in videos)  # each once
-    assert all(len(store.frames(v.id)) == 3 for v in stored)
-    assert {status for status, _ in first.values()} <= {Status.INDEXED, Status.FAILED}
-    store.close()
-
-
-def test_subtitles_are_read_on_the_workers_and_stored_with_the_video(ray_cluster, tiny_checkpoint, tmp_path):
-    video = make_video(tmp_path / 'talk.mp4', duration=3, size='160x120', source='testsrc2')
-    (tmp_path / 'talk.srt').write_text('1\n00:00:01,000 --> 00:00:02,000\nwelcome to the harbour\n', encoding='utf-8')
-    storage = HnswlibStorage(tmp_path / 'ws')
-    try:
-        outcome = index([video], storage, tiny_checkpoint, tmp_path / 'ws', speech={'asr': 'off'})
-        assert list(outcome.values())[0][0] == 'indexed'
-        [stored] = storage.videos()
-        assert [(c.start, c.end, c.text, c.source) for c in storage.cues(stored.id)] == [
-            (1.0, 2.0, 'welcome to the harbour', 'srt')]
-        assert storage.search_cues('harbour', 5)[0].video_id == stored.id
-    finally:
-        storage.close()
+    flow = tmp_path / 'flow.yml'
+    flow.write_text((ROOT / 'flow.yml').read_text(encoding='utf-8').replace('chunk_frames: 256', 'chunk_frames: 1'),
+                    encoding='utf-8')
+    with Library(flow, workspace=str(tmp_path / 'ws'), model=str(tiny_checkpoint), backend='milvus',
+                 asr='off') as library:
+        first = index(library, videos, kill_a_worker_once)
+        assert killed.is_set() and set(first) == {p.name for p in videos}
+        deadline = time.time() + 60
+        second = index(library, videos)
+        while any(status == 'failed' for status, _ in second.values()) and time.time() < deadline:
+            second = index(library, videos)
+        assert {status for status, _ in second.values()} <= {'indexed', 'already indexed'}
+        storage = library.flow.executors[library.flow.storing()].storage
+        stored = storage.videos()
+        assert sorted(v.path for v in stored) == sorted(str(p) for p in videos)  # each once
+        assert all(len(storage.frames(v.id)) == 3 for v in stored)
+        assert {status for status, _ in first.values()} <= {Status.INDEXED, Status.FAILED}
 
 
 class FlakyInit:
