@@ -28,6 +28,7 @@ class Executor:
     """
 
     stores = False
+    nested_overrides: dict[str, tuple[str, str]] = {}  # a Flow override that sets an option nested in a block
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -6,7 +6,12 @@ class VcedError(Exception):
 
 
 class ConfigError(VcedError):
-    """flow.yml (or a parameter given to the Flow) is invalid."""
+    """flow.yml (or a parameter given to the Flow) is invalid. `key`: the option at fault, as its path
+    under the executor's `with:` (('ivf', 'nprobe')), so the Flow can name its flow.yml line."""
+
+    def __init__(self, message: str = '', key: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.key = tuple(key)
 
 
 class VideoError(VcedError):

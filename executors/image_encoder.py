@@ -2,7 +2,8 @@
 import numpy as np
 
 from executors.base import requests
-from executors.models.clip_encoding import IMAGE_PRECISIONS, encode_images, encode_query_image
+from executors.models.clip_encoding import encode_images, encode_query_image
+from executors.models.precision import resolve_precision
 from executors.models.clip_model import ClipEncoder, resolve_device
 from executors.documents import DocList, QueryDoc, VideoDoc
 from executors.media.heap import release_free_memory
@@ -16,17 +17,15 @@ class ImageEncoder(ClipEncoder):
     reuse_below: a keyframe whose 32 x 32 grey thumbnail differs from the last encoded keyframe's by
     less than this mean absolute difference (0-255 grey levels) takes that keyframe's embedding
     instead of being encoded (static shots, slides, talking heads); 0 encodes every keyframe.
-    precision: 'fp32', or 'bf16' (CPU only: bfloat16 matrix products, for CPUs with AMX/AVX512-BF16).
+    precision: 'auto' (bf16 where the device runs it natively: a CPU with AMX or AVX512-BF16, a CUDA
+    GPU with bfloat16; else fp32), 'fp32', or 'bf16' (bfloat16 matrix products under autocast, on the
+    CPU or a CUDA GPU). `self.precision` is the one chosen.
     """
 
     def __init__(self, model: str = 'ViT-B/32', device: str = 'auto', batch_size: int = 32,
-                 quantize: str | None = None, reuse_below: float = 2.0, precision: str = 'fp32'):
+                 quantize: str | None = None, reuse_below: float = 2.0, precision: str = 'auto'):
         super().__init__(model, device, batch_size, quantize)
-        if precision not in IMAGE_PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(IMAGE_PRECISIONS)}, not {precision!r}")
-        if precision == 'bf16' and (quantize or resolve_device(device) != 'cpu'):
-            raise ValueError("precision 'bf16' runs on the CPU with an unquantised model; leave quantize out, device: cpu")
-        self.precision = precision
+        self.precision = resolve_precision(precision, resolve_device(device), quantize)
         if isinstance(reuse_below, bool) or not isinstance(reuse_below, (int, float)) or not reuse_below >= 0:
             raise ValueError(f'reuse_below must be a number of grey levels >= 0 (0: encode every keyframe), '
                              f'not {reuse_below!r}')

@@ -14,7 +14,7 @@ from executors.documents import CueDoc, DocList, DuplicateDoc, FrameDoc, QueryDo
 from executors.errors import QueryError, WorkspaceError
 from executors.retrieval.fusion import cue_segments, fuse
 from executors.storage.interface import Frames, ImageSpace, Storage, VideoRecord
-from executors.storage.backends import open_storage
+from executors.storage.backends import HnswOptions, IvfOptions, MilvusOptions, check_engine, engine_options, open_storage
 from executors.vectors import unit_rows
 
 log = logging.getLogger(__name__)
@@ -40,18 +40,18 @@ class Indexer(Executor):
     Args:
         workspace: folder of the default backend's index, metadata and thumbnails.
         model: the CLIP model's name, recorded with the vectors (flow.yml's top-level `with:`).
-        backend: 'hnswlib' (local folder: float16 rows, an ANN index, SQLite) or 'milvus' (Milvus Lite file or server).
-        uri, token: the Milvus URI (a file path for Milvus Lite, or http://host:19530) and its token.
+        backend: 'local' (the workspace folder: float16 rows, an ANN index, SQLite; 'hnswlib' is its
+            old name) or 'milvus' (Milvus Lite file or server).
         index: the local folder's nearest-neighbour index: 'ivf' (faiss: exact search below 40,000
-            keyframes, then an inverted file of float16 rows; recall@10 >= 0.98 at 1M) or 'hnsw'
-            (hnswlib's graph; 0.87 at 1M). A workspace saved with the other kind builds this one from its rows.
-        nprobe: ivf: lists scanned per query (of ~4 * sqrt(keyframes)). More: better recall, slower queries.
-        M: HNSW links per node. More links: better recall and more memory (~8*M bytes per keyframe
-            on top of the vector); 16 is hnswlib's usual choice.
-        ef_construction: candidate list size while inserting. Higher builds a better graph, more
-            slowly; it is fixed once a vector is inserted.
-        ef_search: candidate list size while searching (raised to the number of candidates when
-            lower). Higher: better recall, slower queries.
+            keyframes, then an inverted file of float16 rows) or 'hnsw' (hnswlib's graph). A workspace
+            saved with the other kind builds this one from its rows.
+        ivf: IvfOptions (or their mapping): nprobe, lists scanned per query (of ~4 * sqrt(keyframes)).
+        hnsw: HnswOptions: M (links per keyframe: better recall, ~8*M bytes more per keyframe),
+            ef_construction (build effort, fixed once a vector is inserted), ef_search (search effort,
+            raised to the number of candidates when lower). Milvus's HNSW index takes them too.
+        milvus: MilvusOptions: uri (a file for Milvus Lite, default <workspace>/milvus.db, or
+            http://host:19530) and token.
+        A block the chosen engine does not read must keep its defaults (a ConfigError names the option).
         candidates: nearest keyframes fetched per query; the videos they belong to are scored exactly.
         margin: a segment grows over neighbouring keyframes scoring within this much (cosine) of
             its peak; CLIP's scores of one shot differ by about 0.01 to 0.03.
@@ -68,23 +68,24 @@ class Indexer(Executor):
 
     stores = True
 
-    def __init__(self, workspace: str = 'data/workspace', model: str = '', backend: str = 'hnswlib', uri: str = '',
-                 token: str = '', index: str = 'ivf', nprobe: int = 32, M: int = 16, ef_construction: int = 100,
-                 ef_search: int = 256, candidates: int = 64, margin: float = 0.02, max_segment: float = 30.0,
-                 snap: float = 2.0,
-                 speech_candidates: int = 100, merge_gap: float = 2.0, fusion_k: int = 60, visual_weight: float = 1.0,
-                 speech_weight: float = 1.0, fusion_slack: float = 1.0, lock_wait: float = 60.0):
-        for name, value in (('M', M), ('ef_construction', ef_construction), ('ef_search', ef_search), ('nprobe', nprobe),
-                            ('candidates', candidates), ('speech_candidates', speech_candidates), ('fusion_k', fusion_k)):
+    nested_overrides = {'uri': ('milvus', 'uri')}  # the Flow's override `uri` (CLI --uri) sets milvus.uri
+
+    def __init__(self, workspace: str = 'data/workspace', model: str = 'ViT-B/32', backend: str = 'local',
+                 index: str = 'ivf', ivf: IvfOptions = IvfOptions(), hnsw: HnswOptions = HnswOptions(),
+                 milvus: MilvusOptions = MilvusOptions(), candidates: int = 64, margin: float = 0.02,
+                 max_segment: float = 30.0, snap: float = 2.0, speech_candidates: int = 100, merge_gap: float = 2.0,
+                 fusion_k: int = 60, visual_weight: float = 1.0, speech_weight: float = 1.0, fusion_slack: float = 1.0,
+                 lock_wait: float = 60.0):
+        engines = {name: engine_options(name, given) for name, given in (('ivf', ivf), ('hnsw', hnsw), ('milvus', milvus))}
+        backend = check_engine(backend, index, engines)
+        for name, value in (('candidates', candidates), ('speech_candidates', speech_candidates), ('fusion_k', fusion_k)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f'{name} must be a positive integer, not {value!r}')
         if margin < 0 or max_segment <= 0 or snap < 0:
             raise ValueError('margin and snap must be >= 0 and max_segment > 0 (seconds)')
         if visual_weight < 0 or speech_weight < 0 or merge_gap < 0 or fusion_slack < 0:
             raise ValueError('visual_weight, speech_weight, merge_gap and fusion_slack must be >= 0')
-        self.storage: Storage = open_storage(backend, workspace=workspace, uri=uri, token=token, index=index, M=M,
-                                             ef_construction=ef_construction, ef_search=ef_search, nprobe=nprobe,
-                                             lock_wait=lock_wait)
+        self.storage: Storage = open_storage(backend, workspace=workspace, index=index, lock_wait=lock_wait, **engines)
         self.model = str(model)
         self.candidates = candidates
         self.grouping = search.Grouping(margin, max_segment, snap)

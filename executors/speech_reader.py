@@ -31,7 +31,7 @@ class SpeechReader(Executor):
         chunk_seconds: audio recognised at a time; memory is 64 kB per second of it.
     """
 
-    def __init__(self, asr: str = 'base', device: str = 'auto', threads: int = 0, weights: str = '',
+    def __init__(self, asr: str = 'base', device: str = 'auto', threads: int = 2, weights: str = '',
                  beam_size: int = 5, chunk_seconds: float = 600.0):
         if threads < 0:
             raise ConfigError(f'threads must be 0 (CTranslate2 chooses) or more, not {threads}')

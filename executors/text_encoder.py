@@ -86,7 +86,7 @@ class TextEncoder(ClipEncoder):
     """
 
     def __init__(self, model: str = 'ViT-B/32', device: str = 'auto', batch_size: int = 32,
-                 quantize: str | None = None, text_model: str = 'clip', multilingual_model: str = DEFAULT_MODEL,
+                 quantize: str | None = None, text_model: str = 'auto', multilingual_model: str = DEFAULT_MODEL,
                  aligned_to: str = 'ViT-B/32', cache_size: int = 1024, runtime: str = 'auto'):
         super().__init__(model, device, batch_size, quantize)
         if runtime not in TEXT_RUNTIMES:

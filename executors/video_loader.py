@@ -56,7 +56,7 @@ class VideoLoader(Executor):
 
     def __init__(self, workspace: str = 'data/workspace', strategy: str = 'uniform', fps: float = 1.0,
                  count: int = 12, scene_threshold: float = 0.1, max_gap: float = 5.0, size: int = 224,
-                 threads: int = 0, skip_nonref: bool = True, ffmpeg: str = 'auto', chunk_frames: int = 0):
+                 threads: int = 0, skip_nonref: bool = True, ffmpeg: str = 'auto', chunk_frames: int = 256):
         sampling = Sampling(strategy, float(fps), int(count), float(scene_threshold), float(max_gap))
         if not 16 <= size <= 4096:
             raise ConfigError(f'size must be between 16 and 4096 pixels, not {size}')

@@ -196,7 +196,7 @@ class Library:
     @property
     def text_model(self) -> str:
         """Which text tower embeds queries: 'clip', 'multilingual' or 'auto' (flow.yml, --text-model)."""
-        return str(self.flow.arguments.get('TextEncoder', {}).get('text_model', 'clip'))
+        return str(self.flow.arguments.get('TextEncoder', {}).get('text_model', 'auto'))
 
     def cut(self, segment: SegmentDoc) -> bytes:
         """The segment's part of its video as MP4 bytes, re-encoded so it starts on the right frame, with the

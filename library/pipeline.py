@@ -131,10 +131,38 @@ def _executor_specs(path: Path, root: yaml.Node, config: dict, shared: dict, ove
             raise ConfigError(f"{path}:{line}: 'with' of {entry['uses']} must be a mapping")
         param_lines = {}
         for key_node, value_node in node.value:
-            if key_node.value == 'with' and hasattr(value_node, 'value') and isinstance(value_node.value, list):
-                param_lines = {k.value: k.start_mark.line + 1 for k, _ in value_node.value}
+            if key_node.value == 'with':
+                param_lines = _key_lines(value_node)
         yield {'uses': entry['uses'], 'line': line, 'params': params, 'param_lines': param_lines,
                'shared': shared, 'overrides': overrides}
+
+
+def _key_lines(node: yaml.Node, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], int]:
+    """The line of each key of a mapping node and of the mappings nested in it, by its path of keys."""
+    lines = {}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            lines[(*prefix, str(key.value))] = key.start_mark.line + 1
+            lines.update(_key_lines(value, (*prefix, str(key.value))))
+    return lines
+
+
+def _arguments(cls: type, spec: dict, accepted: list[str]) -> tuple[dict, set[tuple[str, ...]]]:
+    """An executor's keyword arguments: flow.yml's top-level `with:` it takes, its own `with:`, then the
+    overrides it takes, some of which land in a nested option (Executor.nested_overrides); and the
+    paths of the options the overrides set."""
+    kwargs = {k: v for k, v in spec['shared'].items() if k in accepted}
+    kwargs.update(spec['params'])
+    overridden = set()
+    for key, value in spec['overrides'].items():
+        if key in accepted:
+            kwargs[key] = value
+            overridden.add((key,))
+        elif key in cls.nested_overrides:
+            block, option = cls.nested_overrides[key]
+            kwargs[block] = {**(kwargs.get(block) or {}), option: value}
+            overridden.add((block, option))
+    return kwargs, overridden
 
 
 def _build_executor(path: Path, spec: dict) -> tuple[Executor, dict]:
@@ -146,15 +174,16 @@ def _build_executor(path: Path, spec: dict) -> tuple[Executor, dict]:
     accepted = [p for p in inspect.signature(cls.__init__).parameters if p != 'self']
     for key in spec['params']:
         if key not in accepted:
-            where = spec['param_lines'].get(key, line)
+            where = spec['param_lines'].get((key,), line)
             raise ConfigError(f"{path}:{where}: {spec['uses']} has no parameter '{key}' (it takes {', '.join(accepted)})")
-    kwargs = {k: v for k, v in spec['shared'].items() if k in accepted}
-    kwargs.update(spec['params'])
-    kwargs.update({k: v for k, v in spec['overrides'].items() if k in accepted})
+    kwargs, overridden = _arguments(cls, spec, accepted)
     try:
         return cls(**kwargs), kwargs
     except (ConfigError, TypeError, ValueError) as e:
-        raise ConfigError(f"{path}:{line}: {spec['uses']}: {e}") from e
+        key = getattr(e, 'key', ())
+        if key in overridden:  # the value came from an override (the command line, the page), not from flow.yml
+            raise ConfigError(f"{spec['uses']}: {e}", key=key) from e
+        raise ConfigError(f"{path}:{spec['param_lines'].get(key, line)}: {spec['uses']}: {e}", key=key) from e
 
 
 def _run(executors: list[Executor], endpoint: str, docs: DocList, parameters: dict) -> DocList:

@@ -11,7 +11,6 @@ from executors.errors import ConfigError, QueryError
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # per RGB channel, of CLIP's training images in [0, 1]
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-IMAGE_PRECISIONS = ('fp32', 'bf16')  # bf16: CPU autocast, opt-in
 TEXT_RUNTIMES = ('auto', 'torch', 'onnxruntime')  # what runs the text tower (auto: onnxruntime where it can)
 MAX_SIDE_FACTOR = 8  # a huge query image is first subsampled to a short side of 8-16 input sizes
 
@@ -45,13 +44,13 @@ def preprocess_images(images: torch.Tensor, size: int) -> torch.Tensor:
 def encode_images(model: torch.nn.Module, images: list[np.ndarray], precision: str = 'fp32') -> np.ndarray:
     """L2-normalised float32 embeddings (N x D) of RGB uint8 images (H x W x 3), in one forward pass.
 
-    precision 'bf16' (CPU): the matrix products in bfloat16 under autocast, fast where the CPU has
-    AMX or AVX512-BF16; embeddings then differ from fp32 (cosine about 1e-4 below 1).
+    precision 'bf16' (CPU or CUDA): the matrix products in bfloat16 under autocast, fast where the
+    hardware has it (executors.models.precision); embeddings then differ from fp32 (cosine about 1e-4 below 1).
     """
-    if precision not in IMAGE_PRECISIONS:
-        raise ConfigError(f"precision must be one of {', '.join(IMAGE_PRECISIONS)}, not '{precision}'")
+    if precision not in ('fp32', 'bf16'):
+        raise ConfigError(f"precision must be fp32 or bf16 here, not '{precision}'")
     device, size = _device(model), input_size(model)
-    with torch.inference_mode(), torch.autocast('cpu', dtype=torch.bfloat16, enabled=precision == 'bf16'):
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == 'bf16'):
         if len({image.shape for image in images}) == 1:
             batch = preprocess_images(torch.from_numpy(np.stack(images)).to(device), size)
         else:
