@@ -102,7 +102,7 @@ def static_videos(tmp: Path, duration: int) -> dict[str, Path]:
 def near_duplicate_savings(tmp: Path, preset: str, quick: bool) -> list[Result]:
     duration = 8 if quick else 40
     checkpoint = str(write_discriminative_clip_checkpoint(tmp / 'clip-discriminative.pt', preset))
-    loader = VideoLoader(workspace=str(tmp / 'reuse-workspace'))
+    loader = VideoLoader(workspace=str(tmp / 'reuse-workspace'), chunk_frames=0)
     section = f'near-duplicate keyframes, {duration} s videos at 1 keyframe/s, discriminative {preset}'
     results = []
     for kind, path in static_videos(tmp, duration).items():

@@ -54,7 +54,7 @@ def read_keyframes(video: Path, sampling: Sampling, decoder: Decoder = Decoder()
 
 def load(video: Path, strategy: str, workspace: str) -> VideoDoc:
     """The whole VideoLoader: hash, probe, decode, thumbnails."""
-    video_doc, = VideoLoader(workspace=workspace, strategy=strategy).index(DocList[VideoDoc]([VideoDoc(uri=str(video))]), {})
+    video_doc, = VideoLoader(workspace=workspace, strategy=strategy, chunk_frames=0).index(DocList[VideoDoc]([VideoDoc(uri=str(video))]), {})
     if video_doc.status == 'failed':
         raise RuntimeError(video_doc.error)
     return video_doc

@@ -108,7 +108,7 @@ def test_an_ffmpeg_whose_log_the_loader_cannot_read_is_refused_before_any_video(
                                                                                cut_at_one_second):
     changed = read_binary(wrapper(tmp_path, ffmpeg.path, stderr_filter))
     assert changed.version == ffmpeg.version
-    loader = VideoLoader(workspace=str(tmp_path / 'workspace'), ffmpeg=changed.path)
+    loader = VideoLoader(workspace=str(tmp_path / 'workspace'), ffmpeg=changed.path, chunk_frames=0)
     with pytest.raises(ConfigError) as error:
         loader.index(DocList[VideoDoc]([VideoDoc(uri=str(cut_at_one_second))]), {})
     assert str(error.value).startswith(f'{changed.name} ({changed.path}): ')
@@ -178,7 +178,7 @@ def test_a_wrong_ffmpeg_setting_is_a_one_line_error(choice, message):
 
 def test_the_loader_logs_its_ffmpeg_and_uses_it_everywhere(tmp_path, caplog, cut_at_one_second, ffmpeg):
     with caplog.at_level(logging.INFO, logger='executors.video_loader'):
-        loader = VideoLoader(workspace=str(tmp_path / 'workspace'), ffmpeg=ffmpeg.path)
+        loader = VideoLoader(workspace=str(tmp_path / 'workspace'), ffmpeg=ffmpeg.path, chunk_frames=0)
     assert loader.ffmpeg == ffmpeg
     assert [r.getMessage() for r in caplog.records] == [f'VideoLoader decodes with {ffmpeg}']
     video, = loader.index(DocList[VideoDoc]([VideoDoc(uri=str(cut_at_one_second))]), {})

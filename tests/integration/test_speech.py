@@ -54,7 +54,7 @@ def test_chunks_keep_absolute_times(spoken_video, whisper_base):
 def test_reader_recognises_only_without_subtitles(tmp_path, spoken_video, whisper_base):
     video = tmp_path / 'talk.mp4'
     video.write_bytes(spoken_video.read_bytes())
-    docs = VideoLoader(workspace=str(tmp_path / 'ws')).index(DocList[VideoDoc]([VideoDoc(uri=str(video))]), {})
+    docs = VideoLoader(workspace=str(tmp_path / 'ws'), chunk_frames=0).index(DocList[VideoDoc]([VideoDoc(uri=str(video))]), {})
     stages = []
     reader = SpeechReader(asr=str(whisper_base), threads=2, beam_size=1)
     docs = reader.index(docs, {'progress': lambda doc, stage, done, total: stages.append(stage)})

@@ -37,8 +37,10 @@ def frame_number(tensor: np.ndarray) -> int:
 
 
 def index(loader: VideoLoader, *paths, **parameters) -> list[VideoDoc]:
+    """Each video whole (these videos are shorter than a piece of chunk_frames keyframes)."""
     docs = DocList[VideoDoc]([VideoDoc(uri=str(p)) for p in paths])
-    return list(loader.index(docs, parameters=parameters))
+    result = loader.index(docs, parameters=parameters)
+    return list(result) if isinstance(result, DocList) else [doc for piece in result for doc in piece]
 
 
 def timestamps(video: VideoDoc) -> list[float]:

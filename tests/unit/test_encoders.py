@@ -82,8 +82,8 @@ def test_batch_of_one_equals_batch_of_many(tiny_checkpoint):
                                atol=1e-5)
 
     texts = [DocList[QueryDoc]([QueryDoc(text=t) for t in QUERIES]) for _ in range(2)]
-    TextEncoder(model=str(tiny_checkpoint), device='cpu', batch_size=1).handle('/search', texts[0], {})
-    TextEncoder(model=str(tiny_checkpoint), device='cpu', batch_size=8).handle('/search', texts[1], {})
+    TextEncoder(model=str(tiny_checkpoint), device='cpu', batch_size=1, text_model='clip').handle('/search', texts[0], {})
+    TextEncoder(model=str(tiny_checkpoint), device='cpu', batch_size=8, text_model='clip').handle('/search', texts[1], {})
     np.testing.assert_allclose(np.stack([q.embedding for q in texts[0]]), np.stack([q.embedding for q in texts[1]]),
                                atol=1e-5)
 
@@ -371,23 +371,24 @@ def test_a_still_test_card_is_encoded_once_moving_footage_every_keyframe(tiny_ch
     from tests.factories import make_video
 
     path = make_video(tmp_path / f'{source}.mp4', duration=4, size='640x360', source=source)
-    docs = VideoLoader(workspace=str(tmp_path / 'workspace')).handle('/index', DocList[VideoDoc]([VideoDoc(uri=str(path))]), {})
+    docs = VideoLoader(workspace=str(tmp_path / 'workspace'), chunk_frames=0).handle(
+        '/index', DocList[VideoDoc]([VideoDoc(uri=str(path))]), {})
     encoder, sizes = counting_encoder(monkeypatch, tiny_checkpoint)
     encoder.handle('/index', docs, {})
     assert len(docs[0].frames) == 4 and sum(sizes) == encoded
     assert all(frame.embedding is not None for frame in docs[0].frames)
 
 
-def test_bf16_keyframes_stay_close_to_fp32_and_bf16_is_cpu_and_unquantised_only(tiny_checkpoint, tmp_path):
+def test_bf16_keyframes_stay_close_to_fp32_and_bf16_is_unquantised_only(tiny_checkpoint, tmp_path):
     fp32, bf16 = video(4), video(4)
-    ImageEncoder(model=str(tiny_checkpoint), device='cpu', reuse_below=0).handle('/index', DocList[VideoDoc]([fp32]), {})
+    ImageEncoder(model=str(tiny_checkpoint), device='cpu', reuse_below=0, precision='fp32').handle('/index', DocList[VideoDoc]([fp32]), {})
     ImageEncoder(model=str(tiny_checkpoint), device='cpu', reuse_below=0,
                  precision='bf16').handle('/index', DocList[VideoDoc]([bf16]), {})
     cosine = np.sum(np.stack([f.embedding for f in fp32.frames]) * np.stack([f.embedding for f in bf16.frames]), axis=1)
     assert cosine.min() > 0.99 and all(f.embedding.dtype == np.float32 for f in bf16.frames)
     path = tmp_path / 'flow.yml'
-    for setting, message in (('precision: fp16', "precision must be one of fp32, bf16, not 'fp16'"),
-                             ('precision: bf16\n      quantize: int8', "precision 'bf16' runs on the CPU")):
+    for setting, message in (('precision: fp16', "precision must be one of auto, fp32, bf16, not 'fp16'"),
+                             ('precision: bf16\n      quantize: int8', "precision 'bf16' runs with an unquantised model")):
         path.write_text(f'with:\n  device: cpu\nexecutors:\n  - uses: ImageEncoder\n    with:\n      {setting}\n')
         with pytest.raises(ConfigError, match=message):
             Flow(path, model=str(tiny_checkpoint))

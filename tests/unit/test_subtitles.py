@@ -153,7 +153,7 @@ def test_video_with_a_malformed_sidecar_is_still_indexed(tmp_path, plain_video, 
     video.write_bytes(plain_video.read_bytes())
     (tmp_path / 'clip.vtt').write_text('not vtt at all', encoding='utf-8')
     docs = DocList[VideoDoc]([VideoDoc(uri=str(video))])
-    docs = VideoLoader(workspace=str(tmp_path / 'ws')).index(docs, {})
+    docs = VideoLoader(workspace=str(tmp_path / 'ws'), chunk_frames=0).index(docs, {})
     with caplog.at_level(logging.WARNING):
         docs = SpeechReader(asr='off').index(docs, {})
     assert docs[0].status == '' and len(docs[0].frames) == 2 and len(docs[0].cues) == 0
