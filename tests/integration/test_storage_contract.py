@@ -12,7 +12,7 @@ from executors.storage.backends import open_storage
 
 DIM = 16
 SPACE = ImageSpace('a' * 64, 'tiny')
-BACKENDS = ['hnswlib', 'milvus']
+BACKENDS = ['local', 'milvus']
 
 
 @pytest.fixture(params=BACKENDS)
