@@ -27,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument('--workspace', help='where the index lives (default: data/workspace, set in flow.yml)')
     common.add_argument('--model', help='CLIP model name (see clip.available_models()), checkpoint or tuned file')
     common.add_argument('--text-model', dest='text_model', help='clip | multilingual | auto: which text tower embeds queries')
-    common.add_argument('--backend', help='hnswlib (a local folder, the default) | milvus')
+    common.add_argument('--backend', help='local (the workspace folder, the default; hnswlib: its old name) | milvus')
     common.add_argument('--uri', help='the Milvus URI: a file for Milvus Lite, or http://host:19530')
     parser = argparse.ArgumentParser(prog='flow.py', description='VCED: find the moments in your videos that match a description.')
     commands = parser.add_subparsers(dest='command', required=True)
@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     index = commands.add_parser('index', parents=[common], help='index video files or folders')
     index.add_argument('paths', nargs='+', metavar='PATH', help='a video file or a folder (searched recursively)')
     index.add_argument('--asr', metavar='NAME|PATH|off', help='speech recognition model (default: set in flow.yml)')
-    index.add_argument('--ray', metavar='local|ADDRESS', help='decode and encode on a Ray cluster (local: start one here)')
+    index.add_argument('--ray', metavar='local|ADDRESS', help="run flow.yml's executors on a Ray cluster (local: start one here)")
 
     find = commands.add_parser('search', parents=[common], help='find the moments matching a sentence or an image')
     find.add_argument('text', nargs='?', default='', help='what to look for, in words')

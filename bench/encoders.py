@@ -234,7 +234,8 @@ def indexing(checkpoint: str, tmp: Path, preset: str, quick: bool) -> list[Resul
             decode, decoded = _timed(lambda: [piece for v in videos for piece in _pieces(
                 loader.handle('/index', DocList[VideoDoc]([VideoDoc(uri=str(v))]), {}))])
             encode, _ = _timed(lambda: [encoder.handle('/index', docs, {}) for docs in decoded])
-        with Library(FLOW, workspace=str(tmp / f'index{attempt}'), model=checkpoint, reuse_below=0) as library:
+        with Library(FLOW, workspace=str(tmp / f'index{attempt}'), model=checkpoint, reuse_below=0,
+                     precision='fp32') as library:
             index, _ = _timed(lambda: _index_all(library, videos))
         split.append((decode, encode))
         together.append(index)

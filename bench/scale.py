@@ -127,8 +127,9 @@ def ray_throughput(tmp: Path, quick: bool) -> list[Result]:
     """Index the same videos on a local Ray instance (2 CPUs) with 1 and 2 encoder workers."""
     import ray
 
-    from executors.storage.milvus.milvus_storage import MilvusStorage
+    from executors.documents import VideoDoc
     from library.distributed import connect, index_on_ray
+    from library.pipeline import Flow
 
     preset, count, seconds = ('tiny', 2, 5) if quick else ('ViT-B/32', 4, 20)
     checkpoint = write_random_clip_checkpoint(tmp / 'clip.pt', preset)
@@ -139,18 +140,17 @@ def ray_throughput(tmp: Path, quick: bool) -> list[Result]:
     results = []
     try:
         for workers in (1, 2):
-            storage = MilvusStorage(str(tmp / f'ray{workers}' / 'milvus.db'), workspace=tmp / f'ray{workers}')
-            started = time.perf_counter()
-            docs = list(index_on_ray(videos, storage, loader={'workspace': str(tmp / f'ray{workers}')},
-                                     encoder={'model': str(checkpoint)}, space=ImageSpace('bench'),
-                                     workspace=tmp / f'ray{workers}', workers=workers, worker_cpus=2 / workers))
-            wall = time.perf_counter() - started
+            with Flow(ROOT / 'flow.yml', workspace=str(tmp / f'ray{workers}'), model=str(checkpoint), backend='milvus',
+                      asr='off', precision='fp32', reuse_below=0) as flow:
+                started = time.perf_counter()
+                docs = list(index_on_ray([VideoDoc(uri=str(v)) for v in videos], flow, workers=workers,
+                                         worker_cpus=2 / workers))
+                wall = time.perf_counter() - started
             frames = sum(doc.frame_count for doc in docs)
             assert all(doc.status == 'indexed' for doc in docs), [doc.error for doc in docs]
-            storage.close()
             results.append(Result(section, f'{workers} worker(s): video-seconds per second', count * seconds / wall,
                                   'x', '1 worker(s): video-seconds per second' if workers == 2 else '',
-                                  f'{frames} keyframes in {wall:.1f} s, actor start and model load included'))
+                                  f'{frames} keyframes in {wall:.1f} s, worker start and model load included'))
     finally:
         ray.shutdown()
     return results

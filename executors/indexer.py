@@ -14,7 +14,8 @@ from executors.documents import CueDoc, DocList, DuplicateDoc, FrameDoc, QueryDo
 from executors.errors import QueryError, WorkspaceError
 from executors.retrieval.fusion import cue_segments, fuse
 from executors.storage.interface import Frames, ImageSpace, Storage, VideoRecord
-from executors.storage.backends import HnswOptions, IvfOptions, MilvusOptions, check_engine, engine_options, open_storage
+from executors.storage.backends import (HnswOptions, IvfOptions, MilvusOptions, check_engine, engine_options,
+                                        open_storage)
 from executors.vectors import unit_rows
 
 log = logging.getLogger(__name__)
@@ -76,9 +77,11 @@ class Indexer(Executor):
                  max_segment: float = 30.0, snap: float = 2.0, speech_candidates: int = 100, merge_gap: float = 2.0,
                  fusion_k: int = 60, visual_weight: float = 1.0, speech_weight: float = 1.0, fusion_slack: float = 1.0,
                  lock_wait: float = 60.0):
-        engines = {name: engine_options(name, given) for name, given in (('ivf', ivf), ('hnsw', hnsw), ('milvus', milvus))}
+        engines = {name: engine_options(name, given)
+                   for name, given in (('ivf', ivf), ('hnsw', hnsw), ('milvus', milvus))}
         backend = check_engine(backend, index, engines)
-        for name, value in (('candidates', candidates), ('speech_candidates', speech_candidates), ('fusion_k', fusion_k)):
+        for name, value in (('candidates', candidates), ('speech_candidates', speech_candidates),
+                            ('fusion_k', fusion_k)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f'{name} must be a positive integer, not {value!r}')
         if margin < 0 or max_segment <= 0 or snap < 0:

@@ -199,7 +199,9 @@ class Driver:
         """`doc` with its thumbnails written into this video's staging folder."""
         if not any(jpegs):
             return doc
-        folder = self.staged.get(doc.uri) or self.staged.setdefault(doc.uri, staging_folder(self.workspace, doc.video_id))
+        if doc.uri not in self.staged:
+            self.staged[doc.uri] = staging_folder(self.workspace, doc.video_id)
+        folder = self.staged[doc.uri]
         try:
             for frame, jpeg in zip(doc.frames, jpegs):
                 if jpeg:

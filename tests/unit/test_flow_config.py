@@ -29,7 +29,8 @@ def test_every_executor_default_equals_flow_yml():
         parameters = inspect.signature(executor_class(executor['uses']).__init__).parameters
         settings = {**{k: v for k, v in config['with'].items() if k in parameters}, **executor['with']}
         for key, value in settings.items():
-            assert plain(parameters[key].default) == value, f"{executor['uses']}.{key}: code {parameters[key].default!r}"
+            default = plain(parameters[key].default)
+            assert default == value, f"{executor['uses']}.{key}: the code's default is {default!r}"
             checked += 1
     assert checked > 40
 
