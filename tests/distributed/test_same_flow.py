@@ -1,7 +1,10 @@
 """`--ray` runs the same Flow: flow.yml's executors with their settings on the workers, the Indexer's
 own storing on the driver. Indexing with and without Ray stores the same rows."""
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -135,3 +138,27 @@ def test_flow_py_index_ray_local(videos, tiny_checkpoint, tmp_path):
     again = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert again.returncode == 0 and again.stderr == ''
     assert sorted(again.stdout.splitlines()[:-1]) == sorted(f'already indexed: {p}' for p in videos)
+
+
+def test_ctrl_c_during_flow_py_index_ray_reports_the_videos_not_stored(videos, tiny_checkpoint, tmp_path):
+    """Ctrl-C (SIGINT to the terminal's process group) once the first keyframes are back: every video is
+    either stored or reported failed, and neither Ray's lines nor dead-actor notices reach the terminal."""
+    workspace = tmp_path / 'ws'
+    command = [sys.executable, str(ROOT / 'flow.py'), 'index', str(videos[0].parent), '--ray', 'local',
+               '--flow', str(unusual_flow(tmp_path)), '--workspace', str(workspace), '--model', str(tiny_checkpoint)]
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                           start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not any((workspace / 'thumbnails' / '.staging').glob('*/*.jpg')) and time.monotonic() < deadline:
+        assert run.poll() is None, run.communicate()
+        time.sleep(0.05)
+    os.killpg(run.pid, signal.SIGINT)
+    stdout, stderr = run.communicate(timeout=120)
+    assert run.returncode == 130, stderr
+    indexed = {line.split(': ', 1)[1].split(' (')[0] for line in stdout.splitlines() if line.startswith('indexed: ')}
+    failed = {line.split(': ', 2)[1] for line in stderr.splitlines() if line.startswith('failed: ')}
+    assert failed and {Path(p).name for p in indexed} | failed == {p.name for p in videos}
+    assert sorted(stderr.splitlines()[:-1]) == sorted(
+        f'failed: {name}: interrupted before it was stored; run again to index the rest' for name in failed)
+    assert stderr.splitlines()[-1] == 'interrupted' and '\x1b' not in stdout + stderr
+    assert stdout.splitlines()[-1].startswith(f'{len(indexed)} indexed, 0 already indexed, {len(failed)} failed; ')
