@@ -71,7 +71,7 @@ class Indexer(Executor):
 
     nested_overrides = {'uri': ('milvus', 'uri')}  # the Flow's override `uri` (CLI --uri) sets milvus.uri
 
-    def __init__(self, workspace: str = 'data/workspace', model: str = 'ViT-B/32', backend: str = 'local',
+    def __init__(self, workspace: str = 'data/workspace', model: str = '', backend: str = 'local',
                  index: str = 'ivf', ivf: IvfOptions = IvfOptions(), hnsw: HnswOptions = HnswOptions(),
                  milvus: MilvusOptions = MilvusOptions(), candidates: int = 64, margin: float = 0.02,
                  max_segment: float = 30.0, snap: float = 2.0, speech_candidates: int = 100, merge_gap: float = 2.0,
