@@ -14,8 +14,8 @@ import time
 
 import evaluation
 from executors.errors import VcedError
-from library import (VIDEO_EXTENSIONS, IndexSummary, Library, Status, format_srt, format_time, one_line, plural,
-                     read_image, time_range)
+from library import (VIDEO_EXTENSIONS, IndexSummary, Library, Status, format_srt, format_time, json_text, match_record,
+                     one_line, plural, read_image, time_range, video_record)
 from library.pipeline import Flow  # noqa: F401 - `from flow import Flow` is the documented way to drive the Flow directly
 
 OVERRIDES = ('workspace', 'model', 'text_model', 'asr', 'backend', 'uri')  # options that replace flow.yml's settings
@@ -65,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluation.add_arguments(commands.add_parser('eval', parents=[common],
                                                  help='MSR-VTT-style retrieval metrics on a captioned video set'))
     _add_train(commands, common)
+    add_serve_arguments(commands, common)
     return parser
 
 
@@ -74,6 +75,30 @@ def _add_train(commands, common) -> None:
     except ImportError:  # tuning is optional (torch-only installs without it still search)
         return
     training.add_arguments(commands.add_parser('train', parents=[common], help='tune retrieval on your videos and captions'))
+
+
+def add_serve_arguments(commands, common) -> None:
+    serve = commands.add_parser('serve', parents=[common], help='the HTTP API: search, add and delete videos over HTTP')
+    serve.add_argument('--host', default='127.0.0.1', help='address to listen on (default 127.0.0.1; any other needs --token-file)')
+    serve.add_argument('--port', type=int, default=8000, help='port to listen on (default 8000)')
+    serve.add_argument('--asr', metavar='NAME|PATH|off', help='speech recognition model for indexing (default: set in flow.yml)')
+    serve.add_argument('--token-file', metavar='F', help='bearer token hashes; a missing file is created with a new token, '
+                                                         'printed once')
+    serve.add_argument('--allow-dir', action='append', metavar='DIR',
+                       help='a server-side folder POST /v1/videos may index (repeatable; default data/videos)')
+    serve.add_argument('--upload-dir', metavar='DIR', help='where uploaded videos are saved (default: the first --allow-dir)')
+    serve.add_argument('--max-upload-mb', type=int, default=2048, metavar='MB', help='the largest upload (default 2048)')
+    serve.add_argument('--cors-origin', action='append', default=[], metavar='ORIGIN',
+                       help='a browser origin allowed to call the API (repeatable; default none: CORS off)')
+
+
+def _serve(args) -> int:
+    from api import Settings, serve
+
+    folders = args.allow_dir or ['data/videos']
+    settings = Settings(allow_dirs=folders, upload_dir=args.upload_dir or folders[0], max_upload_mb=args.max_upload_mb,
+                        cors_origins=args.cors_origin)
+    return serve(lambda: open_library(args), settings, args.host, args.port, args.token_file)
 
 
 def open_library(args) -> Library:
@@ -138,7 +163,7 @@ def _search(args) -> int:
         else:
             matches = library.search(text=args.text, image=image, top=args.top, by=args.by, within=args.within,
                                      offset=args.offset)
-    results = [_result(m) for m in matches]
+    results = [match_record(m) for m in matches]
     if args.json:
         print(json.dumps(results, ensure_ascii=False, allow_nan=False))
         return 0
@@ -151,16 +176,10 @@ def _search(args) -> int:
     return 0
 
 
-def _result(m) -> dict:
-    return {'video': _text(m.uri), 'video_id': m.video_id, 'start': round(m.start, 3), 'end': round(m.end, 3),
-            'timestamp': round(m.timestamp, 3), 'score': round(m.score, 4), 'thumbnail': _text(m.thumbnail),
-            'source': m.source, 'text': m.text}
-
-
 def _duplicates(args) -> int:
     with open_library(args) as library:
         groups = library.duplicates(args.threshold)
-    rows = [{'videos': [{'video': _text(s.uri), 'video_id': s.video_id, 'start': round(s.start, 3),
+    rows = [{'videos': [{'video': json_text(s.uri), 'video_id': s.video_id, 'start': round(s.start, 3),
                          'end': round(s.end, 3)} for s in g.videos], 'score': round(g.score, 4), 'part': g.part}
             for g in groups]
     if args.json:
@@ -179,8 +198,7 @@ def _duplicates(args) -> int:
 def _list(args) -> int:
     with open_library(args) as library:
         videos = library.videos()
-    rows = [{'video': _text(v.uri), 'video_id': v.video_id, 'duration': round(v.duration, 3), 'frames': v.frame_count,
-             'cues': v.cue_count, 'added': v.added} for v in videos]
+    rows = [video_record(v) for v in videos]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, allow_nan=False))
         return 0
@@ -220,16 +238,9 @@ def _train(args) -> int:
     return training.run(args)
 
 
-def _text(value: str | None) -> str | None:
-    """A path as JSON can carry it: bytes of names that are not valid UTF-8 written as \\x escapes."""
-    if value is None:
-        return None
-    return os.fsencode(value).decode('utf-8', 'backslashreplace') if any('\udc80' <= c <= '\udcff' for c in value) else value
-
-
 COMMANDS = {'index': _index, 'search': _search, 'duplicates': _duplicates, 'list': _list, 'delete': _delete,
             'transcript': _transcript,
-            'eval': _eval, 'train': _train}
+            'eval': _eval, 'train': _train, 'serve': _serve}
 
 
 def main(argv: list[str] | None = None) -> int:

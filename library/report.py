@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
-from executors.documents import CueDoc, Status, VideoDoc
+from executors.documents import CueDoc, SegmentDoc, Status, VideoDoc
 
 
 @dataclass
@@ -110,8 +110,34 @@ def format_srt(cues: list[CueDoc]) -> str:
     return '\n'.join(blocks)
 
 
-def _srt_time(seconds: float) -> str:
+def format_vtt(cues: list[CueDoc]) -> str:
+    """Cues as WebVTT text (`HH:MM:SS.mmm` times; a cue's text never holds the '-->' that would end it)."""
+    blocks = [f"{_srt_time(c.start, '.')} --> {_srt_time(c.end, '.')}\n{c.text.replace('-->', '->')}\n" for c in cues]
+    return '\n'.join(['WEBVTT\n', *blocks])
+
+
+def _srt_time(seconds: float, separator: str = ',') -> str:
     millis = max(0, round(seconds * 1000))
     hours, millis = divmod(millis, 3_600_000)
     minutes, millis = divmod(millis, 60_000)
-    return f'{hours:02d}:{minutes:02d}:{millis // 1000:02d},{millis % 1000:03d}'
+    return f'{hours:02d}:{minutes:02d}:{millis // 1000:02d}{separator}{millis % 1000:03d}'
+
+
+def match_record(match: SegmentDoc) -> dict:
+    """A search result as `search --json` and the HTTP API give it."""
+    return {'video': json_text(match.uri), 'video_id': match.video_id, 'start': round(match.start, 3),
+            'end': round(match.end, 3), 'timestamp': round(match.timestamp, 3), 'score': round(match.score, 4),
+            'thumbnail': json_text(match.thumbnail), 'source': match.source, 'text': match.text}
+
+
+def video_record(video: VideoDoc) -> dict:
+    """An indexed video as `list --json` and the HTTP API give it."""
+    return {'video': json_text(video.uri), 'video_id': video.video_id, 'duration': round(video.duration, 3),
+            'frames': video.frame_count, 'cues': video.cue_count, 'added': video.added}
+
+
+def json_text(value: str | None) -> str | None:
+    """A path as JSON can carry it: bytes of names that are not valid UTF-8 written as \\x escapes."""
+    if value is None:
+        return None
+    return os.fsencode(value).decode('utf-8', 'backslashreplace') if _has_surrogates(value) else value

@@ -6,9 +6,7 @@ from disk in small pieces, so its memory stays flat whatever the file's size. On
 has published are served, each under a random token (no paths in URLs, nothing else reachable).
 """
 import logging
-import mimetypes
 import os
-import re
 import secrets
 import threading
 from http import HTTPStatus
@@ -16,14 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote
 
+from library.media import CHUNK_BYTES, byte_range, media_type
+
 log = logging.getLogger(__name__)
-
-CHUNK_BYTES = 256 * 1024  # read and sent per write: what a playing video costs the server in memory
-TYPES = {'.mp4': 'video/mp4', '.m4v': 'video/mp4', '.mov': 'video/quicktime', '.webm': 'video/webm',
-         '.mkv': 'video/x-matroska', '.avi': 'video/x-msvideo', '.mpg': 'video/mpeg', '.mpeg': 'video/mpeg',
-         '.ts': 'video/mp2t', '.3gp': 'video/3gpp', '.wmv': 'video/x-ms-wmv', '.flv': 'video/x-flv'}
-RANGE = re.compile(r'bytes=(\d*)-(\d*)')
-
 
 class MediaServer:
     """A threaded HTTP server on `host`:`port` (0: a free port) serving published files by token."""
@@ -67,26 +60,6 @@ class MediaServer:
         self._thread.join(timeout=5)
 
 
-def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """(first, last) byte of a `Range: bytes=...` header's single range; None for the whole file.
-
-    ValueError when the range cannot be satisfied (answered with 416).
-    """
-    match = RANGE.fullmatch((header or '').strip())
-    if match is None:
-        return None  # absent, another unit or several ranges: the whole file, as RFC 9110 allows
-    first, last = match.groups()
-    if not first and not last:
-        return None
-    if not first:  # the last N bytes
-        first, last = max(size - int(last), 0), size - 1
-    else:
-        first, last = int(first), min(int(last), size - 1) if last else size - 1
-    if first >= size or first > last:
-        raise ValueError(f'bytes {first}-{last} of {size}')
-    return first, last
-
-
 def _handler(lookup):
     class MediaHandler(BaseHTTPRequestHandler):
         protocol_version = 'HTTP/1.1'  # keep-alive: a browser seeking sends many range requests
@@ -116,8 +89,7 @@ def _handler(lookup):
                     return
                 first, last = wanted or (0, size - 1)
                 self.send_response(HTTPStatus.PARTIAL_CONTENT if wanted else HTTPStatus.OK)
-                self.send_header('Content-Type', TYPES.get(Path(path).suffix.lower())
-                                 or mimetypes.guess_type(path)[0] or 'application/octet-stream')
+                self.send_header('Content-Type', media_type(path))
                 self.send_header('Accept-Ranges', 'bytes')
                 self.send_header('Content-Length', str(last - first + 1))
                 if wanted:

@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from page.media_server import MediaServer, byte_range
+from library.media import byte_range
+from page.media_server import MediaServer
 
 
 @pytest.fixture
