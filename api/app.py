@@ -115,14 +115,14 @@ def _routes(state: _State) -> APIRouter:
     library, settings = state.library, state.settings
 
     @router.post('/search', tags=['search'], summary='The moments matching a text or an image',
-                 openapi_extra=schemas.SEARCH_BODY, responses={400: schemas.PROBLEM, 413: schemas.PROBLEM,
+                 openapi_extra=schemas.SEARCH_BODY, response_model=schemas.SearchResults, responses={400: schemas.PROBLEM, 413: schemas.PROBLEM,
                                                                415: schemas.PROBLEM, 503: schemas.PROBLEM})
-    async def search(request: Request) -> schemas.SearchResults:
+    async def search(request: Request) -> JSONResponse:
         query, image = await _search_input(request)
         await run_in_threadpool(state.wait_ready)
         matches = await run_in_threadpool(library.search, text=query.text, image=image, top=query.top, by=BY[query.by],
                                           within=query.within, offset=query.offset)
-        return schemas.SearchResults(results=[match_record(m) for m in matches])
+        return JSONResponse({'results': [match_record(m) for m in matches]})
 
     @router.get('/videos', tags=['videos'], summary='The indexed videos, oldest first, a page at a time')
     def videos(offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000)) -> schemas.Videos:
