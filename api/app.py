@@ -115,8 +115,8 @@ def _routes(state: _State) -> APIRouter:
     library, settings = state.library, state.settings
 
     @router.post('/search', tags=['search'], summary='The moments matching a text or an image',
-                 openapi_extra=schemas.SEARCH_BODY, response_model=schemas.SearchResults, responses={400: schemas.PROBLEM, 413: schemas.PROBLEM,
-                                                               415: schemas.PROBLEM, 503: schemas.PROBLEM})
+                 openapi_extra=schemas.SEARCH_BODY, response_model=schemas.SearchResults,
+                 responses={400: schemas.PROBLEM, 413: schemas.PROBLEM, 415: schemas.PROBLEM, 503: schemas.PROBLEM})
     async def search(request: Request) -> JSONResponse:
         query, image = await _search_input(request)
         await run_in_threadpool(state.wait_ready)

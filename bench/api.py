@@ -34,7 +34,7 @@ WORDS = ('man woman child dog cat car bike boat beach city forest kitchen snow r
 
 def run(quick: bool = False) -> list[Result]:
     keyframes = 10_000 if quick else 100_000
-    requests = 24 if quick else 240  # per level of concurrency
+    requests = 24 if quick else 160  # per level of concurrency
     long_run = 300 if quick else 10_000  # searches over which the server's memory is read
     folder = OUT / f'api-{keyframes}-{BUILT}'
     checkpoint = library(folder, keyframes)

@@ -2,6 +2,7 @@
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -135,6 +136,16 @@ def test_bad_searches_are_problems_with_the_clis_one_line_reason(http, indexed, 
     assert answer.status_code == status
     assert answer.headers['content-type'] == PROBLEM
     assert answer.json()['status'] == status and reason in answer.json()['detail'] and '\n' not in answer.json()['detail']
+
+
+def test_the_readmes_python_client_runs_as_written(server, indexed, folders, capsys):
+    section = (ROOT / 'README.md').read_text(encoding='utf-8').split('## HTTP API', 1)[1].split('\n## ', 1)[0]
+    script = re.findall(r'```python\n(.*?)```', section, re.S)[0]
+    exec(compile(script.replace('http://127.0.0.1:8000', server.url).replace("'data/videos'", repr(str(folders['samples']))),
+                 'README.md', 'exec'), {})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith('done [(') and out[0].count("'already indexed'") == 3
+    assert 1 <= len(out) - 1 <= 5 and all(re.fullmatch(r'\d\.\d{3} [\d.]+-[\d.]+ s .*\.mp4', line) for line in out[1:])
 
 
 def test_one_video_by_id_or_prefix_and_unknown_ids(http, indexed):
