@@ -16,7 +16,7 @@ from typing import Callable
 from api.problems import status_of
 from executors.documents import Status, VideoDoc
 from executors.errors import VcedError, first_line
-from library import IndexSummary, Library, json_text, one_line, plural, progress_fraction, progress_text
+from library import VIDEO_EXTENSIONS, IndexSummary, Library, json_text, one_line, plural, progress_fraction, progress_text
 
 __all__ = ['Job', 'JobQueue']
 
@@ -37,7 +37,6 @@ class Job:
     progress: dict | None = None  # the running video's stage: video, stage, done, total, fraction, text
     error: str = ''  # why a failed job failed
     status: int = 200  # the HTTP status of its outcome (a failed job's: as the same error from a request)
-    result: list = field(default_factory=list)  # what the operation returned (deleted videos)
     version: int = 0  # bumped on every change (server-sent events wait for it)
     finished: threading.Event = field(default_factory=threading.Event)
 
@@ -67,7 +66,7 @@ class JobQueue:
 
     def delete(self, video_id: str) -> Job:
         """Queue deleting a video by id."""
-        return self._submit('delete', lambda job: job.result.extend(self.library.delete(video_id)))
+        return self._submit('delete', lambda job: self.library.delete(video_id))
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:
@@ -123,7 +122,8 @@ class JobQueue:
             if self._stopping.is_set():
                 raise VcedError(STOPPED)
         if not summary.total:
-            raise VcedError(f"no video files in {', '.join(paths)}")
+            raise VcedError(f"no video files in {one_line(', '.join(paths))} "
+                            f"(looked for {', '.join(sorted(VIDEO_EXTENSIONS))})")
         if summary.counts[Status.FAILED] == summary.total:
             raise VcedError(f"{plural(summary.total, 'video')} failed: {job.videos[0]['error']}")
 

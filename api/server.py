@@ -1,5 +1,6 @@
 """`flow.py serve`: the API on uvicorn, bound to loopback unless a token protects it."""
 import logging
+import socket
 import sys
 from pathlib import Path
 from typing import Callable
@@ -26,8 +27,7 @@ def serve(open_library: Callable[[], Library], settings: Settings, host: str = '
         settings.token_hashes = load_token_hashes(token_file)
     elif not is_loopback(host):
         raise VcedError(f'--host {host}: serving beyond this machine needs a token (--token-file F)')
-    if not 1 <= port <= 65535:
-        raise VcedError(f'--port must be 1 to 65535, not {port}')
+    _check_free(host, port)
     import uvicorn
 
     library = open_library()
@@ -35,7 +35,20 @@ def serve(open_library: Callable[[], Library], settings: Settings, host: str = '
         print(f"serving VCED on http://{host}:{port} "
               f"(OpenAPI at /docs; token {'required' if settings.token_hashes else 'off'})", file=sys.stderr)
         uvicorn.run(create_app(library, settings), host=host, port=port, log_level='warning', access_log=False,
-                    timeout_graceful_shutdown=10)
+                    timeout_keep_alive=30, timeout_graceful_shutdown=10)
     finally:
         library.close()
     return 0
+
+
+def _check_free(host: str, port: int) -> None:
+    """VcedError now, before the models load, when `host`:`port` cannot be listened on."""
+    if not 1 <= port <= 65535:
+        raise VcedError(f'--port must be 1 to 65535, not {port}')
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(infos[0][4])
+    except OSError as e:
+        raise VcedError(f'--host {host} --port {port}: cannot listen there ({e.strerror or e})') from e

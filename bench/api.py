@@ -34,7 +34,7 @@ WORDS = ('man woman child dog cat car bike boat beach city forest kitchen snow r
 
 def run(quick: bool = False) -> list[Result]:
     keyframes = 10_000 if quick else 100_000
-    requests = 24 if quick else 160  # per level of concurrency
+    requests = 24 if quick else 120  # per level of concurrency
     long_run = 300 if quick else 10_000  # searches over which the server's memory is read
     folder = OUT / f'api-{keyframes}-{BUILT}'
     checkpoint = library(folder, keyframes)
@@ -68,6 +68,8 @@ def measured(server: ApiServer, clients: int, count: int, texts) -> tuple[list[f
 
 def rows(section: str, name: str, latencies: list[float], seconds: float, errors: int, note: str = '') -> list[Result]:
     ms = np.array(latencies) * 1000
+    print(f'bench.api: {name}: {len(latencies) / seconds:.1f}/s, p50 {np.percentile(ms, 50):.1f} ms, '
+          f'p99 {np.percentile(ms, 99):.1f} ms, {errors} errors{note}', file=sys.stderr)  # as it goes: runs are long
     return [Result(section, f'{name}: searches/s', len(latencies) / seconds, '/s',
                    note=f'{len(latencies)} searches, {errors} errors{note}'),
             Result(section, f'{name}: p50', float(np.percentile(ms, 50)), 'ms'),
@@ -83,7 +85,12 @@ async def load(url: str, clients: int, count: int, texts) -> tuple[list[float], 
         nonlocal errors
         for _ in left:
             started = time.perf_counter()
-            answer = await http.post('/v1/search', json={'text': next(texts), 'top': 10})
+            try:
+                answer = await http.post('/v1/search', json={'text': next(texts), 'top': 10})
+            except httpx.TransportError as e:  # counted, and shown: a benchmark run is not lost to one
+                print(f'bench.api: {type(e).__name__}: {e}', file=sys.stderr)
+                errors += 1
+                continue
             latencies.append(time.perf_counter() - started)
             errors += answer.status_code != 200
 

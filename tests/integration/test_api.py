@@ -235,6 +235,9 @@ def test_server_side_paths_only_inside_the_allowed_folders(http, indexed, folder
     assert http.post('/v1/videos', json={'path': str(folders['allowed'] / 'link')}).status_code == 403
     missing = http.post('/v1/videos', json={'path': str(folders['allowed'] / 'nothing.mp4')})
     assert missing.status_code == 404 and 'no such file' in missing.json()['detail']
+    (folders['allowed'] / 'empty').mkdir()
+    empty = wait_for(http, http.post('/v1/videos', json={'path': str(folders['allowed'] / 'empty')}).json()['job'])
+    assert empty['state'] == 'failed' and empty['error'].startswith(f"no video files in {folders['allowed'] / 'empty'} (")
     assert http.get('/v1/jobs/no-such-job').status_code == 404
 
 
@@ -277,7 +280,8 @@ def test_delete_removes_a_video_once(http, indexed):
 
 def test_a_token_guards_every_route_but_health(folders, options, tmp_path):
     token_file = tmp_path / 'tokens'
-    server = ApiServer([*options, '--allow-dir', folders['allowed'], '--token-file', token_file], tmp_path / 'server.log')
+    server = ApiServer([*options, '--allow-dir', folders['allowed'], '--token-file', token_file,
+                        '--cors-origin', 'https://app.example.com'], tmp_path / 'server.log')
     try:
         token = server.log.read_text().split('shown only now): ')[1].split()[0]
         assert token not in token_file.read_text()
@@ -295,8 +299,24 @@ def test_a_token_guards_every_route_but_health(folders, options, tmp_path):
         with server.client(headers={'Authorization': f'Bearer {token}'}) as client:
             assert client.get('/v1/videos').status_code == 200
             assert client.post('/v1/search', json={'text': 'bars'}).status_code == 200
+            allowed = client.get('/v1/videos', headers={'Origin': 'https://app.example.com'})
+            assert allowed.headers['access-control-allow-origin'] == 'https://app.example.com'
+            assert 'access-control-allow-origin' not in client.get('/v1/videos', headers={'Origin': 'https://evil.example'}).headers
     finally:
         server.close()
+
+
+def test_cors_is_off_unless_origins_are_named(http):
+    answer = http.get('/v1/videos', headers={'Origin': 'https://app.example.com'})
+    assert answer.status_code == 200 and 'access-control-allow-origin' not in answer.headers
+    preflight = http.options('/v1/search', headers={'Origin': 'https://app.example.com',
+                                                    'Access-Control-Request-Method': 'POST'})
+    assert 'access-control-allow-origin' not in preflight.headers
+
+
+def test_a_port_in_use_is_a_one_line_error(server, capsys, tmp_path):
+    assert main(['serve', '--port', str(server.port), '--workspace', str(tmp_path)]) == 1
+    assert capsys.readouterr().err.startswith(f'error: --host 127.0.0.1 --port {server.port}: cannot listen there (')
 
 
 def test_serving_beyond_loopback_needs_a_token_file(capsys, tmp_path):
