@@ -13,7 +13,7 @@ import torch
 
 from bench.common import markdown_table
 
-BENCHMARKS = ['loader', 'encoders', 'indexer', 'footage', 'evaluation', 'speech', 'text_models', 'training', 'scale']
+BENCHMARKS = ['loader', 'encoders', 'indexer', 'footage', 'evaluation', 'speech', 'text_models', 'training', 'scale', 'api']
 REPORT = Path(__file__).parent / 'REPORT.md'
 
 

@@ -5,9 +5,10 @@ The library is bench/indexer.py's synthetic keyframes (videos of 500, clustered 
 image space of a randomly initialised ViT-B/32 checkpoint, which the server loads: its text tower costs
 what the real one does. Every request is a new sentence, so the query-embedding cache never answers one
 (a separate row shows the cached case). The server's CPU time per search is given beside each idle row:
-on a machine shared with other work, latency measures the machine's load, CPU time what a search costs. Clients are asyncio tasks on one httpx connection pool each, in
-this process, on the same machine as the server: their own CPU is part of what is measured. The server's
-resident memory is read from /proc before and after a long run of requests.
+on a machine shared with other work, latency measures the machine's load, CPU time what a search costs.
+Clients are asyncio tasks sharing one httpx connection pool, in this process, on the same machine as the
+server: their own CPU is part of what is measured. The server's resident memory is read from /proc
+before and after a long run of requests.
 """
 import argparse
 import asyncio
