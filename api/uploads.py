@@ -57,10 +57,14 @@ def save_video_upload(upload: UploadFile, folder: Path) -> Path:
 
 def inside(path: str, folders: list[Path]) -> Path:
     """`path` resolved (symlinks followed); 403 unless it lies in one of `folders`, 404 when it does not exist."""
+    if '\0' in path:  # no file name holds one; os.path would raise ValueError
+        raise Problem(400, f'{one_line(path)}: a path cannot contain a NUL character')
     resolved = Path(os.path.realpath(os.path.expanduser(path)))
     if not any(resolved == folder or folder in resolved.parents for folder in folders):
         raise Problem(403, f"{one_line(path)}: outside the folders this server may read "
                            f"({', '.join(str(f) for f in folders)}; --allow-dir)")
-    if not resolved.exists():
-        raise Problem(404, f'{one_line(path)}: no such file or folder')
+    try:
+        os.stat(resolved)
+    except OSError as e:  # no such file, a name too long, no permission
+        raise Problem(404, f'{one_line(path)}: {e.strerror or "cannot be read"}') from None
     return resolved

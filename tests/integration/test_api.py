@@ -233,8 +233,12 @@ def test_server_side_paths_only_inside_the_allowed_folders(http, indexed, folder
     assert sneaky.status_code == 403
     (folders['allowed'] / 'link').symlink_to(folders['outside'])
     assert http.post('/v1/videos', json={'path': str(folders['allowed'] / 'link')}).status_code == 403
+    nul = http.post('/v1/videos', json={'path': str(folders['allowed']) + '/a\0b.mp4'})  # found by the fuzzing
+    assert nul.status_code == 400 and 'a path cannot contain a NUL character' in nul.json()['detail']
     missing = http.post('/v1/videos', json={'path': str(folders['allowed'] / 'nothing.mp4')})
-    assert missing.status_code == 404 and 'no such file' in missing.json()['detail']
+    assert missing.status_code == 404 and 'No such file or directory' in missing.json()['detail']
+    too_long = http.post('/v1/videos', json={'path': str(folders['allowed'] / ('a' * 300))})
+    assert too_long.status_code == 404 and 'File name too long' in too_long.json()['detail']
     (folders['allowed'] / 'empty').mkdir()
     empty = wait_for(http, http.post('/v1/videos', json={'path': str(folders['allowed'] / 'empty')}).json()['job'])
     assert empty['state'] == 'failed' and empty['error'].startswith(f"no video files in {folders['allowed'] / 'empty'} (")
