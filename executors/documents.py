@@ -38,6 +38,7 @@ class CueDoc(BaseDoc):
     text: str = ''
     source: str = ''  # 'srt' | 'vtt' | 'stream' (a subtitle stream in the file) | 'asr' (speech recognition)
     language: str = ''  # ISO 639-1 code when known ('en', 'zh', ...), else ''
+    embedding: Optional[NdArray] = None  # the text tower's embedding of `text` (search by meaning), when made
 
 
 class VideoDoc(BaseDoc):

@@ -12,6 +12,7 @@ from executors.base import Executor, requests
 from executors.models.clip_model import image_space_id
 from executors.documents import CueDoc, DocList, DuplicateDoc, FrameDoc, QueryDoc, SegmentDoc, Status, VideoDoc
 from executors.errors import QueryError, WorkspaceError
+from executors.retrieval.cue_search import spoken_hits
 from executors.retrieval.fusion import cue_segments, fuse
 from executors.storage.interface import Frames, ImageSpace, Storage, VideoRecord
 from executors.storage.backends import (HnswOptions, IvfOptions, MilvusOptions, check_engine, engine_options,
@@ -64,6 +65,8 @@ class Indexer(Executor):
             lists it is in of weight / (fusion_k + rank); larger k flattens the ranks' influence.
         visual_weight, speech_weight: each list's weight in the fusion.
         fusion_slack: seconds: a visual and a spoken segment of one video this close are one moment.
+        meaning_floor: cosine between the query's and a cue's text embeddings below which the cue is not
+            found by meaning (executors/retrieval/cue_search.py); 1 = search what is said by words only.
         lock_wait: seconds a write waits for another process's write to the same workspace.
     """
 
@@ -76,7 +79,7 @@ class Indexer(Executor):
                  milvus: MilvusOptions = MilvusOptions(), candidates: int = 64, margin: float = 0.02,
                  max_segment: float = 30.0, snap: float = 2.0, speech_candidates: int = 100, merge_gap: float = 2.0,
                  fusion_k: int = 60, visual_weight: float = 1.0, speech_weight: float = 1.0, fusion_slack: float = 1.0,
-                 lock_wait: float = 60.0):
+                 meaning_floor: float = 0.8, lock_wait: float = 60.0):
         engines = {name: engine_options(name, given)
                    for name, given in (('ivf', ivf), ('hnsw', hnsw), ('milvus', milvus))}
         backend = check_engine(backend, index, engines)
@@ -92,7 +95,9 @@ class Indexer(Executor):
         self.model = str(model)
         self.candidates = candidates
         self.grouping = search.Grouping(margin, max_segment, snap)
-        self.speech = {'candidates': speech_candidates, 'merge_gap': merge_gap}
+        if not 0 <= meaning_floor <= 1:
+            raise ValueError(f'meaning_floor must be a cosine within 0..1, not {meaning_floor!r}')
+        self.speech = {'candidates': speech_candidates, 'merge_gap': merge_gap, 'meaning_floor': meaning_floor}
         self.fusion = {'k': fusion_k, 'visual_weight': visual_weight, 'speech_weight': speech_weight,
                        'slack': fusion_slack}
         self._busy = threading.Lock()  # the page's sessions share one Indexer: one request at a time
@@ -173,7 +178,8 @@ class Indexer(Executor):
             visual = search.search_segments(self.storage, vector, count=count, candidates=self.candidates,
                                             grouping=self.grouping)
         if within != 'visual' and query.text.strip():
-            hits = self.storage.search_cues(query.text, max(self.speech['candidates'], count))
+            hits = spoken_hits(self.storage, query.text, self._meaning_vector(query),
+                               max(self.speech['candidates'], count), self.speech['meaning_floor'])
             spoken = cue_segments(hits, self.speech['merge_gap'], self.grouping.max_segment, uri=self._uri)
         if within == 'all' and spoken:
             return fuse(visual, spoken, count, **self.fusion)
@@ -198,6 +204,13 @@ class Indexer(Executor):
         if not np.isfinite(vector).all():
             raise QueryError('the query embedding is not finite: the model gave NaN or infinity')
         return unit_rows(vector)
+
+    def _meaning_vector(self, query: QueryDoc) -> np.ndarray | None:
+        """The query's text embedding for search by meaning; None without one or from another image space."""
+        try:
+            return self._query_vector(query) if query.embedding is not None and query.text.strip() else None
+        except QueryError:
+            return None
 
     def _uri(self, video_id: str) -> str:
         record = self.storage.video(video_id)

@@ -1,5 +1,7 @@
 """TextEncoder: embeddings of text queries (/search, /encode) by CLIP's own text tower or by a
-multilingual tower aligned with the same image space, with an LRU cache of query embeddings."""
+multilingual tower aligned with the same image space, with an LRU cache of query embeddings; and of
+each indexed video's cues (/index), so what is said can be searched by meaning."""
+import logging
 import threading
 from collections import OrderedDict
 
@@ -9,12 +11,14 @@ import torch
 from executors.base import requests
 from executors.models.clip_encoding import TEXT_RUNTIMES, encode_texts
 from executors.models.clip_model import ClipEncoder, load_clip
-from executors.documents import DocList, QueryDoc
-from executors.errors import QueryError
+from executors.documents import CueDoc, DocList, QueryDoc, Status, VideoDoc
+from executors.errors import ModelError, QueryError
 from executors.models.multilingual import DEFAULT_MODEL, SentenceTextTower
 from executors.models.query_language import is_plain_english, query_language
 from executors.models.text_onnx import cache_file
 from executors.models.text_tower import TextTower
+
+log = logging.getLogger(__name__)
 
 TEXT_MODELS = ('clip', 'multilingual', 'auto')  # auto: multilingual for queries that are not plain English
 
@@ -83,11 +87,14 @@ class TextEncoder(ClipEncoder):
     weights/onnx/; 1.4x faster per query on two idle cores, 1.7x at p50 and 2.6x at p99 on busy ones).
     Text beyond a tower's context (CLIP: 77 tokens, the multilingual: 128) is cut off; an empty query
     with no image is a QueryError.
+    cue_embeddings: on /index, embed every cue of each video by the tower a query in its language uses
+    (stored with the cue: search by meaning); a tower that cannot load leaves its cues without, said once.
     """
 
     def __init__(self, model: str = 'ViT-B/32', device: str = 'auto', batch_size: int = 32,
                  quantize: str | None = None, text_model: str = 'auto', multilingual_model: str = DEFAULT_MODEL,
-                 aligned_to: str = 'ViT-B/32', cache_size: int = 1024, runtime: str = 'auto'):
+                 aligned_to: str = 'ViT-B/32', cache_size: int = 1024, runtime: str = 'auto',
+                 cue_embeddings: bool = True):
         super().__init__(model, device, batch_size, quantize)
         if runtime not in TEXT_RUNTIMES:
             raise ValueError(f"runtime must be one of {', '.join(TEXT_RUNTIMES)}, not {runtime!r}")
@@ -99,6 +106,8 @@ class TextEncoder(ClipEncoder):
         self.towers = {'clip': ClipTextTower(model, device, quantize, runtime),
                        'multilingual': SentenceTextTower(multilingual_model, aligned_to, device, quantize)}
         self.cache = QueryCache(cache_size)
+        self.cue_embeddings = bool(cue_embeddings)
+        self._failed: set[str] = set()  # towers that could not load for cues (said once)
 
     @property
     def model(self) -> torch.nn.Module:
@@ -114,6 +123,38 @@ class TextEncoder(ClipEncoder):
         for tower_name, queries in group_by_tower(pending, self.text_model).items():
             embed_queries(self.towers[tower_name], queries, self.cache, self.batch_size)
         return docs
+
+
+    @requests(on='/index')
+    def embed_cues(self, docs: DocList[VideoDoc]) -> DocList[VideoDoc]:
+        """Give each cue of the videos being indexed its text embedding."""
+        if self.cue_embeddings:
+            cues = [cue for doc in docs if doc.status == Status.PENDING for cue in doc.cues
+                    if cue.embedding is None and cue.text.strip()]
+            for tower_name, group in group_cues(cues, self.text_model).items():
+                if tower_name not in self._failed:
+                    try:
+                        embed_texts(self.towers[tower_name], group, self.batch_size)
+                    except ModelError as e:
+                        self._failed.add(tower_name)
+                        log.warning('cues are stored without %s embeddings (no search by meaning for them): %s',
+                                    tower_name, e)
+        return docs
+
+
+def group_cues(cues: list[CueDoc], text_model: str) -> dict[str, list[CueDoc]]:
+    groups: dict[str, list[CueDoc]] = {}
+    for cue in cues:
+        groups.setdefault(choose_tower(cue.text, text_model), []).append(cue)
+    return groups
+
+
+def embed_texts(tower, cues: list[CueDoc], batch_size: int) -> None:
+    """Set each cue's embedding, `batch_size` texts per forward pass."""
+    for start in range(0, len(cues), batch_size):
+        batch = cues[start:start + batch_size]
+        for cue, embedding in zip(batch, tower.encode([' '.join(c.text.split()) for c in batch])):
+            cue.embedding = np.asarray(embedding, dtype=np.float32)
 
 
 def choose_tower(text: str, text_model: str) -> str:

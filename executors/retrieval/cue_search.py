@@ -1,59 +1,54 @@
-"""Full-text search over cues: SQLite FTS5 ranked by bm25, for spaced languages and for Chinese/Japanese/Korean.
+"""Search over what is said, by one set of rules for every backend: the backend fetches candidate cues,
+`search` here ranks them.
 
-FTS5's unicode61 tokenizer takes a run of CJK characters as one token, so 海边 would never match
-inside 我们去海边吧. Each cue is therefore indexed through `cue_terms`: NFKC-normalised text in which
-every CJK run becomes its overlapping bigrams plus its last character alone
-(海边的日落 -> 海边 边的 的日 日落 落), next to the other words as they are. A query is turned into
-terms the same way: a CJK run of two or more characters becomes the phrase of its bigrams (an
-exact substring match), a lone CJK character the prefix query 海* (every character of a run
-starts a bigram or ends the run), every other word a quoted string (FTS5 syntax in user text is
-inert). English words are stemmed (porter: rides = riding); common English words are dropped
-from queries that have other words. A cue matches when it holds every query term.
+Words (bm25 with coverage): a query's terms (executors/retrieval/cue_text.py: normalised words, stop
+words left out when there are others) fetch every cue holding one of their keys (the rarest keys first,
+at most `candidates` cues). Each cue, and each window of up to WINDOW adjacent cues of one video (a
+sentence recognised as two cues), is scored by how much of the query it covers: a term found in the
+exact form counts 1, by its stem only STEM_MATCH (so an exact "gardener" beats "garden"), a compound
+written apart or together ("light house" / lighthouse) counts as found; coverage is the idf-weighted
+share of the query found, and a result needs at least MIN_COVERAGE of it. Results are ordered by
+coverage, then by bm25 (k1 1.2, b 0.75; idf over the whole library, length against the candidates'
+mean length), then video and time. A window is kept only where it covers more than each of its cues.
+
+Meaning: each cue's text embedding (the query's text tower, stored with the cue) against the query's
+embedding; `merge_meaning` folds those cosines into the same list (a cue found by words and by meaning
+scores the higher of the two).
 """
 import dataclasses
-import re
-import sqlite3
-import unicodedata
+import math
+from collections import Counter
+from typing import Iterable, Protocol
 
-from executors.documents import CueDoc
+from executors.retrieval.cue_text import CJK_RUN, Term, keys, query_terms, stem, words
 
-CJK = ('\u1100-\u11ff\u2e80-\u2fdf\u3040-\u30ff\u3100-\u312f\u3130-\u318f\u31a0-\u31ff\u3400-\u4dbf'
-       '\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f')
-CJK_RUN = re.compile(f'[{CJK}]+')
-QUERY_PIECE = re.compile(f'[{CJK}]+|[^\\s{CJK}]+')
-STOPWORDS = frozenset('a an the and or of to in on at by for with from is are was were be been it this that these '
-                      'those as i you he she we they do does did not no'.split())
+STEM_MATCH = 0.8  # a term found only by its stem counts this much of an exact one
+MIN_COVERAGE = 0.5  # share of the query (idf-weighted) a spoken result must hold
+WINDOW = 3  # adjacent cues of one video scored together, at most
+WINDOW_GAP = 2.0  # seconds: cues further apart are never one window
+CANDIDATES = 4000  # cues fetched per query, at most
+K1, B = 1.2, 0.75
+MEANING_FLOOR = 0.8  # cosine (query text vs cue text embedding) below which meaning is no evidence
+MEANING_WEIGHT = 0.9  # a pure meaning match at cosine 1 ranks just below a cue holding every word
 
-CUE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS cues (
-    id INTEGER PRIMARY KEY,
-    video TEXT NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
-    start REAL NOT NULL,       -- seconds
-    "end" REAL NOT NULL,       -- seconds
-    text TEXT NOT NULL,
-    source TEXT NOT NULL,      -- srt | vtt | stream | asr
-    language TEXT NOT NULL,    -- ISO 639-1, '' when unknown
-    terms TEXT NOT NULL        -- the text as indexed (cue_terms): CJK runs as bigrams
-);
-CREATE INDEX IF NOT EXISTS cues_video ON cues(video, start);
-CREATE VIRTUAL TABLE IF NOT EXISTS cue_fts USING fts5(
-    terms, content='cues', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2');
-CREATE TRIGGER IF NOT EXISTS cues_fts_insert AFTER INSERT ON cues BEGIN
-    INSERT INTO cue_fts(rowid, terms) VALUES (new.id, new.terms);
-END;
-CREATE TRIGGER IF NOT EXISTS cues_fts_delete AFTER DELETE ON cues BEGIN
-    INSERT INTO cue_fts(cue_fts, rowid, terms) VALUES ('delete', old.id, old.terms);
-END;
-CREATE TRIGGER IF NOT EXISTS cues_fts_update AFTER UPDATE ON cues BEGIN
-    INSERT INTO cue_fts(cue_fts, rowid, terms) VALUES ('delete', old.id, old.terms);
-    INSERT INTO cue_fts(rowid, terms) VALUES (new.id, new.terms);
-END;
-"""
+
+@dataclasses.dataclass(frozen=True)
+class CueRow:
+    """A stored cue as a backend fetches it; `cue` is its place among its video's cues (0, 1, ...)."""
+
+    video_id: str
+    cue: int
+    start: float
+    end: float
+    text: str
+    source: str
+    language: str
 
 
 @dataclasses.dataclass(frozen=True)
 class CueHit:
-    """A cue that matches a query; `score` is -bm25 (higher is better)."""
+    """A cue, or window of adjacent cues, that matches a query. `score` (higher is better, 0-1): the
+    share of the query it holds (`coverage`) or its meaning strength, whichever is higher."""
 
     video_id: str
     start: float
@@ -62,62 +57,190 @@ class CueHit:
     source: str
     language: str
     score: float
+    coverage: float = 0.0
+    bm25: float = 0.0
+    meaning: float = 0.0
 
 
-def cue_terms(text: str) -> str:
-    """The text as indexed: NFKC-normalised, each CJK run as overlapping bigrams and its last character."""
-    def bigrams(match: re.Match) -> str:
-        run = match.group()
-        return ' ' + ' '.join([run[i:i + 2] for i in range(len(run) - 1)] + [run[-1]]) + ' '
+class CueSource(Protocol):
+    """What a backend answers for `search` (executors/storage/*: each backend's search_cues)."""
 
-    return ' '.join(CJK_RUN.sub(bigrams, unicodedata.normalize('NFKC', text)).split())
+    def cue_total(self) -> int:
+        """The number of stored cues."""
 
+    def key_frequencies(self, keys: list[str]) -> dict[str, int]:
+        """How many stored cues hold each key."""
 
-def match_expression(text: str) -> str:
-    """An FTS5 MATCH expression requiring every term of user `text`; '' when it has no searchable term."""
-    terms = []
-    for piece in QUERY_PIECE.findall(unicodedata.normalize('NFKC', text)):
-        if CJK_RUN.fullmatch(piece):
-            terms.append(_quote(piece) + '*' if len(piece) == 1 else
-                         _quote(' '.join(piece[i:i + 2] for i in range(len(piece) - 1))))
-        elif any(ch.isalnum() for ch in piece):
-            terms.append(_quote(piece))
-    content = [t for t in terms if t.strip('"').lower() not in STOPWORDS]
-    return ' AND '.join(content or terms)
+    def cues_with(self, key: str, limit: int) -> list[CueRow]:
+        """At most `limit` stored cues holding `key` (video, then time order)."""
 
 
-def _quote(piece: str) -> str:
-    return '"' + piece.replace('"', '""') + '"'
+@dataclasses.dataclass
+class _Cue:
+    row: CueRow
+    words: set[str]
+    joined: set[str]
+    stems: set[str]
+    counts: Counter
+    length: int
 
 
-def add_cues(db: sqlite3.Connection, video_id: str, cues: list[CueDoc]) -> int:
-    """Insert a video's cues (no transaction of its own: call it inside the video's); the number inserted."""
-    rows = [(video_id, float(c.start), float(c.end), c.text, c.source, c.language or '', cue_terms(c.text))
-            for c in cues if c.text.strip()]
-    db.executemany('INSERT INTO cues (video, start, "end", text, source, language, terms) VALUES (?, ?, ?, ?, ?, ?, ?)',
-                   rows)
-    return len(rows)
-
-
-def search_cues(db: sqlite3.Connection, text: str, limit: int) -> list[CueHit]:
-    """The `limit` cues that best match `text` (every term present), best first; ties by video and time."""
-    expression = match_expression(text)
-    if not expression or limit <= 0:
+def search(source: CueSource, text: str, limit: int, candidates: int = CANDIDATES) -> list[CueHit]:
+    """The `limit` best cues or windows of cues for `text`, by the rules in the module docstring."""
+    terms = query_terms(text)
+    if not terms or limit < 1:
         return []
-    rows = db.execute(
-        'SELECT c.video, c.start, c."end", c.text, c.source, c.language, -bm25(cue_fts) AS score '
-        'FROM cue_fts JOIN cues c ON c.id = cue_fts.rowid WHERE cue_fts MATCH ? '
-        'ORDER BY score DESC, c.video, c.start, c.id LIMIT ?', (expression, int(limit))).fetchall()
-    return [CueHit(*row) for row in rows]
+    fetch = _fetch_keys(terms)
+    frequency = source.key_frequencies(fetch)
+    rows: dict[tuple[str, int], CueRow] = {}
+    for key in sorted(fetch, key=lambda k: (frequency.get(k, 0), k)):
+        if frequency.get(key, 0) and len(rows) < candidates:
+            for row in source.cues_with(key, candidates - len(rows)):
+                rows.setdefault((row.video_id, row.cue), row)
+    if not rows:
+        return []
+    return rank(terms, list(rows.values()), frequency, max(source.cue_total(), len(rows)))[:limit]
 
 
-def video_cues(db: sqlite3.Connection, video_id: str) -> list[CueDoc]:
-    """Every cue of a video, in time order."""
-    rows = db.execute('SELECT start, "end", text, source, language FROM cues WHERE video = ? ORDER BY start, id',
-                      (video_id,)).fetchall()
-    return [CueDoc(video_id=video_id, start=s, end=e, text=t, source=src, language=lang) for s, e, t, src, lang in rows]
+def _fetch_keys(terms: list[Term]) -> list[str]:
+    found = []
+    for i, term in enumerate(terms):
+        found += term.parts or [term.key]
+        if _joinable(terms, i):
+            found.append(stem(term.word + terms[i + 1].word))
+    return list(dict.fromkeys(found))
 
 
-def cue_counts(db: sqlite3.Connection) -> dict[str, int]:
-    """{video id: number of cues} for the videos that have any."""
-    return dict(db.execute('SELECT video, count(*) FROM cues GROUP BY video').fetchall())
+def _joinable(terms: list[Term], i: int) -> bool:
+    return i + 1 < len(terms) and terms[i].word.isalpha() and terms[i + 1].word.isalpha() \
+        and not terms[i].cjk and not terms[i + 1].cjk
+
+
+def rank(terms: list[Term], rows: list[CueRow], frequency: dict[str, int], total: int) -> list[CueHit]:
+    """The shared scoring: every matching cue or window of `rows`, best first, windows not overlapping."""
+    cues = [_analysed(row) for row in rows]
+    mean_length = sum(c.length for c in cues) / len(cues) or 1.0
+    idf = [math.log(1 + (total - df + 0.5) / (df + 0.5)) for df in (_term_frequency(t, frequency) for t in terms)]
+    scored = []
+    by_video: dict[str, list[_Cue]] = {}
+    for cue in cues:
+        by_video.setdefault(cue.row.video_id, []).append(cue)
+    for video_cues in by_video.values():
+        video_cues.sort(key=lambda c: c.row.cue)
+        single = [_score(terms, idf, [c], mean_length) for c in video_cues]
+        for first in range(len(video_cues)):
+            if single[first][0] >= MIN_COVERAGE - 1e-9:
+                scored.append((*single[first], video_cues[first:first + 1]))
+            shorter = single[first][0]
+            for last in range(first + 1, min(first + WINDOW, len(video_cues))):
+                if (video_cues[last].row.cue != video_cues[last - 1].row.cue + 1
+                        or video_cues[last].row.start - video_cues[last - 1].row.end > WINDOW_GAP):
+                    break
+                window = video_cues[first:last + 1]
+                coverage, bm25 = _score(terms, idf, window, mean_length)
+                if coverage >= MIN_COVERAGE - 1e-9 and coverage > shorter + 1e-9 and \
+                        coverage > max(s[0] for s in single[first:last + 1]) + 1e-9:
+                    scored.append((coverage, bm25, window))
+                shorter = max(shorter, coverage)
+    scored.sort(key=lambda s: (-s[0], -s[1], s[2][0].row.video_id, s[2][0].row.start, len(s[2])))
+    taken: set[tuple[str, int]] = set()
+    hits = []
+    for coverage, bm25, window in scored:
+        ids = {(c.row.video_id, c.row.cue) for c in window}
+        if ids & taken:
+            continue
+        taken |= ids
+        hits.append(_hit(window, coverage, bm25))
+    return hits
+
+
+def _term_frequency(term: Term, frequency: dict[str, int]) -> int:
+    return min(frequency.get(k, 0) for k in (term.parts or (term.key,)))
+
+
+def _analysed(row: CueRow) -> _Cue:
+    tokens = words(row.text)
+    latin = [t for t in tokens if not CJK_RUN.fullmatch(t)]
+    joined = {a + b for a, b in zip(latin, latin[1:]) if a.isalpha() and b.isalpha()}
+    counts = Counter(keys(row.text))
+    return _Cue(row, set(tokens), joined, {stem(t) for t in latin} | {stem(j) for j in joined}, counts,
+                sum(counts.values()))
+
+
+def _score(terms: list[Term], idf: list[float], window: list[_Cue], mean_length: float) -> tuple[float, float]:
+    """(coverage, bm25) of a window of cues for the query's terms."""
+    found_words = set().union(*(c.words for c in window))
+    joined = set().union(*(c.joined for c in window))
+    stems = set().union(*(c.stems for c in window))
+    counts = sum((c.counts for c in window), Counter())
+    length = sum(c.length for c in window)
+    match = [0.0] * len(terms)
+    for i, term in enumerate(terms):
+        if term.cjk:
+            match[i] = 1.0 if all(counts[p] for p in term.parts) else 0.0
+        elif term.word in found_words or term.word in joined:
+            match[i] = 1.0
+        elif term.key in stems:
+            match[i] = STEM_MATCH
+    for i in range(len(terms)):
+        if _joinable(terms, i) and min(match[i], match[i + 1]) < 1.0:
+            together = terms[i].word + terms[i + 1].word
+            strength = 1.0 if together in found_words or together in joined else \
+                STEM_MATCH if stem(together) in stems else 0.0
+            match[i], match[i + 1] = max(match[i], strength), max(match[i + 1], strength)
+    weight = sum(idf) or 1.0
+    coverage = sum(m * w for m, w in zip(match, idf)) / weight
+    bm25 = 0.0
+    for term, m, w in zip(terms, match, idf):
+        if m:
+            tf = max(1, min(counts[k] for k in (term.parts or (term.key,))))
+            bm25 += m * w * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / mean_length))
+    return coverage, bm25
+
+
+def _hit(window: list[_Cue], coverage: float, bm25: float) -> CueHit:
+    first = window[0].row
+    texts = list(dict.fromkeys(c.row.text for c in window))
+    return CueHit(video_id=first.video_id, start=first.start, end=max(c.row.end for c in window),
+                  text=' '.join(texts), source=first.source, language=first.language, score=round(coverage, 6),
+                  coverage=round(coverage, 6), bm25=bm25)
+
+
+def spoken_hits(storage, text: str, vector, limit: int, meaning_floor: float = MEANING_FLOOR) -> list[CueHit]:
+    """What a Storage finds said for a query: by words (`text`) and, given the query's unit text embedding
+    `vector`, by meaning; one list, best first (the 'speech' list of the fusion)."""
+    by_words = storage.search_cues(text, limit)
+    if vector is None or meaning_floor >= 1:
+        return by_words
+    return merge_meaning(by_words, meaning_hits(storage.nearest_cues(vector, limit), meaning_floor), limit)
+
+
+def meaning_hits(found: Iterable[tuple[CueRow, float]], floor: float = MEANING_FLOOR) -> list[CueHit]:
+    """Cues found by meaning ((cue, cosine) pairs) as hits scored (cosine - floor) / (1 - floor), best first."""
+    hits = []
+    for row, cosine in found:
+        strength = (float(cosine) - floor) / (1.0 - floor)
+        if strength > 0:
+            hits.append(CueHit(video_id=row.video_id, start=row.start, end=row.end, text=row.text, source=row.source,
+                               language=row.language, score=round(MEANING_WEIGHT * min(strength, 1.0), 6),
+                               meaning=round(min(strength, 1.0), 6)))
+    return sorted(hits, key=_order)
+
+
+def merge_meaning(by_words: list[CueHit], by_meaning: list[CueHit], limit: int) -> list[CueHit]:
+    """One spoken list: word hits and meaning hits; a meaning hit inside a word hit's span raises its score."""
+    merged = list(by_words)
+    for hit in by_meaning:
+        inside = next((i for i, w in enumerate(merged) if w.video_id == hit.video_id
+                       and w.start <= hit.start and hit.end <= w.end), None)
+        if inside is None:
+            merged.append(hit)
+        else:
+            word = merged[inside]
+            merged[inside] = dataclasses.replace(word, meaning=max(word.meaning, hit.meaning),
+                                                 score=max(word.score, hit.score))
+    return sorted(merged, key=_order)[:limit]
+
+
+def _order(hit: CueHit) -> tuple:
+    return -hit.score, -hit.bm25, hit.video_id, hit.start

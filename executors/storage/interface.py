@@ -5,11 +5,13 @@ their timestamps and thumbnails, the shot cuts and the timed text (cues). The co
 every backend by tests/integration/test_storage_contract.py:
 
 - `add` is atomic per video: after it returns True, `videos`, `find`, `frames`, `shots`, `cues`,
-  `nearest`, `search_cues` and `video_means` see all of the video; before (or after a crash
+  `nearest`, `search_cues`, `nearest_cues` and `video_means` see all of the video; before (or after a crash
   mid-add) they see none of it. Adding a stored id returns False and changes nothing.
 - `delete` removes every trace `add` made that search could return; it returns False for an
   unknown id.
 - `frames(video_id)` returns the keyframes in time order; `nearest` returns frame indices into it.
+- `search_cues` answers by one set of rules (executors/retrieval/cue_search.py) on every backend:
+  the same query finds the same cues, spans and snippets.
 - Other processes' committed adds and deletes become visible to a reader without reopening.
 - The backend records which image tower made its vectors (`image_space`, the checkpoint's
   identity); `claim_image_space` refuses another one with a WorkspaceError naming both.
@@ -132,7 +134,13 @@ class Storage(ABC):
 
     @abstractmethod
     def search_cues(self, text: str, limit: int) -> list:
-        """Full-text search over cues: at most `limit` CueHit (executors.retrieval.cue_search), best first."""
+        """Search over what is said: at most `limit` CueHit, best first, ranked by
+        executors.retrieval.cue_search.search over the candidates this backend fetches."""
+
+    @abstractmethod
+    def nearest_cues(self, query: np.ndarray, k: int) -> list:
+        """About the `k` cues whose stored text embeddings are nearest a unit `query` (inner product), best
+        first, as (executors.retrieval.cue_search.CueRow, cosine) pairs; cues stored without one never."""
 
     @abstractmethod
     def image_space(self) -> ImageSpace | None:

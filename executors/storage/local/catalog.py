@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 
 from executors.retrieval import cue_search
+from executors.storage.local import cue_table
 from executors.documents import CueDoc
 from executors.errors import WorkspaceError
 
@@ -73,7 +74,7 @@ def _reports_errors(method: Callable) -> Callable:
     return checked
 
 SCHEMA_OBJECTS = re.findall(r'CREATE (?:VIRTUAL )?(?:TABLE|INDEX|TRIGGER) IF NOT EXISTS (\w+)',
-                            SCHEMA + cue_search.CUE_SCHEMA)
+                            SCHEMA + cue_table.CUE_SCHEMA)
 
 
 class Catalog:
@@ -97,13 +98,14 @@ class Catalog:
                 self.db.execute('PRAGMA journal_mode=WAL')
                 self._create_schema()
             self._upgrade()
+            self._cues = cue_table.CueTable(self.db)
         except sqlite3.DatabaseError as e:
             raise catalog_error(path, e) from e
 
     def _create_schema(self) -> None:
         """Every table, index and trigger, all or none (a full disk mid-way leaves the file as it was)."""
         try:
-            self.db.executescript('BEGIN;\n' + SCHEMA + cue_search.CUE_SCHEMA + '\nCOMMIT;')
+            self.db.executescript('BEGIN;\n' + SCHEMA + cue_table.CUE_SCHEMA + '\nCOMMIT;')
         except BaseException:
             if self.db.in_transaction:
                 self.db.execute('ROLLBACK')
@@ -115,17 +117,20 @@ class Catalog:
         columns = {row[1] for row in self.db.execute('PRAGMA table_info(videos)')}
         missing = [name for name in ADDED_COLUMNS if name not in columns]
         present = {row[0] for row in self.db.execute('SELECT name FROM sqlite_master')}
-        absent = [name for name in SCHEMA_OBJECTS if name not in present]
-        if missing:
+        if missing or ('cues' in present and 'cue_keys' not in present):
             with self.transaction():
                 for name in missing:
                     self.db.execute(f'ALTER TABLE videos ADD COLUMN {name} {ADDED_COLUMNS[name]}')
+                if 'cues' in present:
+                    cue_table.upgrade(self.db)  # cues stored before keys and vectors: re-made with them
+            present = {row[0] for row in self.db.execute('SELECT name FROM sqlite_master')}
+        absent = [name for name in SCHEMA_OBJECTS if name not in present]
         if absent:
             log.warning('%s: adding what it lacks (%s)', self.path, ', '.join(absent))
             self._create_schema()
-            if 'cue_fts' in absent:
+            if 'cue_keys' in absent:
                 with self.transaction():
-                    self.db.execute("INSERT INTO cue_fts(cue_fts) VALUES ('rebuild')")
+                    self.db.execute("INSERT INTO cue_keys(cue_keys) VALUES ('rebuild')")
 
     @_reports_errors
     def version(self) -> int:
@@ -209,15 +214,19 @@ class Catalog:
 
     @_reports_errors
     def cues(self, video_id: str) -> list[CueDoc]:
-        return cue_search.video_cues(self.db, video_id)
+        return cue_table.video_cues(self.db, video_id)
 
     @_reports_errors
     def cue_counts(self) -> dict[str, int]:
-        return cue_search.cue_counts(self.db)
+        return cue_table.cue_counts(self.db)
 
     @_reports_errors
-    def search_cues(self, text: str, limit: int) -> list:
-        return cue_search.search_cues(self.db, text, limit)
+    def search_cues(self, text: str, limit: int) -> list[cue_search.CueHit]:
+        return cue_search.search(self._cues, text, limit)
+
+    @_reports_errors
+    def nearest_cues(self, query: np.ndarray, k: int) -> list[tuple[cue_search.CueRow, float]]:
+        return self._cues.nearest(query, k, version=self.generation())
 
     @_reports_errors
     def add_video(self, video: VideoRow, timestamps: list[float], thumbnails: list[str], shots: list[float],
@@ -233,7 +242,7 @@ class Catalog:
                                 ((video.first_label + i, video.id, float(t), _db_path(thumb))
                                  for i, (t, thumb) in enumerate(zip(timestamps, thumbnails))))
             self.db.executemany('INSERT INTO shots VALUES (?, ?)', ((video.id, float(t)) for t in shots))
-            cue_search.add_cues(self.db, video.id, cues)
+            cue_table.add_cues(self.db, video.id, cues)
             self._set_meta(next_label=max(self.next_label(), video.first_label + video.frame_count), dim=dim,
                            generation=self.generation() + 1)
             self.db.executemany('INSERT OR REPLACE INTO info VALUES (?, ?)', space.items())

@@ -2,11 +2,11 @@
 
 Adding a video, under the write lock: append its embeddings (fsync'd), move its thumbnails into
 place, then commit its catalog rows in one SQLite transaction: that commit is the moment it
-exists. Rows, thumbnail folders and a half-saved index that no committed video owns (a crash
-between the steps) are ignored by readers and removed by the next writer. The lock is held only
-while a write runs, so several processes (the page and the CLI) take turns; any number read, and
-see each other's commits without reopening. The index is derived and can always be rebuilt from
-the rows; the rows are never rewritten, only appended to (and their uncommitted tail cut off).
+exists. Rows, thumbnail folders and a half-saved index that no committed video owns (a crash between the
+steps) are ignored by readers and removed by the next writer. The lock is held only while a write runs,
+so several processes (the page and the CLI) take turns; any number read, and see each other's commits
+without reopening. The index is derived and can always be rebuilt from the rows; the rows are never
+rewritten, only appended to (and their uncommitted tail cut off).
 """
 import contextlib
 import logging
@@ -31,12 +31,9 @@ log = logging.getLogger(__name__)
 
 
 class HnswlibStorage(Storage):
-    """Stored videos and their keyframe vectors under `folder`; see the module docstring.
-
-    index ('ivf' or 'hnsw'), M, ef_construction, ef_search, nprobe, exact_below: the nearest-neighbour
-    index and its knobs (see the Indexer, executors/storage/ann/base.py); lock_wait: seconds a write waits for
-    another process's write to finish.
-    """
+    """Stored videos and their keyframe vectors under `folder`; see the module docstring. index ('ivf' or
+    'hnsw'), M, ef_construction, ef_search, nprobe, exact_below: the nearest-neighbour index and its knobs
+    (the Indexer, executors/storage/ann/base.py); lock_wait: seconds a write waits for another's to finish."""
 
     def __init__(self, folder: str | Path, *, index: str = 'ivf', M: int = 16, ef_construction: int = 100,
                  ef_search: int = 256, nprobe: int = 32, exact_below: int = 40_000, lock_wait: float = 60.0):
@@ -181,8 +178,10 @@ class HnswlibStorage(Storage):
         return Neighbours([self._order[o].id for o in owners], labels - self._first_labels[owners], scores)
 
     def search_cues(self, text: str, limit: int) -> list:
-        self._refresh()
-        return self.catalog.search_cues(text, limit)
+        return self.catalog.search_cues(text, limit)  # the catalog's own reads: no cache to refresh
+
+    def nearest_cues(self, query: np.ndarray, k: int) -> list:
+        return self.catalog.nearest_cues(query, k)
 
     def image_space(self) -> ImageSpace | None:
         identity = self.catalog.info('image_space')

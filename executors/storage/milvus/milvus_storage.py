@@ -3,8 +3,8 @@
 Three collections (names start with `prefix`): `videos` (one row per video: metadata, shot cuts,
 the image tower that made its vectors, its mean vector for ranking whole videos), `frames` (one
 row per keyframe: video id, frame index, timestamp, thumbnail name, vector; HNSW, inner product)
-and `cues` (timed text, BM25 full-text search with the jieba analyzer, so Chinese is cut into
-words and English into words). Every machine that reaches the URI shares the library.
+and `cues` (timed text with its search keys and text embedding, ranked by the rules every backend
+shares: executors/storage/milvus/cues.py, executors/retrieval/cue_search.py). Every machine that reaches the URI shares the library.
 
 Atomic per video: `add` writes the video's row with state 'pending', then its frames and cues,
 then the same row with state 'stored': that upsert is the commit. Readers trust only stored rows
@@ -33,16 +33,17 @@ import numpy as np
 
 from executors.documents import CueDoc
 from executors.errors import WorkspaceError
+from executors.retrieval import cue_search
+from executors.storage.milvus.cues import MilvusCues, cue_rows
 from executors.storage.milvus.schema import VIDEO_FIELDS, connect, create_collections, record, reason, unpack, video_row
 from executors.media.thumbnails import older_than, place_thumbnails, remove_dead_staging, remove_staged
 from executors.storage.interface import Frames, ImageSpace, Neighbours, Storage, VideoRecord
 
 log = logging.getLogger(__name__)
 
-ANALYZER = {'tokenizer': 'jieba', 'filter': ['lowercase']}  # Milvus's jieba; Milvus Lite needs the jieba package
+ANALYZER = {'tokenizer': 'whitespace'}  # cue keys are made in Python (executors/retrieval/cue_text.py)
 QUERY_LIMIT = 16384  # Milvus caps offset + limit of one query
 WRITE_BATCH = 1000  # rows per upsert
-MAX_TEXT = 8192  # characters of a cue kept
 CACHED_VIDEOS = 256  # videos whose keyframes stay in memory (search scores a few videos' every keyframe)
 # pymilvus runs one embedded Milvus Lite server per file and process, shared by every client of that file:
 # the last MilvusStorage of a file to close stops it (releasing the file for other processes)
@@ -92,6 +93,7 @@ class MilvusStorage(Storage):
         self._ready = False  # the collections exist
         self._cleaned = False  # this process removed what crashed writers left
         self._frames: dict[str, Frames] = {}  # a stored video's keyframes never change (its id is its content)
+        self._cues = MilvusCues(self.client, self.names['cues'], uri, self._stored_ids)
 
     # ---------------------------------------------------------------- reading
 
@@ -178,18 +180,18 @@ class MilvusStorage(Storage):
                           np.array([hit['distance'] for hit in hits], dtype=np.float32))
 
     @_reports_errors
-    def search_cues(self, text: str, limit: int) -> list:
-        from executors.retrieval.cue_search import CueHit
-
+    def search_cues(self, text: str, limit: int) -> list[cue_search.CueHit]:
         if not text.strip() or limit < 1 or not self._exists():
             return []
-        hits = self.client.search(self.names['cues'], data=[text], anns_field='sparse', limit=min(limit, QUERY_LIMIT),
-                                  output_fields=['video_id', 'start', 'end', 'text', 'source', 'language'],
-                                  search_params={'metric_type': 'BM25'})[0]
-        stored = self._stored_ids({hit['entity']['video_id'] for hit in hits})
-        return [CueHit(video_id=e['video_id'], start=e['start'], end=e['end'], text=e['text'], source=e['source'],
-                       language=e['language'], score=abs(float(hit['distance'])))  # Milvus Lite negates BM25
-                for hit in hits if (e := hit['entity'])['video_id'] in stored]
+        self._cues.check()
+        return cue_search.search(self._cues, text, limit)
+
+    @_reports_errors
+    def nearest_cues(self, query: np.ndarray, k: int) -> list[tuple[cue_search.CueRow, float]]:
+        if not self._exists():
+            return []
+        self._cues.check()
+        return self._cues.nearest(query, k)
 
     @_reports_errors
     def image_space(self) -> ImageSpace | None:
@@ -247,7 +249,8 @@ class MilvusStorage(Storage):
         if stored and space.identity and stored.identity != space.identity:
             raise WorkspaceError(f'{self.location}: holds vectors of {stored.describe()}, not of {space.describe()}: '
                                  f'use that model here, or index with this one into another library')
-        row = video_row(video, len(vectors), len(cues), shots, vectors.mean(axis=0), space)
+        self._cues.check()
+        row = video_row(video, len(vectors), sum(1 for c in cues if c.text.strip()), shots, vectors.mean(axis=0), space)
         self.client.upsert(self.names['videos'], [{**row, 'state': 'pending'}])
         try:
             names = self._place_thumbnails(video.id, frames.thumbnails)  # relative to thumbnails/
@@ -255,9 +258,7 @@ class MilvusStorage(Storage):
             self._upsert('frames', [{'id': f'{video.id}:{i}', 'video_id': video.id, 'frame': i, 'timestamp': float(t),
                                      'thumbnail': names[i] if i < len(names) else '', 'written': now,
                                      'vector': vectors[i].tolist()} for i, t in enumerate(frames.timestamps)])
-            self._upsert('cues', [{'id': f'{video.id}:{i}', 'video_id': video.id, 'cue': i, 'start': float(c.start),
-                                   'end': float(c.end), 'text': c.text[:MAX_TEXT], 'source': c.source[:16],
-                                   'language': c.language[:16], 'written': now} for i, c in enumerate(cues)])
+            self._upsert('cues', cue_rows(video.id, cues, vectors.shape[1], now))
             self.client.upsert(self.names['videos'], [{**row, 'state': 'stored'}])  # the commit
         except BaseException:
             self._erase(video.id)

@@ -15,7 +15,7 @@ from executors.storage.interface import ImageSpace, VideoRecord
 def create_collections(client, names: dict[str, str], dim: int, hnsw: dict, analyzer: dict) -> None:
     """Create the videos, frames and cues collections that do not exist yet (Strong consistency: a
     reader sees every write acknowledged before its request)."""
-    from pymilvus import DataType, Function, FunctionType
+    from pymilvus import DataType
 
     def schema(*fields) -> tuple:
         result = client.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -47,13 +47,13 @@ def create_collections(client, names: dict[str, str], dim: int, hnsw: dict, anal
 
     cues, cues_index = schema(
         ('video_id', *text(64)), ('cue', DataType.INT64, {}), ('start', DataType.DOUBLE, {}),
-        ('end', DataType.DOUBLE, {}),
-        ('text', DataType.VARCHAR, {'max_length': 32768, 'enable_analyzer': True, 'analyzer_params': analyzer}),
-        ('source', *text(16)), ('language', *text(16)), ('written', DataType.INT64, {}),
-        ('sparse', DataType.SPARSE_FLOAT_VECTOR, {}))  # filled by Milvus from `text`
-    cues.add_function(Function(name='cue_bm25', function_type=FunctionType.BM25, input_field_names=['text'],
-                               output_field_names=['sparse']))
-    cues_index.add_index(field_name='sparse', index_type='SPARSE_INVERTED_INDEX', metric_type='BM25')
+        ('end', DataType.DOUBLE, {}), ('text', *text(32768)), ('source', *text(16)), ('language', *text(16)),
+        ('written', DataType.INT64, {}),
+        ('keys', DataType.VARCHAR, {'max_length': 65535, 'enable_analyzer': True, 'enable_match': True,
+                                    'analyzer_params': analyzer}),  # executors/retrieval/cue_text.py: keys
+        ('embedded', DataType.BOOL, {}),  # whether `vector` holds the text's embedding (else zeros)
+        ('vector', DataType.FLOAT_VECTOR, {'dim': dim}))  # the text tower's embedding, in the keyframes' space
+    cues_index.add_index(field_name='vector', index_type='HNSW', metric_type='IP', params=hnsw)
     cues_index.add_index(field_name='video_id', index_type='INVERTED')
 
     for kind, (fields, index) in (('cues', (cues, cues_index)), ('frames', (frames, frames_index)),

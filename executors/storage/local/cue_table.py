@@ -1,0 +1,130 @@
+"""The local backend's cues in SQLite: each cue with its search keys (an FTS5 index finds the cues
+holding a key, fts5vocab counts them) and its text embedding, written in the video's transaction.
+Ranking is executors/retrieval/cue_search.py's, the same for every backend."""
+import sqlite3
+
+import numpy as np
+
+from executors.documents import CueDoc
+from executors.retrieval.cue_search import CueRow
+from executors.retrieval.cue_text import keys
+
+CUE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cues (
+    id INTEGER PRIMARY KEY,
+    video TEXT NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+    cue INTEGER NOT NULL,      -- its place among the video's cues (0, 1, ...)
+    start REAL NOT NULL,       -- seconds
+    "end" REAL NOT NULL,       -- seconds
+    text TEXT NOT NULL,
+    source TEXT NOT NULL,      -- srt | vtt | stream | asr
+    language TEXT NOT NULL,    -- ISO 639-1, '' when unknown
+    keys TEXT NOT NULL,        -- what finds it (executors/retrieval/cue_text.py: keys)
+    vector BLOB                -- float16 text embedding (the query's text tower), NULL when none
+);
+CREATE INDEX IF NOT EXISTS cues_video ON cues(video, start);
+CREATE VIRTUAL TABLE IF NOT EXISTS cue_keys USING fts5(
+    keys, content='cues', content_rowid='id', tokenize='unicode61 remove_diacritics 0', detail='none');
+CREATE VIRTUAL TABLE IF NOT EXISTS cue_key_counts USING fts5vocab(cue_keys, 'row');
+CREATE TRIGGER IF NOT EXISTS cues_keys_insert AFTER INSERT ON cues BEGIN
+    INSERT INTO cue_keys(rowid, keys) VALUES (new.id, new.keys);
+END;
+CREATE TRIGGER IF NOT EXISTS cues_keys_delete AFTER DELETE ON cues BEGIN
+    INSERT INTO cue_keys(cue_keys, rowid, keys) VALUES ('delete', old.id, old.keys);
+END;
+"""
+OLD_CUE_TABLES = ('cues_fts_insert', 'cues_fts_delete', 'cues_fts_update', 'cue_fts', 'cues')  # before keys
+COLUMNS = 'video, cue, start, "end", text, source, language'
+
+
+def add_cues(db: sqlite3.Connection, video_id: str, cues: list[CueDoc]) -> int:
+    """Insert a video's cues with their keys and embeddings (call it inside the video's transaction)."""
+    rows = [(video_id, i, float(c.start), float(c.end), c.text, c.source, c.language or '', ' '.join(keys(c.text)),
+             _blob(c.embedding))
+            for i, c in enumerate(c for c in cues if c.text.strip())]
+    db.executemany(f'INSERT INTO cues ({COLUMNS}, keys, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)', rows)
+    return len(rows)
+
+
+def _blob(embedding) -> bytes | None:
+    if embedding is None:
+        return None
+    vector = np.asarray(embedding, dtype=np.float32).ravel()
+    norm = float(np.linalg.norm(vector))
+    return (vector / norm).astype(np.float16).tobytes() if np.isfinite(norm) and norm > 0 else None
+
+
+def upgrade(db: sqlite3.Connection) -> None:
+    """Re-make the cues of a catalog written before keys and vectors (inside a transaction)."""
+    columns = {row[1] for row in db.execute('PRAGMA table_info(cues)')}
+    if 'keys' in columns:
+        return
+    old = db.execute('SELECT video, start, "end", text, source, language FROM cues ORDER BY video, start, id'
+                     ).fetchall() if columns else []
+    for name in OLD_CUE_TABLES:
+        kind = 'TRIGGER' if name.startswith('cues_fts') else 'TABLE'
+        db.execute(f'DROP {kind} IF EXISTS {name}')
+    statement = ''
+    for line in CUE_SCHEMA.splitlines(keepends=True):  # executescript would commit the transaction
+        statement += line
+        if sqlite3.complete_statement(statement):
+            db.execute(statement)
+            statement = ''
+    by_video: dict[str, list[CueDoc]] = {}
+    for video, start, end, text, source, language in old:
+        by_video.setdefault(video, []).append(CueDoc(start=start, end=end, text=text, source=source, language=language))
+    for video, cues in by_video.items():
+        add_cues(db, video, cues)
+
+
+class CueTable:
+    """The cues of one catalog connection, as executors.retrieval.cue_search.CueSource."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+        self._vectors: tuple[object, list[CueRow], np.ndarray] | None = None
+
+    def cue_total(self) -> int:
+        return self.db.execute('SELECT count(*) FROM cues').fetchone()[0]
+
+    def key_frequencies(self, wanted: list[str]) -> dict[str, int]:
+        if not wanted:
+            return {}
+        marks = ', '.join('?' * len(wanted))
+        return dict(self.db.execute(f'SELECT term, doc FROM cue_key_counts WHERE term IN ({marks})', wanted))
+
+    def cues_with(self, key: str, limit: int) -> list[CueRow]:
+        rows = self.db.execute(
+            f'SELECT {", ".join("c." + c for c in COLUMNS.split(", "))} FROM cue_keys JOIN cues c ON c.id = cue_keys.rowid '
+            'WHERE cue_keys MATCH ? ORDER BY c.video, c.cue LIMIT ?', ('"' + key.replace('"', '""') + '"', int(limit)))
+        return [CueRow(*row) for row in rows]
+
+    def nearest(self, query: np.ndarray, k: int, version: object) -> list[tuple[CueRow, float]]:
+        """The `k` cues whose embeddings are nearest a unit `query` (cosine), best first; the embeddings are
+        read once per `version` of the catalog."""
+        if self._vectors is None or self._vectors[0] != version:
+            rows, vectors = [], []
+            for *row, blob in self.db.execute(f'SELECT {COLUMNS}, vector FROM cues WHERE vector IS NOT NULL'):
+                rows.append(CueRow(*row))
+                vectors.append(np.frombuffer(blob, dtype=np.float16))
+            dims = {len(v) for v in vectors}
+            matrix = np.stack(vectors).astype(np.float32) if len(dims) == 1 else np.zeros((0, len(query)), np.float32)
+            self._vectors = (version, rows if len(dims) == 1 else [], matrix)
+        _, rows, matrix = self._vectors
+        if not rows or matrix.shape[1] != len(query) or k < 1:
+            return []
+        scores = matrix @ np.asarray(query, np.float32)
+        best = np.argsort(-scores, kind='stable')[:k]
+        return [(rows[i], float(scores[i])) for i in best]
+
+
+def video_cues(db: sqlite3.Connection, video_id: str) -> list[CueDoc]:
+    """Every cue of a video, in time order."""
+    rows = db.execute('SELECT start, "end", text, source, language FROM cues WHERE video = ? ORDER BY start, id',
+                      (video_id,)).fetchall()
+    return [CueDoc(video_id=video_id, start=s, end=e, text=t, source=src, language=lang) for s, e, t, src, lang in rows]
+
+
+def cue_counts(db: sqlite3.Connection) -> dict[str, int]:
+    """{video id: number of cues} for the videos that have any."""
+    return dict(db.execute('SELECT video, count(*) FROM cues GROUP BY video').fetchall())
