@@ -125,3 +125,58 @@ def test_another_instance_sees_commits_without_reopening_and_a_restart_keeps_the
     assert [v.id for v in reopened.videos()] == [b[0].id]
     assert reopened.nearest(b[1].vectors[3], 1).frames[0] == 3
     reopened.close()
+
+
+# ------------------------------------------------------------------ what is said, by the same rules everywhere
+
+SPOKEN = {
+    'cooking.mp4': [(0.0, 2.0, 'good evening and welcome back'), (2.5, 6.0, 'the chef slices onions on the board'),
+                    (6.5, 8.0, 'while the soup is simmering'), (30.0, 33.0, 'then we walk down to the beach')],
+    'riding.mp4': [(1.0, 3.0, 'a man rides his bike along the beach'), (4.0, 6.0, 'the waves are loud today')],
+    'weather.mp4': [(0.0, 3.0, 'the weather is the best part of the day'), (5.0, 7.0, '我们在海邊看日出')],
+}
+QUERIES = {  # query -> [(video, start, end, snippet)], best first
+    'the chef slices onions': [('cooking.mp4', 2.5, 6.0, 'the chef slices onions on the board')],
+    'riding': [('riding.mp4', 1.0, 3.0, 'a man rides his bike along the beach')],
+    'chef beach': [('cooking.mp4', 2.5, 6.0, 'the chef slices onions on the board')],
+    'the chef slices onions on the board while the soup is simmering': [
+        ('cooking.mp4', 2.5, 8.0, 'the chef slices onions on the board while the soup is simmering')],
+    '海边日出': [('weather.mp4', 5.0, 7.0, '我们在海邊看日出')],
+    'beach': [('cooking.mp4', 30.0, 33.0, 'then we walk down to the beach'),  # bm25: the shorter cue first
+              ('riding.mp4', 1.0, 3.0, 'a man rides his bike along the beach')],
+}
+
+
+def spoken_library(storage, folder: Path) -> dict[str, str]:
+    """Store SPOKEN's videos (cue i embedded as the i-th unit vector); {video id: name}."""
+    names = {}
+    for seed, (name, said) in enumerate(SPOKEN.items()):
+        record, frames, shots, _ = video(name, 4, seed, folder)
+        cues = [CueDoc(video_id=record.id, start=s, end=e, text=t, source='asr', language='',
+                       embedding=np.eye(DIM, dtype=np.float32)[4 * seed + i]) for i, (s, e, t) in enumerate(said)]
+        assert storage.add(record, frames, shots, cues, SPACE)
+        names[record.id] = name
+    return names
+
+
+@pytest.mark.parametrize('query', list(QUERIES))
+def test_spoken_words_are_answered_by_the_same_rules(opener, tmp_path, query):
+    storage = opener()
+    names = spoken_library(storage, tmp_path)
+    hits = storage.search_cues(query, 10)
+    assert [(names[h.video_id], h.start, h.end, h.text) for h in hits] == QUERIES[query]
+    storage.close()
+
+
+def test_both_backends_give_the_same_scores_and_meaning_neighbours(tmp_path):
+    answers = []
+    for backend in BACKENDS:
+        storage = open_storage(backend, workspace=str(tmp_path / backend), lock_wait=1.0)
+        names = spoken_library(storage, tmp_path / backend)
+        query = unit(np.eye(DIM)[5] + 0.5 * np.eye(DIM)[0])
+        answers.append(([(names[h.video_id], h.start, h.end, h.text, round(h.score, 5), round(h.bm25, 4))
+                         for q in QUERIES for h in storage.search_cues(q, 10)],
+                        [(names.get(r.video_id), r.start, r.text, round(c, 3)) for r, c in storage.nearest_cues(query, 3)[:2]]))
+        storage.close()
+    assert answers[0] == answers[1]
+    assert [text for _, _, text, _ in answers[0][1][:2]] == ['the waves are loud today', 'good evening and welcome back']
