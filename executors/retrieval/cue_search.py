@@ -17,18 +17,20 @@ scores the higher of the two).
 """
 import dataclasses
 import math
+import statistics
 from collections import Counter
 from typing import Iterable, Protocol
 
 from executors.retrieval.cue_text import CJK_RUN, Term, keys, query_terms, stem, words
 
 STEM_MATCH = 0.8  # a term found only by its stem counts this much of an exact one
-MIN_COVERAGE = 0.5  # share of the query (idf-weighted) a spoken result must hold
+MIN_COVERAGE = 0.25  # share of the query (idf-weighted) a spoken result must hold
 WINDOW = 3  # adjacent cues of one video scored together, at most
 WINDOW_GAP = 2.0  # seconds: cues further apart are never one window
 CANDIDATES = 4000  # cues fetched per query, at most
 K1, B = 1.2, 0.75
 MEANING_FLOOR = 0.8  # cosine (query text vs cue text embedding) below which meaning is no evidence
+MEANING_BASELINE = 10  # neighbours from which their median cosine is the floor
 MEANING_WEIGHT = 0.9  # a pure meaning match at cosine 1 ranks just below a cue holding every word
 
 
@@ -216,7 +218,12 @@ def spoken_hits(storage, text: str, vector, limit: int, meaning_floor: float = M
 
 
 def meaning_hits(found: Iterable[tuple[CueRow, float]], floor: float = MEANING_FLOOR) -> list[CueHit]:
-    """Cues found by meaning ((cue, cosine) pairs) as hits scored (cosine - floor) / (1 - floor), best first."""
+    """Cues found by meaning ((cue, cosine) pairs, nearest first) as hits scored (cosine - floor) / (1 - floor),
+    best first. With MEANING_BASELINE or more neighbours the floor rises to their median cosine: a text tower
+    that finds every sentence somewhat alike (CLIP's does) must single a cue out to count."""
+    found = list(found)
+    if len(found) >= MEANING_BASELINE:
+        floor = max(floor, statistics.median(cosine for _, cosine in found))
     hits = []
     for row, cosine in found:
         strength = (float(cosine) - floor) / (1.0 - floor)

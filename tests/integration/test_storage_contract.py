@@ -138,7 +138,9 @@ SPOKEN = {
 QUERIES = {  # query -> [(video, start, end, snippet)], best first
     'the chef slices onions': [('cooking.mp4', 2.5, 6.0, 'the chef slices onions on the board')],
     'riding': [('riding.mp4', 1.0, 3.0, 'a man rides his bike along the beach')],
-    'chef beach': [('cooking.mp4', 2.5, 6.0, 'the chef slices onions on the board')],
+    'chef beach': [('cooking.mp4', 2.5, 6.0, 'the chef slices onions on the board'),  # one word each, not merged
+                   ('cooking.mp4', 30.0, 33.0, 'then we walk down to the beach'),
+                   ('riding.mp4', 1.0, 3.0, 'a man rides his bike along the beach')],
     'the chef slices onions on the board while the soup is simmering': [
         ('cooking.mp4', 2.5, 8.0, 'the chef slices onions on the board while the soup is simmering')],
     '海边日出': [('weather.mp4', 5.0, 7.0, '我们在海邊看日出')],
