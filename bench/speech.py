@@ -1,4 +1,15 @@
-"""Speech: recognition speed of Whisper base (int8, 2 CPU threads) and cue full-text search at 1M cues.
+"""Speech: what a user finds by what is said (speech quality), recognition speed of Whisper base (int8,
+2 CPU threads), the cost of embedding cues for search by meaning, and cue search at 1M cues.
+
+Speech quality (`python -m bench.speech --quality [--quick]`): the sentences of bench/speech_set.py, two to a
+video, spoken by espeak-ng voices at 130-190 wpm over silence, pink noise at 20 and 10 dB or music-like tones,
+recognised by the product's Recognizer (Whisper base, beam 5, VAD), stored and searched through the
+product's TextEncoder and Indexer. Six queries a sentence (types a-f); a hit is a result of the right video
+overlapping the sentence's time; hit@1 and hit@5 for `--in speech` and `--in all`, and the median error of
+the start of `--in speech` top results. No CLIP weights can be had offline: the text tower is a randomly
+initialised ViT-B/32 (real cost, no real meaning), and the keyframes are random vectors, so `--in all` shows
+what the fusion does to spoken matches among visual distractors, and paraphrases (f) measure nothing but
+the floor. `--quick`: 16 sentences (8 videos); full: 24 (12 videos).
 
 Recognition: 60 s of espeak-ng sentences with pauses (`--quick`: 15 s) in a video's soundtrack,
 recognised through the product's Recognizer (VAD on) at beam 1 and beam 5; the real-time factor
@@ -8,7 +19,8 @@ note, without them or without espeak-ng.
 
 Cue search: 1M cues (`--quick`: 20k) of 4-12 words drawn from a Zipf(1.1) vocabulary of 20,000
 made-up words, one in five cues Chinese (runs of 4-15 characters, Zipf(1.0) over 2,500), stored through
-CUE_SCHEMA/add_cues in one SQLite file (cached in bench/out/); p50 and p95 over 50 queries each.
+the local backend's cue table in one SQLite file (cached in bench/out/), ranked by cue_search.search (the
+rules both backends share); p50 and p95 over 50 queries each.
 """
 import shutil
 import statistics
@@ -20,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import Result, markdown_table
-from executors.retrieval.cue_search import CUE_SCHEMA, add_cues, search_cues
+from executors.retrieval.cue_search import search
+from executors.storage.local.cue_table import CUE_SCHEMA, CueTable, add_cues
 from executors.documents import CueDoc
 
 OUT = Path(__file__).resolve().parent / 'out'
@@ -61,7 +74,7 @@ def recognition(seconds: float) -> list[Result]:
 
 def cue_database(count: int, seed: int = 0) -> Path:
     """A cached SQLite file holding `count` generated cues over 1,000-cue videos."""
-    path = OUT / f'cues-{count}.sqlite'
+    path = OUT / f'cue-keys-{count}.sqlite'
     if path.exists():
         return path
     OUT.mkdir(parents=True, exist_ok=True)
@@ -93,7 +106,7 @@ def cue_database(count: int, seed: int = 0) -> Path:
         with db:
             db.execute('INSERT INTO videos VALUES (?)', (f'video{v // per_video:05d}',))
             add_cues(db, f'video{v // per_video:05d}', cues)
-    db.execute("INSERT INTO cue_fts(cue_fts) VALUES ('optimize')")
+    db.execute("INSERT INTO cue_keys(cue_keys) VALUES ('optimize')")
     db.commit()
     db.close()
     partial.rename(path)
@@ -131,16 +144,17 @@ def cue_search(count: int) -> list[Result]:
         'one mid-frequency word (rank 200-2000)': [vocabulary[i] for i in rng.integers(200, 2000, 50)],
         'two words from one cue': [' '.join(t.split()[:2]) for t in texts if t.isascii()][:50],
         'Chinese, 2 characters': [t[1:3] for t in chinese][:50],
-        'Chinese, 1 character (prefix)': [t[0] for t in chinese][:50],
+        'Chinese, 1 character': [t[0] for t in chinese][:50],
     }
-    section = f'cue full-text search (FTS5 bm25), {count:,} cues, top 20'
+    section = f'cue search (candidates by FTS5 keys, coverage + bm25), {count:,} cues, top 20'
+    table = CueTable(db)
     results = []
     for name, batch in queries.items():
         times, hits = [], 0
-        search_cues(db, batch[0], 20)  # warm the page cache
+        search(table, batch[0], 20)  # warm the page cache
         for query in batch:
             t0 = time.perf_counter()
-            hits += len(search_cues(db, query, 20))
+            hits += len(search(table, query, 20))
             times.append(time.perf_counter() - t0)
         p95 = float(np.percentile(times, 95))
         results.append(Result(section, f'p50, {name}', statistics.median(times) * 1000, 'ms',
@@ -153,8 +167,19 @@ def cue_search(count: int) -> list[Result]:
 
 def run(quick: bool = False) -> list[Result]:
     OUT.mkdir(parents=True, exist_ok=True)
-    return recognition(15.0 if quick else 60.0) + cue_search(20_000 if quick else 1_000_000)
+    return (quality(quick) + recognition(15.0 if quick else 60.0)
+            + cue_search(20_000 if quick else 1_000_000))
+
+
+def quality(quick: bool) -> list[Result]:
+    from bench.speech_quality import measure
+
+    return measure(16 if quick else 24)
 
 
 if __name__ == '__main__':
-    print(markdown_table(run(quick='--quick' in sys.argv[1:])))
+    arguments = sys.argv[1:]
+    if '--quality' in arguments:
+        print(markdown_table(quality('--quick' in arguments)))
+    else:
+        print(markdown_table(run(quick='--quick' in arguments)))
