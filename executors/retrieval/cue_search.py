@@ -16,18 +16,19 @@ embedding; `merge_meaning` folds those cosines into the same list (a cue found b
 scores the higher of the two).
 """
 import dataclasses
+import functools
 import math
 import statistics
 from collections import Counter
 from typing import Iterable, Protocol
 
-from executors.retrieval.cue_text import CJK_RUN, Term, keys, query_terms, stem, words
+from executors.retrieval.cue_text import CJK_RUN, Term, keys_of, query_terms, stem, words
 
 STEM_MATCH = 0.8  # a term found only by its stem counts this much of an exact one
 MIN_COVERAGE = 0.25  # share of the query (idf-weighted) a spoken result must hold
 WINDOW = 3  # adjacent cues of one video scored together, at most
 WINDOW_GAP = 2.0  # seconds: cues further apart are never one window
-CANDIDATES = 4000  # cues fetched per query, at most
+CANDIDATES = 1000  # cues fetched per query, at most (rarest keys first)
 K1, B = 1.2, 0.75
 MEANING_FLOOR = 0.8  # cosine (query text vs cue text embedding) below which meaning is no evidence
 MEANING_BASELINE = 10  # neighbours from which their median cosine is the floor
@@ -77,14 +78,21 @@ class CueSource(Protocol):
         """At most `limit` stored cues holding `key` (video, then time order)."""
 
 
-@dataclasses.dataclass
-class _Cue:
-    row: CueRow
-    words: set[str]
-    joined: set[str]
-    stems: set[str]
+@dataclasses.dataclass(frozen=True)
+class _Text:
+    """What scoring reads of a cue's text: its words, adjacent words joined, stems, key counts, length."""
+
+    words: frozenset[str]
+    joined: frozenset[str]
+    stems: frozenset[str]
     counts: Counter
     length: int
+
+
+@dataclasses.dataclass(frozen=True)
+class _Cue:
+    row: CueRow
+    text: _Text
 
 
 def search(source: CueSource, text: str, limit: int, candidates: int = CANDIDATES) -> list[CueHit]:
@@ -121,7 +129,7 @@ def _joinable(terms: list[Term], i: int) -> bool:
 def rank(terms: list[Term], rows: list[CueRow], frequency: dict[str, int], total: int) -> list[CueHit]:
     """The shared scoring: every matching cue or window of `rows`, best first, windows not overlapping."""
     cues = [_analysed(row) for row in rows]
-    mean_length = sum(c.length for c in cues) / len(cues) or 1.0
+    mean_length = sum(c.text.length for c in cues) / len(cues) or 1.0
     idf = [math.log(1 + (total - df + 0.5) / (df + 0.5)) for df in (_term_frequency(t, frequency) for t in terms)]
     scored = []
     by_video: dict[str, list[_Cue]] = {}
@@ -161,21 +169,30 @@ def _term_frequency(term: Term, frequency: dict[str, int]) -> int:
 
 
 def _analysed(row: CueRow) -> _Cue:
-    tokens = words(row.text)
+    return _Cue(row, _analysis(row.text))
+
+
+@functools.lru_cache(maxsize=20_000)  # a long-lived process meets the same cues again
+def _analysis(text: str) -> _Text:
+    tokens = words(text)
     latin = [t for t in tokens if not CJK_RUN.fullmatch(t)]
-    joined = {a + b for a, b in zip(latin, latin[1:]) if a.isalpha() and b.isalpha()}
-    counts = Counter(keys(row.text))
-    return _Cue(row, set(tokens), joined, {stem(t) for t in latin} | {stem(j) for j in joined}, counts,
-                sum(counts.values()))
+    joined = frozenset(a + b for a, b in zip(latin, latin[1:]) if a.isalpha() and b.isalpha())
+    counts = Counter(keys_of(tokens))
+    return _Text(frozenset(tokens), joined, frozenset({stem(t) for t in latin} | {stem(j) for j in joined}), counts,
+                 sum(counts.values()))
 
 
 def _score(terms: list[Term], idf: list[float], window: list[_Cue], mean_length: float) -> tuple[float, float]:
     """(coverage, bm25) of a window of cues for the query's terms."""
-    found_words = set().union(*(c.words for c in window))
-    joined = set().union(*(c.joined for c in window))
-    stems = set().union(*(c.stems for c in window))
-    counts = sum((c.counts for c in window), Counter())
-    length = sum(c.length for c in window)
+    if len(window) == 1:
+        found_words, joined, stems, counts, length = (getattr(window[0].text, f.name)
+                                                      for f in dataclasses.fields(_Text))
+    else:
+        found_words = frozenset().union(*(c.text.words for c in window))
+        joined = frozenset().union(*(c.text.joined for c in window))
+        stems = frozenset().union(*(c.text.stems for c in window))
+        counts = sum((c.text.counts for c in window), Counter())
+        length = sum(c.text.length for c in window)
     match = [0.0] * len(terms)
     for i, term in enumerate(terms):
         if term.cjk:

@@ -121,7 +121,11 @@ def cjk_keys(run: str) -> list[str]:
 
 def keys(text: str) -> list[str]:
     """What a cue is found by: its words' stems, adjacent words joined (stemmed), CJK bigrams."""
-    tokens = words(text)
+    return keys_of(words(text))
+
+
+def keys_of(tokens: list[str]) -> list[str]:
+    """keys() of text whose words() are `tokens`."""
     found: list[str] = []
     for i, token in enumerate(tokens):
         if CJK_RUN.fullmatch(token):
