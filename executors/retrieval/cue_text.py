@@ -24,7 +24,8 @@ STOPWORDS = frozenset('a an the and or of to in on at by for with from is are wa
 UNITS = {w: i for i, w in enumerate('zero one two three four five six seven eight nine ten eleven twelve thirteen '
                                       'fourteen fifteen sixteen seventeen eighteen nineteen'.split())}
 TENS = {w: 10 * i for i, w in enumerate('twenty thirty forty fifty sixty seventy eighty ninety'.split(), 2)}
-BRITISH = {  # stems whose British spelling becomes American (+ any ending: colours, harbourside, realised)
+BRITISH = {  # British spellings made American (+ any ending: colours, harbourside, realised); both sides alike,
+    # so a rewrite that also catches another word (mumble -> momble) changes no match
     'colour': 'color', 'harbour': 'harbor', 'favour': 'favor', 'flavour': 'flavor', 'honour': 'honor',
     'labour': 'labor', 'neighbour': 'neighbor', 'behaviour': 'behavior', 'humour': 'humor', 'rumour': 'rumor',
     'vapour': 'vapor', 'armour': 'armor', 'parlour': 'parlor', 'odour': 'odor', 'vigour': 'vigor',
@@ -90,7 +91,7 @@ def words(text: str) -> list[str]:
 
 def _american(word: str) -> str:
     match = BRITISH_PREFIX.match(word)
-    if not match or (word.startswith('mum') and word != 'mum' and word != 'mums'):
+    if not match:
         return word
     return BRITISH[match.group(1)] + word[match.end():]
 
