@@ -12,7 +12,6 @@ from typing import Callable
 
 import numpy as np
 
-from executors.retrieval import cue_search
 from executors.storage.local import cue_table
 from executors.documents import CueDoc
 from executors.errors import WorkspaceError
@@ -98,7 +97,7 @@ class Catalog:
                 self.db.execute('PRAGMA journal_mode=WAL')
                 self._create_schema()
             self._upgrade()
-            self._cues = cue_table.CueTable(self.db)
+            self.cue_table = cue_table.CueTable(self.db, lambda e: catalog_error(path, e))  # cue_search reads it
         except sqlite3.DatabaseError as e:
             raise catalog_error(path, e) from e
 
@@ -219,14 +218,6 @@ class Catalog:
     @_reports_errors
     def cue_counts(self) -> dict[str, int]:
         return cue_table.cue_counts(self.db)
-
-    @_reports_errors
-    def search_cues(self, text: str, limit: int) -> list[cue_search.CueHit]:
-        return cue_search.search(self._cues, text, limit)
-
-    @_reports_errors
-    def nearest_cues(self, query: np.ndarray, k: int) -> list[tuple[cue_search.CueRow, float]]:
-        return self._cues.nearest(query, k, version=self.generation())
 
     @_reports_errors
     def add_video(self, video: VideoRow, timestamps: list[float], thumbnails: list[str], shots: list[float],

@@ -1,7 +1,9 @@
 """The local backend's cues in SQLite: each cue with its search keys (an FTS5 index finds the cues
 holding a key, fts5vocab counts them) and its text embedding, written in the video's transaction.
 Ranking is executors/retrieval/cue_search.py's, the same for every backend."""
+import functools
 import sqlite3
+from typing import Callable
 
 import numpy as np
 
@@ -77,28 +79,44 @@ def upgrade(db: sqlite3.Connection) -> None:
         add_cues(db, video, cues)
 
 
-class CueTable:
-    """The cues of one catalog connection, as executors.retrieval.cue_search.CueSource."""
+def _reports_errors(method: Callable) -> Callable:
+    """SQLite errors met mid-read become the owner's error (the catalog's WorkspaceError naming its file)."""
+    @functools.wraps(method)
+    def checked(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as e:
+            raise self.error(e) from e
+    return checked
 
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
+
+class CueTable:
+    """The cues of one catalog connection, as executors.retrieval.cue_search.CueSource; `error(e)` is the
+    exception to raise for an sqlite3.DatabaseError."""
+
+    def __init__(self, db: sqlite3.Connection, error: Callable[[sqlite3.DatabaseError], Exception] = lambda e: e):
+        self.db, self.error = db, error
         self._vectors: tuple[object, list[CueRow], np.ndarray] | None = None
 
+    @_reports_errors
     def cue_total(self) -> int:
         return self.db.execute('SELECT count(*) FROM cues').fetchone()[0]
 
+    @_reports_errors
     def key_frequencies(self, wanted: list[str]) -> dict[str, int]:
         if not wanted:
             return {}
         marks = ', '.join('?' * len(wanted))
         return dict(self.db.execute(f'SELECT term, doc FROM cue_key_counts WHERE term IN ({marks})', wanted))
 
+    @_reports_errors
     def cues_with(self, key: str, limit: int) -> list[CueRow]:
         rows = self.db.execute(
             f'SELECT {", ".join("c." + c for c in COLUMNS.split(", "))} FROM cue_keys JOIN cues c ON c.id = cue_keys.rowid '
             'WHERE cue_keys MATCH ? ORDER BY c.video, c.cue LIMIT ?', ('"' + key.replace('"', '""') + '"', int(limit)))
         return [CueRow(*row) for row in rows]
 
+    @_reports_errors
     def nearest(self, query: np.ndarray, k: int, version: object) -> list[tuple[CueRow, float]]:
         """The `k` cues whose embeddings are nearest a unit `query` (cosine), best first; the embeddings are
         read once per `version` of the catalog."""

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from executors.retrieval import cue_search
 from executors.storage.ann.base import IndexConfig
 from executors.storage.local.catalog import Catalog, VideoRow, now_iso
 from executors.documents import CueDoc
@@ -178,10 +179,10 @@ class HnswlibStorage(Storage):
         return Neighbours([self._order[o].id for o in owners], labels - self._first_labels[owners], scores)
 
     def search_cues(self, text: str, limit: int) -> list:
-        return self.catalog.search_cues(text, limit)  # the catalog's own reads: no cache to refresh
+        return cue_search.search(self.catalog.cue_table, text, limit)  # the catalog's own reads: no cache
 
     def nearest_cues(self, query: np.ndarray, k: int) -> list:
-        return self.catalog.nearest_cues(query, k)
+        return self.catalog.cue_table.nearest(query, k, version=self.catalog.generation())
 
     def image_space(self) -> ImageSpace | None:
         identity = self.catalog.info('image_space')

@@ -62,8 +62,8 @@ def test_a_catalog_whose_creation_was_cut_short_gets_its_full_text_index_back(ca
     common = ('--workspace', workspace, '--model', tiny_checkpoint)
     assert cli(capsys, 'index', video, *common, '--asr', 'off')[0] == 0
     db = sqlite3.connect(workspace / 'catalog.sqlite')
-    db.executescript('DROP TRIGGER cues_fts_insert; DROP TRIGGER cues_fts_delete; DROP TRIGGER cues_fts_update;'
-                     'DROP TABLE cue_fts;')
+    db.executescript('DROP TRIGGER cues_keys_insert; DROP TRIGGER cues_keys_delete; DROP TABLE cue_key_counts;'
+                     'DROP TABLE cue_keys;')
     db.close()
     code, out, err = cli(capsys, 'search', 'lighthouse keeper', '--in', 'speech', '--json', *common)
     assert code == 0, err
@@ -72,10 +72,10 @@ def test_a_catalog_whose_creation_was_cut_short_gets_its_full_text_index_back(ca
 
 def test_creating_a_catalog_is_all_or_nothing(tmp_path, monkeypatch):
     from executors.errors import WorkspaceError
-    from executors.retrieval import cue_search
+    from executors.storage.local import cue_table
     from executors.storage.local.catalog import Catalog
 
-    monkeypatch.setattr(cue_search, 'CUE_SCHEMA', cue_search.CUE_SCHEMA + 'CREATE TABLE broken (;')
+    monkeypatch.setattr(cue_table, 'CUE_SCHEMA', cue_table.CUE_SCHEMA + 'CREATE TABLE broken (;')
     with pytest.raises(WorkspaceError):
         Catalog(tmp_path / 'catalog.sqlite', create=True)
     db = sqlite3.connect(tmp_path / 'catalog.sqlite')
