@@ -1,10 +1,28 @@
 """The documents that flow between executors (DocArray v2). Every time is in seconds."""
+import sys
 from enum import Enum
 from typing import Optional
 
-from docarray import BaseDoc, DocList
 from pydantic import Field
-from docarray.typing import NdArray
+
+
+def _import_docarray():
+    """docarray imports torch (1-3 s) merely to learn whether it is installed; our documents hold numpy
+    arrays only, so it is imported with torch hidden when torch is not loaded yet (`list`, `delete`,
+    `transcript` then start without it). torch itself stays importable afterwards."""
+    hidden = 'torch' not in sys.modules
+    if hidden:
+        sys.modules['torch'] = None  # `import torch` raises ImportError, which docarray takes as "not installed"
+    try:
+        import docarray
+        from docarray.typing import NdArray
+    finally:
+        if hidden:
+            del sys.modules['torch']
+    return docarray.BaseDoc, docarray.DocList, NdArray
+
+
+BaseDoc, DocList, NdArray = _import_docarray()
 
 
 class Status(str, Enum):

@@ -1,12 +1,14 @@
 """TextEncoder: embeddings of text queries (/search, /encode) by CLIP's own text tower or by a
 multilingual tower aligned with the same image space, with an LRU cache of query embeddings; and of
 each indexed video's cues (/index), so what is said can be searched by meaning."""
+from __future__ import annotations
+
 import logging
 import threading
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from executors.base import requests
 from executors.models.clip_encoding import TEXT_RUNTIMES, encode_texts
@@ -15,8 +17,10 @@ from executors.documents import CueDoc, DocList, QueryDoc, Status, VideoDoc
 from executors.errors import ModelError, QueryError
 from executors.models.multilingual import DEFAULT_MODEL, SentenceTextTower
 from executors.models.query_language import is_plain_english, query_language
-from executors.models.text_onnx import cache_file
 from executors.models.text_tower import TextTower
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,8 @@ class ClipTextTower(TextTower):
         return load_clip(self.name, self.device, quantize=self.quantize)
 
     def encode(self, texts: list[str]) -> np.ndarray:
+        from executors.models.text_onnx import cache_file  # imports torch
+
         saved = cache_file(self.space) if self.runtime != 'torch' else None
         return encode_texts(self.model, texts, runtime=self.runtime, saved_export=saved)
 

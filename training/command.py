@@ -1,8 +1,13 @@
-"""`python flow.py train`: read the captioned videos, embed or decode them once, train, write the tuned file."""
+"""`python flow.py train`: read the captioned videos, embed or decode them once, train, write the tuned file.
+
+Its parser is built for every flow.py command, so torch and the training code are imported only when it runs."""
+from __future__ import annotations
+
 import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -10,13 +15,13 @@ from evaluation import cache_for, encode_videos, load_dataset
 from executors.models.clip_encoding import encode_texts, input_size
 from executors.models.clip_model import image_space_id, load_base_copy, resolve_device
 from executors.errors import VcedError
-from executors.models.tuned_model import DEFAULTS, METHODS, changes_image_space, install, trainable_names, write_tuned
 from library import Library
-from training.data import DecodedFrames, Pairs, mean_pooled, split_videos
-from training.methods import BackboneMethod, QueryMethod
-from training.trainer import Settings, train
 
-METHOD_DEFAULTS = {  # epochs, batch, lr: the query adapter is cheap, the backbone methods are not
+if TYPE_CHECKING:
+    from training.data import Pairs
+    from training.trainer import Settings
+
+METHOD_DEFAULTS = {  # per tuned_model.METHODS: epochs, batch, lr; the query adapter is cheap, the backbone methods are not
     'query': (100, 128, 3e-3),
     'adapter': (5, 16, 3e-4),
     'prompt': (5, 16, 5e-3),
@@ -30,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--val', metavar='FILE', help='validation captions (same CSV format, videos in --videos); '
                         'default: hold out --holdout of the training videos')
     parser.add_argument('--holdout', type=float, default=0.1, metavar='F', help='share of videos held out without --val (0.1)')
-    parser.add_argument('--method', choices=METHODS, default='query',
+    parser.add_argument('--method', choices=tuple(METHOD_DEFAULTS), default='query',
                         help='query (default, CPU-friendly: text-side adapter, no re-index), adapter (AIM), prompt (VoP)')
     parser.add_argument('--epochs', type=int, metavar='N', help='at most N epochs (query 100, adapter/prompt 5)')
     parser.add_argument('--batch', type=int, metavar='N', help='captions per step (query 128, adapter/prompt 16)')
@@ -46,6 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     """Train and write the tuned file; prints where it is and how to use it."""
+    from executors.models.tuned_model import changes_image_space, install, trainable_names, write_tuned
+    from training.data import DecodedFrames, Pairs, mean_pooled, split_videos
+    from training.methods import BackboneMethod, QueryMethod
+    from training.trainer import train
+
     settings, config = _settings(args), _config(args)
     train_set = load_dataset(args.videos, args.captions)
     if args.val:
@@ -103,6 +113,8 @@ def run(args) -> int:
 
 
 def _settings(args) -> Settings:
+    from training.trainer import Settings
+
     epochs, batch, lr = METHOD_DEFAULTS[args.method]
     settings = Settings(epochs=args.epochs or epochs, batch=args.batch or batch, lr=args.lr or lr,
                         patience=args.patience, seed=args.seed)
@@ -116,6 +128,8 @@ def _settings(args) -> Settings:
 
 
 def _config(args) -> dict:
+    from executors.models.tuned_model import DEFAULTS
+
     if args.method == 'query':
         return {'hidden': args.bottleneck or DEFAULTS['query']['hidden']}
     if args.method == 'adapter':
@@ -147,5 +161,7 @@ def _texts(model, pairs: Pairs) -> np.ndarray:
 
 
 def _count(model) -> int:
+    from executors.models.tuned_model import trainable_names
+
     names = set(trainable_names(model))
     return sum(p.numel() for n, p in model.named_parameters() if n in names)

@@ -1,13 +1,16 @@
 """CLIP's preprocessing and encoding, batched in torch: RGB uint8 arrays and strings in,
-L2-normalised float32 numpy embeddings out."""
+L2-normalised float32 numpy embeddings out. torch is imported on first use (see clip_model.py)."""
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from executors.models.clip_text import encode_tokens, tokenize
-from executors.models.text_onnx import encode_tokens_onnx, onnx_suits
 from executors.errors import ConfigError, QueryError
+
+if TYPE_CHECKING:
+    import torch
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # per RGB channel, of CLIP's training images in [0, 1]
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -27,6 +30,8 @@ def preprocess_images(images: torch.Tensor, size: int) -> torch.Tensor:
     `size`, centre crop to size x size, scale to [0, 1], normalise by CLIP's mean and std.
     Returns N x 3 x size x size float32 on the images' device.
     """
+    import torch
+
     x = images.permute(0, 3, 1, 2)
     height, width = x.shape[-2:]
     if min(height, width) != size:  # frames from the VideoLoader already have short side == size
@@ -47,6 +52,8 @@ def encode_images(model: torch.nn.Module, images: list[np.ndarray], precision: s
     precision 'bf16' (CPU or CUDA): the matrix products in bfloat16 under autocast, fast where the
     hardware has it (executors.models.precision); embeddings then differ from fp32 (cosine about 1e-4 below 1).
     """
+    import torch
+
     if precision not in ('fp32', 'bf16'):
         raise ConfigError(f"precision must be fp32 or bf16 here, not '{precision}'")
     device, size = _device(model), input_size(model)
@@ -61,6 +68,8 @@ def encode_images(model: torch.nn.Module, images: list[np.ndarray], precision: s
 
 def encode_query_image(model: torch.nn.Module, image: np.ndarray) -> np.ndarray:
     """The embedding (D,) of a query image of any size; raises QueryError if it is not an RGB image."""
+    import torch
+
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3:
         raise QueryError(f'the query image must be RGB (height x width x 3), not an array of shape {image.shape}')
@@ -97,6 +106,11 @@ def encode_texts(model: torch.nn.Module, texts: list[str], runtime: str = 'torch
     own, so a query does not wait on torch's thread pool while other work loads the cores; its export
     kept in `saved_export`); or 'auto': onnxruntime where it can run the model, else torch.
     """
+    import torch
+
+    from executors.models.clip_text import encode_tokens, tokenize
+    from executors.models.text_onnx import encode_tokens_onnx, onnx_suits
+
     if runtime not in TEXT_RUNTIMES:
         raise ConfigError(f"text runtime must be one of {', '.join(TEXT_RUNTIMES)}, not '{runtime}'")
     tokens = tokenize(texts, model.context_length).to(_device(model))

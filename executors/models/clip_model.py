@@ -1,5 +1,10 @@
 """OpenAI CLIP, loaded once per process (by name into weights/, or from a checkpoint path), and the
-encoders' shared base. The preprocessing and encoding functions are in clip_encoding.py."""
+encoders' shared base. The preprocessing and encoding functions are in clip_encoding.py.
+
+torch, clip and the tuned-model code are imported on first use: /list, /delete and /transcript never
+need them (torch alone takes 1-3 s to import)."""
+from __future__ import annotations
+
 import functools
 import logging
 import os
@@ -7,14 +12,14 @@ import pickle
 import threading
 import warnings
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from executors.base import Executor
 from executors.errors import ConfigError, ModelError
-from executors.models.archive_weights import archive_state_dict, is_archive
 from executors.models.clip_weights import CHECKPOINTS, checkpoint_sha256, download
-from executors.models.tuned_model import apply_tuned, changes_image_space, is_tuned_file, read_tuned
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +31,8 @@ _lock = threading.Lock()
 def resolve_device(device: str) -> str:
     """'auto' means CUDA when available, else CPU."""
     if device == 'auto':
+        import torch
+
         return 'cuda' if torch.cuda.is_available() else 'cpu'
     return device
 
@@ -57,7 +64,7 @@ def load_base_copy(model: str, device: str = 'cpu', download_root: str | Path = 
     if model not in names:
         if not os.path.isfile(model):
             raise ModelError(f"model '{model}' is neither a CLIP model name ({', '.join(names)}) nor a checkpoint file")
-        if is_tuned_file(model):
+        if _tuned().is_tuned_file(model):
             raise ModelError(f'{model}: a tuned file cannot be the base of another; train from its base model')
     path = _download(model, Path(download_root)) if model in names else model
     with warnings.catch_warnings():
@@ -94,7 +101,13 @@ class ClipEncoder(Executor):
 
 
 def _available_models() -> list[str]:
-    return clip_package().available_models()
+    return list(CHECKPOINTS)  # clip.available_models(), without importing clip (and torch)
+
+
+def _tuned():
+    from executors.models import tuned_model
+
+    return tuned_model
 
 
 def clip_package():
@@ -107,6 +120,8 @@ def clip_package():
 
 @functools.cache
 def _load_cached(model: str, device: str, download_root: str, quantize: str | None = None) -> torch.nn.Module:
+    import torch
+
     clip = clip_package()
     if device == 'cpu':
         torch.set_num_threads(os.cpu_count() or 1)
@@ -114,7 +129,7 @@ def _load_cached(model: str, device: str, download_root: str, quantize: str | No
         warnings.simplefilter('ignore', FutureWarning)
         warnings.simplefilter('ignore', DeprecationWarning)
         warnings.filterwarnings('ignore', message='.*quantize_per_tensor', category=UserWarning)
-        if model not in clip.available_models() and is_tuned_file(model):
+        if model not in clip.available_models() and _tuned().is_tuned_file(model):
             clip_model = _load_tuned(model, device, Path(download_root))
         else:
             path = _download(model, Path(download_root)) if model in clip.available_models() else model
@@ -146,10 +161,10 @@ def _sentence(text: str, limit: int = 160) -> str:
 
 def _load_tuned(path: str, device: str, download_root: Path) -> torch.nn.Module:
     """A fresh copy of the tuned file's base with its trained parts installed."""
-    data = read_tuned(path)
+    data = _tuned().read_tuned(path)
     base = tuned_base_path(path, data, download_root)
     log.info('loading tuned CLIP %s (%s) on base %s on %s', path, data['method'], base, device)
-    return apply_tuned(load_checkpoint(base, device), data, path)
+    return _tuned().apply_tuned(load_checkpoint(base, device), data, path)
 
 
 def tuned_base_path(path: str, data: dict, download_root: Path = WEIGHTS_DIR) -> str:
@@ -169,7 +184,10 @@ def tuned_base_path(path: str, data: dict, download_root: Path = WEIGHTS_DIR) ->
 def _load_checkpoint(path: str, device: str) -> torch.nn.Module:
     """clip.load(path, jit=False), except that nothing in the file can run code: a state_dict is unpickled
     with weights_only=True, and a TorchScript archive's weights are read without torch.jit.load."""
+    import torch
     from clip.model import build_model
+
+    from executors.models.archive_weights import is_archive
 
     if is_archive(path):  # OpenAI's TorchScript archives: their weights are read, their code never run
         state_dict = _archive_weights(path)
@@ -182,6 +200,10 @@ def _load_checkpoint(path: str, device: str) -> torch.nn.Module:
 def _archive_weights(path: str) -> dict:
     """An archive's weights; where this reader cannot follow a file that is one of OpenAI's published
     checkpoints (its sha256 says so), that trusted file is opened with torch.jit.load instead."""
+    import torch
+
+    from executors.models.archive_weights import archive_state_dict
+
     try:
         return archive_state_dict(path)
     except (KeyError, ValueError, TypeError, RuntimeError, StopIteration) as e:
@@ -224,9 +246,9 @@ def image_space_id(model: str) -> str:
 
 @functools.cache
 def _file_identity(path: str, size: int, mtime_ns: int) -> str:
-    if is_tuned_file(path):
-        data = read_tuned(path)
-        if not changes_image_space(data['method']):
+    if _tuned().is_tuned_file(path):
+        data = _tuned().read_tuned(path)
+        if not _tuned().changes_image_space(data['method']):
             return str(data['base']['identity'])
     return _file_sha256(path, size, mtime_ns)
 

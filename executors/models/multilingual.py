@@ -8,19 +8,24 @@ is looked for in weights/<name>/ and downloaded there once when online; a folder
 it is. Any sentence-transformers folder whose output is aligned with a CLIP image space works the
 same way (say which CLIP with the TextEncoder's `aligned_to`).
 """
+from __future__ import annotations
+
 import functools
 import logging
 import shutil
 import threading
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from executors.models.clip_model import WEIGHTS_DIR, check_quantize, resolve_device
 from executors.errors import ModelError, first_line
 from executors.models.text_tower import TextTower
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +70,8 @@ def model_folder(model: str, download_root: Path = WEIGHTS_DIR) -> Path:
 def encode_sentences(model: torch.nn.Module, texts: list[str]) -> np.ndarray:
     """L2-normalised float32 embeddings (N x D) of `texts` in one forward pass; text beyond the
     model's max_seq_length tokens (128 for the default) is cut off."""
+    import torch
+
     features = model.preprocess(texts)
     device = next(model.parameters(), torch.empty(0)).device
     features = {key: value.to(device) if torch.is_tensor(value) else value for key, value in features.items()}
@@ -123,6 +130,8 @@ def _download(repo: str, target: Path) -> None:
 
 @functools.cache
 def _load_cached(folder: str, device: str, quantize: str | None) -> torch.nn.Module:
+    import torch
+
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as transformers_logging
 

@@ -1,8 +1,13 @@
 """The text towers' shared shape: a model loaded on its first query, and the image space it maps into."""
+from __future__ import annotations
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from executors.models.clip_model import image_space_id
+
+if TYPE_CHECKING:
+    import torch
 
 
 class TextTower:

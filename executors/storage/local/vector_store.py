@@ -5,7 +5,7 @@ A vector's label is its row in `embeddings.f16`. Rows are only ever appended; ro
 videos stay on disk unused (removed from the index), so a label is never reused. Each index kind
 has its own file; a workspace opened with another kind builds the configured one from the rows
 and leaves the other kind's file as it was (brought up to date if that kind is configured again;
-delete it to reclaim the disk).
+delete it to reclaim the disk). torch (which widens float16 rows) is imported on first use.
 """
 import json
 import logging
@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 
 from executors.storage.ann.base import INDEX_FILES, AnnIndex, IndexConfig
 from executors.storage.ann.factory import load_index, new_index
@@ -111,6 +110,8 @@ class VectorStore:
     def read(self, first: int, count: int, checksum: int = -1, owner: str = '') -> np.ndarray:
         """Rows first .. first + count - 1 (the keyframes of `owner`) as float32; WorkspaceError when
         they do not match `checksum` (-1: not checked)."""
+        import torch
+
         return torch.from_numpy(self._read16(first, count, checksum, owner)).float().numpy()
 
     def scores(self, first: int, count: int, query: np.ndarray, checksum: int = -1, owner: str = '') -> np.ndarray:
@@ -118,6 +119,8 @@ class VectorStore:
         give them (float16 widened to float32), checked as read() does when `checksum` >= 0. Rows
         already checked are read in place from a memory map of the file (no copy); the widening goes
         through a buffer kept for the next call (no allocation, no page faults per search)."""
+        import torch
+
         scratch = self._scratch
         if getattr(scratch, 'wide', None) is None or len(scratch.wide) < count:
             scratch.rows = np.empty((max(count, 1024), self.dim), dtype=np.float16)
