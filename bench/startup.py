@@ -1,0 +1,97 @@
+"""CLI start-up: `flow.py list`, `transcript`, `delete` and a cold `search "text"`, each timed as a whole
+process (wall and CPU seconds, median of several runs after an untimed one), over a workspace of 100k
+keyframes (`--quick`: 5k).
+
+The workspace holds videos of 500 synthetic keyframes (bench/indexer.py's vectors) with a few subtitle
+cues each, stored in the image space of a randomly initialised ViT-B/32 checkpoint (the real weights
+cannot be downloaded here; the random ones have the same size and cost). The model is given by path,
+so each search also hashes the 350 MB checkpoint to learn its image space, which a model given by name
+(`ViT-B/32`) never does. `delete` names a video that is not stored: the start-up and the lookup, not the
+rewrite of the index a real deletion does. A search is cold: a new process, the workspace's files in
+the page cache; the ONNX export of the text tower is made by the untimed first run, as a first search
+makes it once per model. Whether each command imported torch is reported too.
+"""
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import Result
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = Path(__file__).resolve().parent / 'out'
+FRAMES_PER_VIDEO = 500
+BUILT = 'v1'  # bump when the workspace below changes
+PROBE = ("import runpy, sys; sys.argv = ['flow.py'] + sys.argv[1:]; "
+         "exec(\"try:\\n runpy.run_path('flow.py', run_name='__main__')\\nexcept SystemExit: pass\"); "
+         "print('torch imported' if 'torch' in sys.modules else 'torch not imported', file=sys.stderr)")
+
+
+def run(quick: bool = False) -> list[Result]:
+    count = 5_000 if quick else 100_000
+    folder = OUT / f'startup-{count}-{BUILT}'
+    checkpoint, first_id = workspace(folder, count)
+    common = ['--workspace', str(folder / 'workspace'), '--model', str(checkpoint)]
+    commands = {'list': ['list'], 'transcript': ['transcript', first_id], 'delete': ['delete', 'f' * 12],
+                'search "text" (cold)': ['search', 'a man rides a bike along the beach']}
+    section = f'CLI start-up, {count // 1000}k keyframes'
+    results = []
+    for name, argv in commands.items():
+        wall, cpu, torch = timed(argv + common, repeat=2 if quick else 5)
+        results.append(Result(section, f'{name}: wall', wall, 's', note=f'whole process, median; {torch}'))
+        results.append(Result(section, f'{name}: CPU', cpu, 's', note='user + system'))
+    return results
+
+
+def timed(argv: list[str], repeat: int) -> tuple[float, float, str]:
+    """Median wall and CPU seconds of `python flow.py ARGV` over `repeat` runs after an untimed one, and
+    whether it imported torch."""
+    walls, cpus = [], []
+    for attempt in range(repeat + 1):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        subprocess.run([sys.executable, 'flow.py', *argv], cwd=ROOT, capture_output=True, check=False)
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if attempt:
+            walls.append(wall)
+            cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    probe = subprocess.run([sys.executable, '-c', PROBE, *argv], cwd=ROOT, capture_output=True, text=True)
+    return statistics.median(walls), statistics.median(cpus), probe.stderr.strip().splitlines()[-1]
+
+
+def workspace(folder: Path, count: int) -> tuple[Path, str]:
+    """The workspace (built once, kept in bench/out/), the checkpoint it is indexed with, a stored video's id."""
+    record = folder / 'built.json'
+    if record.exists():
+        saved = json.loads(record.read_text())
+        return folder / 'clip-random.pt', saved['first_id']
+    from bench.indexer import keyframe_vectors
+    from executors.documents import CueDoc
+    from executors.models.clip_model import image_space_id
+    from executors.storage.interface import Frames, ImageSpace, VideoRecord
+    from executors.storage.local.local_storage import HnswlibStorage
+    from tests.factories import write_random_clip_checkpoint
+
+    checkpoint = write_random_clip_checkpoint(folder / 'clip-random.pt', 'ViT-B/32')
+    space = ImageSpace(image_space_id(str(checkpoint)), str(checkpoint))
+    storage = HnswlibStorage(folder / 'workspace')
+    ids = []
+    for n, first in enumerate(range(0, count, FRAMES_PER_VIDEO)):
+        vectors, lengths = keyframe_vectors(min(FRAMES_PER_VIDEO, count - first), seed=n)
+        times = np.arange(len(vectors), dtype=np.float64)
+        video_id = f'{n:064x}'
+        cues = [CueDoc(video_id=video_id, start=float(t), end=float(t) + 4, text=f'line {t} of video {n}', source='srt')
+                for t in range(0, len(vectors), 60)]
+        storage.add(VideoRecord(video_id, f'/videos/{n}.mp4', duration=float(len(vectors)), fps=25.0, width=640,
+                                height=360), Frames(times, vectors, [''] * len(vectors)),
+                    (np.cumsum(lengths)[:-1] - 0.5).tolist(), cues, space)
+        ids.append(video_id)
+    storage.close()
+    record.write_text(json.dumps({'first_id': ids[0], 'count': count}))
+    return checkpoint, ids[0]
