@@ -1,4 +1,6 @@
 """ImageEncoder: CLIP embeddings of every keyframe (/index) and of a query image (/search)."""
+import functools
+
 import numpy as np
 
 from executors.base import requests
@@ -19,17 +21,23 @@ class ImageEncoder(ClipEncoder):
     instead of being encoded (static shots, slides, talking heads); 0 encodes every keyframe.
     precision: 'auto' (bf16 where the device runs it natively: a CPU with AMX or AVX512-BF16, a CUDA
     GPU with bfloat16; else fp32), 'fp32', or 'bf16' (bfloat16 matrix products under autocast, on the
-    CPU or a CUDA GPU). `self.precision` is the one chosen.
+    CPU or a CUDA GPU). `self.precision` is the one chosen, on first use: device 'auto' asks torch
+    about CUDA, which /list and /delete never import; the setting itself is checked at once.
     """
 
     def __init__(self, model: str = 'ViT-B/32', device: str = 'auto', batch_size: int = 32,
                  quantize: str | None = None, reuse_below: float = 2.0, precision: str = 'auto'):
         super().__init__(model, device, batch_size, quantize)
-        self.precision = resolve_precision(precision, resolve_device(device), quantize)
+        resolve_precision(precision, 'cpu' if device == 'auto' else device, quantize)
+        self._precision = precision
         if isinstance(reuse_below, bool) or not isinstance(reuse_below, (int, float)) or not reuse_below >= 0:
             raise ValueError(f'reuse_below must be a number of grey levels >= 0 (0: encode every keyframe), '
                              f'not {reuse_below!r}')
         self.reuse_below = float(reuse_below)
+
+    @functools.cached_property
+    def precision(self) -> str:
+        return resolve_precision(self._precision, resolve_device(self.device), self.quantize)
 
     @requests(on=['/index', '/encode'])
     def encode_videos(self, docs: DocList[VideoDoc], parameters: dict) -> DocList[VideoDoc]:

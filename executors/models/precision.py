@@ -2,8 +2,6 @@
 it natively (measured: bf16 is 2.2x faster than fp32 on a CPU with AMX, 4x slower on one without)."""
 from pathlib import Path
 
-import torch
-
 from executors.errors import ConfigError
 
 IMAGE_PRECISIONS = ('auto', 'fp32', 'bf16')
@@ -26,6 +24,8 @@ def cpu_flags(cpuinfo: str | Path = '/proc/cpuinfo') -> set[str]:
 def native_bf16(device: str, flags: set[str] | None = None) -> bool:
     """Whether `device` ('cpu', 'cuda', 'cuda:N') multiplies bfloat16 natively."""
     if device.startswith('cuda'):
+        import torch  # imported here: /list and /delete never need it
+
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     return any(flag in (cpu_flags() if flags is None else flags) for flag in NATIVE_BF16_FLAGS)
 

@@ -111,7 +111,6 @@ class VectorStore:
         """Rows first .. first + count - 1 (the keyframes of `owner`) as float32; WorkspaceError when
         they do not match `checksum` (-1: not checked)."""
         import torch
-
         return torch.from_numpy(self._read16(first, count, checksum, owner)).float().numpy()
 
     def scores(self, first: int, count: int, query: np.ndarray, checksum: int = -1, owner: str = '') -> np.ndarray:
@@ -120,7 +119,6 @@ class VectorStore:
         already checked are read in place from a memory map of the file (no copy); the widening goes
         through a buffer kept for the next call (no allocation, no page faults per search)."""
         import torch
-
         scratch = self._scratch
         if getattr(scratch, 'wide', None) is None or len(scratch.wide) < count:
             scratch.rows = np.empty((max(count, 1024), self.dim), dtype=np.float16)
