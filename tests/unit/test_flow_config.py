@@ -100,9 +100,11 @@ def test_precision_auto_takes_bf16_only_on_a_cpu_that_runs_it_natively(monkeypat
 
 
 def test_precision_auto_on_cuda_follows_the_gpu(monkeypatch):
-    monkeypatch.setattr(precision.torch.cuda, 'is_available', lambda: True)
+    import torch  # precision.py imports it only to ask about CUDA
+
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     for supported, chosen in ((True, 'bf16'), (False, 'fp32')):
-        monkeypatch.setattr(precision.torch.cuda, 'is_bf16_supported', lambda: supported)
+        monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda: supported)
         assert resolve_precision('auto', 'cuda') == chosen
     with pytest.raises(ConfigError, match='this GPU has no bfloat16 support'):
         resolve_precision('bf16', 'cuda')
