@@ -98,8 +98,9 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(ray_cluster, video
             for pid in pids:
                 os.kill(pid, signal.SIGKILL)
 
-    flow = tmp_path / 'flow.yml'
-    flow.write_text((ROOT / 'flow.yml').read_text(encoding='utf-8').replace('chunk_frames: 256', 'chunk_frames: 1'),
+    flow = tmp_path / 'flow.yml'  # a video in pieces of one keyframe, each held 0.5 s on the worker
+    flow.write_text((ROOT / 'flow.yml').read_text(encoding='utf-8').replace('chunk_frames: 256', 'chunk_frames: 1')
+                    .replace('  - uses: Indexer', '  - uses: tests.distributed.marker.Pause\n  - uses: Indexer'),
                     encoding='utf-8')
     with Library(flow, workspace=str(tmp_path / 'ws'), model=str(tiny_checkpoint), backend='milvus',
                  asr='off') as library:
