@@ -1,0 +1,69 @@
+"""What every session of the Streamlit server shares: the Library (its models warming up in the
+background, so the page draws at once) and the media server."""
+import logging
+import threading
+
+import streamlit as st
+
+from executors.errors import VcedError
+from library import Library
+from page.media_server import MediaServer
+
+log = logging.getLogger(__name__)
+
+
+class Loaded:
+    """The shared Library, built at once; its models load in a background thread (the text tower first).
+
+    A search sent meanwhile simply waits inside the Flow for the tower it needs: the page never does.
+    """
+
+    def __init__(self, library: Library):
+        self.library = library
+        self.notices: list[str] = []
+        self.error: BaseException | None = None
+        self.ready = threading.Event()
+        self._thread = threading.Thread(target=self._warm, name='vced-warm-up', daemon=True)
+        self._thread.start()
+
+    def _warm(self) -> None:
+        try:
+            self.notices = self.library.warm_up()
+        except BaseException as e:  # shown by the page (a missing model: one line)
+            self.error = e
+            log.warning('loading the models failed: %s', e)
+        finally:
+            self.ready.set()
+
+    def close(self) -> None:
+        self._thread.join(timeout=60)  # a Flow closed under a loading model would leave it half-built
+        self.library.close()
+
+
+@st.cache_resource(show_spinner='Opening the library…', on_release=Loaded.close)
+def load_library(flow: str, workspace: str | None, model: str | None, text_model: str | None,
+                 asr: str | None) -> Loaded:
+    return Loaded(Library(flow, workspace=workspace, model=model, text_model=text_model, asr=asr))
+
+
+def failed(loaded: Loaded) -> str | None:
+    """Why the models could not load, in one line (None while loading or once loaded)."""
+    if loaded.error is None:
+        return None
+    if isinstance(loaded.error, VcedError):
+        return str(loaded.error)
+    raise loaded.error
+
+
+@st.cache_resource(on_release=MediaServer.close)
+def media_server(host: str, port: int, guarded: bool) -> MediaServer:
+    """The one media server of this Streamlit server, on the address the page listens on; `guarded`:
+    only browsers signed in to the page (page.access's cookie) are served."""
+    from page.access import cookie_checker, cookie_issuer
+
+    try:
+        return MediaServer(host, port, allow=cookie_checker() if guarded else None,
+                           sign_in=cookie_issuer() if guarded else None)
+    except OSError as e:
+        raise OSError(f'cannot play videos on {host or "every address"}, port {port} ({e.strerror}): '
+                      'choose another with --media-port') from e
