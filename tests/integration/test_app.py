@@ -10,7 +10,7 @@ from streamlit import config
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
-TIME_RANGE = re.compile(r'^\d\d:\d\d–\d\d:\d\d · score -?\d\.\d{3}$')
+TIME_RANGE = re.compile(r'^\d\d:\d\d–\d\d:\d\d · [▰▱]{5} (best|strong|fair|weak) match · (seen|said|seen and said)$')
 
 
 @pytest.fixture
@@ -60,6 +60,7 @@ def index_uploads(at, files: list[tuple[str, bytes]]) -> AppTest:
     """Upload `files` in the Add videos tab, submit, and rerun until the summary shows."""
     at.file_uploader(key='uploads').set_value([(name, data, 'video/mp4') for name, data in files])
     click(at, 'Add and index')
+    assert 'index_job' in at.session_state, (at.exception, [e.value for e in at.error], [w.value for w in at.warning])
     deadline = time.monotonic() + 120
     while not at.session_state['index_job']['done'] and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -92,10 +93,12 @@ def test_upload_index_search_play(page, sample_videos, uploads):
     assert sorted(p.name for p in uploads.iterdir()) == ['pattern.mp4', 'plage été 東京 🎬.mp4']  # the failed one is gone
     assert '2 videos · 00:07 · ' in texts(at)
 
-    # search, in any language: cards with a name, a time range and a score; the best one plays at once
+    # search, in any language: cards with a name, a time range and a strength in words (no raw score); the best
+    # one plays at once
     at = search(at, 'barres de couleur, テストカード')
     assert not at.exception and [e.value for e in at.error if not e.value.startswith('notes.mp4: ')] == []
     assert len([c.value for c in at.caption if TIME_RANGE.match(c.value)]) >= 2
+    assert 'score' not in texts(at) and 'best match' in texts(at)
     best = at.session_state['results'][0]
     [player] = players(at)
     assert re.search(r'src="http://127\.0\.0\.1:\d+/media/[\w-]{32}/[^"]+#t=\d+\.\d\d,\d+\.\d\d"', player)
