@@ -92,7 +92,8 @@ def gate_ui(address: str | None) -> None:
         password = st.text_input('Password', type='password', autocomplete='current-password')
         signed = st.form_submit_button('Sign in', type='primary', icon=':material/lock_open:')
     if signed:
-        client = st.context.ip_address or session
+        address = st.context.ip_address
+        client = address if isinstance(address, str) and address else session  # by address: new tabs do not reset it
         wait = THROTTLE.wait(client)
         if wait > 0:
             st.error(f'Too many wrong passwords: try again in {wait:.0f} s.', icon=':material/timer:')

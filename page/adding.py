@@ -34,9 +34,8 @@ def add_ui(lib: Library, folder: Path) -> None:
         except VcedError as e:
             st.error(str(e), icon=':material/error:')
             return
-        for name in unmatched:
-            st.warning(f'{name}: no video of that name among these uploads; upload it together with its video.')
         job = st.session_state.index_job = start_indexing(lib, list(saved), names=saved)
+        job['unmatched'] = unmatched
         running = not job['done']
     if running:
         progress_ui()
@@ -134,6 +133,9 @@ def summary_ui(job: dict) -> None:
     for video in job['videos'].values():
         summary.add(video)
     (st.warning if summary.counts[Status.FAILED] or job['error'] else st.success)(summary.line())
+    for name in job.get('unmatched', []):
+        st.warning(f'{name}: no video of that name among these uploads, so it was not saved; upload it '
+                   'together with its video.')
     for path, video in job['videos'].items():
         name = job.get('names', {}).get(path) or Path(path).name  # as the user knows it, not a renamed copy
         if video.status == Status.FAILED:

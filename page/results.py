@@ -1,6 +1,7 @@
 """The Search tab's results: the player, a card per match (its strength in words and a bar, not the
 raw score: that stays in the JSON of the CLI and API), and paging."""
 import html
+import math
 from functools import partial
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def strength(score: float, best: float) -> tuple[float, str]:
 
 def strength_text(match: SegmentDoc, best: float) -> str:
     fraction, words = strength(match.score, best)
-    filled = round(fraction * 5)
+    filled = math.ceil(fraction * 5)
     return f'{"▰" * filled}{"▱" * (5 - filled)} {words} · {SOURCES.get(match.source, match.source)}'
 
 
