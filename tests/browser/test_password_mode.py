@@ -120,3 +120,55 @@ def test_a_session_that_only_saw_the_sign_in_form_cannot_upload(guarded_server):
     print(results)
     assert all(status in (400, 0) for status in results['statuses']), results  # never 204 (stored)
     assert results['after'] - results['before'] < 50, results  # 400 MB sent, none of it held
+
+
+def test_signed_in_a_browser_stays_signed_in_uploads_and_plays_and_others_get_nothing(guarded_server, chromium,
+                                                                                          sample_videos):
+    from playwright.sync_api import expect, sync_playwright
+
+    port, media_port, _ = guarded_server
+    url = f'http://127.0.0.1:{port}'
+    expect.set_options(timeout=60_000)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, timeout=60_000)
+        try:
+            context = browser.new_context(viewport={'width': 1280, 'height': 1200})
+            page = context.new_page()
+            page.set_default_timeout(60_000)
+            page.goto(url)
+            field = page.get_by_label('Password', exact=True)
+            expect(field).to_have_attribute('autocomplete', 'current-password')
+            field.fill(PASSWORD)
+            page.get_by_role('button', name='Sign in').click()
+            expect(page.get_by_role('tab', name='Add videos')).to_be_visible()
+            deadline = time.monotonic() + 30
+            while not any(c['name'] == 'vced_session' for c in context.cookies()):
+                assert time.monotonic() < deadline, context.cookies()
+                page.wait_for_timeout(200)
+            [cookie] = [c for c in context.cookies() if c['name'] == 'vced_session']
+            assert cookie['httpOnly'] and cookie['sameSite'] == 'Strict' and cookie['expires'] > time.time() + 3600
+
+            page.get_by_role('tab', name='Add videos').click()
+            page.locator('input[type="file"][multiple]').set_input_files(str(sample_videos[0]))
+            page.get_by_role('button', name='Add and index').click()
+            expect(page.get_by_text('1 indexed, 0 already indexed, 0 failed')).to_be_visible(timeout=240_000)  # a busy machine
+
+            other = context.new_page()  # a new tab (and a reload) of the same browser: no password asked
+            other.goto(url)
+            other.get_by_role('tab', name='Search').click()
+            query = other.get_by_label('Describe the moment')
+            query.fill('colour bars')
+            query.press('Enter')
+            other.wait_for_function('(v => v && v.currentTime > 0)(document.querySelector("video"))')
+            source = other.evaluate('document.querySelector("video").currentSrc').split('#')[0]
+            assert f':{media_port}/media/' in source
+            with pytest.raises(urllib.error.HTTPError) as refused:  # the URL alone, without the cookie
+                urllib.request.urlopen(source, timeout=10)
+            assert refused.value.code == 403
+
+            stranger = browser.new_context().new_page()  # another browser: asked for the password
+            stranger.goto(url)
+            expect(stranger.get_by_label('Password', exact=True)).to_be_visible()
+            expect(stranger.get_by_role('tab', name='Search')).to_have_count(0)
+        finally:
+            browser.close()
