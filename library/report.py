@@ -94,8 +94,8 @@ def highlight(text: str, query: str, escape: Callable[[str], str], mark: Callabl
                    reverse=True)
     if not words:
         return escape(text)
-    pattern = re.compile('|'.join(rf'\b{re.escape(_stem(w))}\w*' if w.isascii() else re.escape(w) for w in words),
-                         re.IGNORECASE)
+    pattern = re.compile('|'.join(rf'\b{re.escape(_stem(w))}(?:e|s|es|ed|ing|ies|ied|y)?\b' if w.isascii()
+                                  else re.escape(w) for w in words), re.IGNORECASE)
     pieces, last = [], 0
     for found in pattern.finditer(text):
         pieces += [escape(text[last:found.start()]), mark(escape(found.group()))]
