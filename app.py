@@ -70,7 +70,7 @@ def main() -> None:
     with search_tab:
         search_ui(loaded, media, videos)
     with add_tab:
-        add_ui(loaded.library, Path(args.videos))
+        add_ui(loaded.library, Path(args.videos), loaded.ready)
     with library_tab:
         library_ui(loaded.library, media, videos)
     watch_ui(loaded, _version(videos))  # last: a redraw it asks for never cuts a click's run short

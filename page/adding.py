@@ -14,7 +14,7 @@ from library import VIDEO_EXTENSIONS, IndexSummary, Library, progress_fraction, 
 from page.subtitles import SUBTITLE_TYPES, line_counts, save_sidecars
 
 
-def add_ui(lib: Library, folder: Path) -> None:
+def add_ui(lib: Library, folder: Path, ready: threading.Event | None = None) -> None:
     job = st.session_state.get('index_job')
     running = indexing()
     with st.form('add', clear_on_submit=True, border=False):  # cleared: Streamlit drops the uploads it held
@@ -34,7 +34,7 @@ def add_ui(lib: Library, folder: Path) -> None:
         except VcedError as e:
             st.error(str(e), icon=':material/error:')
             return
-        job = st.session_state.index_job = start_indexing(lib, list(saved), names=saved)
+        job = st.session_state.index_job = start_indexing(lib, list(saved), names=saved, ready=ready)
         job['unmatched'] = unmatched
         running = not job['done']
     if running:
@@ -43,9 +43,11 @@ def add_ui(lib: Library, folder: Path) -> None:
         summary_ui(job)
 
 
-def start_indexing(lib: Library, paths: list[Path], names: dict[Path, str] | None = None) -> dict:
+def start_indexing(lib: Library, paths: list[Path], names: dict[Path, str] | None = None,
+                   ready: threading.Event | None = None) -> dict:
     """Index `paths` in a background thread; the page polls the returned job while searches go on.
-    `names`: the name each file had on the user's machine (a saved copy may be renamed on a clash).
+    `names`: the name each file had on the user's machine (a saved copy may be renamed on a clash);
+    `ready`: set once the models are loaded (indexing starts after).
 
     A file whose content is already indexed is told at once (hashed, never decoded) and its copy removed.
     """
@@ -70,6 +72,8 @@ def start_indexing(lib: Library, paths: list[Path], names: dict[Path, str] | Non
 
     def run() -> None:
         try:
+            if ready is not None:
+                ready.wait()
             stored = None
             for video in lib.index(new, progress):
                 path = os.path.realpath(video.uri)

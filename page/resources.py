@@ -13,26 +13,31 @@ log = logging.getLogger(__name__)
 
 
 class Loaded:
-    """The shared Library, built at once; its models load in a background thread (the text tower first).
+    """The shared Library, built at once; its models load in a background thread, the text tower first.
 
-    A search sent meanwhile simply waits inside the Flow for the tower it needs: the page never does.
+    The page draws meanwhile; a text search waits for `text_ready`, anything else (an image search,
+    indexing) for `ready`: models are never loaded by two threads at once (two threads importing
+    torchvision together stalled indexing for minutes).
     """
 
     def __init__(self, library: Library):
         self.library = library
         self.notices: list[str] = []
         self.error: BaseException | None = None
-        self.ready = threading.Event()
+        self.text_ready, self.ready = threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._warm, name='vced-warm-up', daemon=True)
         self._thread.start()
 
     def _warm(self) -> None:
         try:
+            self.library.embed_texts(['a video'])
+            self.text_ready.set()
             self.notices = self.library.warm_up()
         except BaseException as e:  # shown by the page (a missing model: one line)
             self.error = e
             log.warning('loading the models failed: %s', e)
         finally:
+            self.text_ready.set()
             self.ready.set()
 
     def close(self) -> None:

@@ -32,7 +32,7 @@ def search_ui(loaded: Loaded, media: MediaServer, videos: list[VideoDoc]) -> Non
         with st.expander('Search by image instead'):
             image = st.file_uploader('An image like the moment you want', type=IMAGE_TYPES, key='query_image')
     if not loaded.ready.is_set():
-        st.caption('Loading the text model in the background: a first search waits for it.')
+        st.caption('Loading the models in the background: a first search waits for the text model only.')
     if loaded.notices:
         multilingual_notice_ui()
     elif lib.text_model == 'clip':
@@ -43,7 +43,12 @@ def search_ui(loaded: Loaded, media: MediaServer, videos: list[VideoDoc]) -> Non
         if searched:
             ask(_form_query(text, image, int(top), by))
         if st.session_state.pop('pending', False):
-            with st.spinner('Searching…'):
+            text_only = not ('similar' in st.session_state.asked or st.session_state.asked['image'] is not None)
+            with st.spinner('Searching…' if (loaded.text_ready if text_only else loaded.ready).is_set()
+                            else 'Loading the models, then searching…'):
+                (loaded.text_ready if text_only else loaded.ready).wait()
+                if loaded.error is not None:
+                    st.rerun()  # the page says why
                 st.session_state.results = _run(lib, st.session_state.asked)
             st.session_state.playing = 0
     except VcedError as e:

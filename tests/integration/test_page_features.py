@@ -86,7 +86,7 @@ def test_the_search_box_shows_while_the_models_load(argv, indexed, monkeypatch):
         at = open_page()
         assert started.wait(10)
         assert at.text_input(key='query') is not None and not at.exception
-        assert any('Loading the text model' in c.value for c in at.caption)
+        assert any('Loading the models in the background' in c.value for c in at.caption)
         at = search(at, 'colour bars')  # a text search is not held up by the page
         assert at.session_state['results']
     finally:
