@@ -74,6 +74,10 @@ def main() -> None:
     with library_tab:
         library_ui(loaded.library, media, videos)
     watch_ui(loaded, _version(videos))  # last: a redraw it asks for never cuts a click's run short
+    if not loaded.ready.is_set():
+        with st.spinner('Loading the models…', show_time=True):
+            if loaded.warm():
+                st.rerun()  # with what loading found (a notice, or why the models are missing)
 
 
 def header_ui(videos: list[VideoDoc]) -> None:

@@ -67,7 +67,8 @@ def sorted_videos(videos: list[VideoDoc], sort: str) -> list[VideoDoc]:
         return sorted(videos, key=lambda v: Path(v.uri).name.casefold())
     if sort == 'longest':
         return sorted(videos, key=lambda v: -v.duration)
-    return sorted(videos, key=lambda v: v.added, reverse=sort == 'newest')
+    oldest = sorted(videos, key=lambda v: v.added)  # stable: ties stay in the library's own order (oldest first)
+    return oldest[::-1] if sort == 'newest' else oldest
 
 
 def delete_video(lib: Library, media: MediaServer, video: VideoDoc) -> None:

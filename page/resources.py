@@ -7,17 +7,19 @@ import streamlit as st
 
 from executors.errors import VcedError
 from library import Library
+from page.access import cookie_checker, cookie_issuer
 from page.media_server import MediaServer
 
 log = logging.getLogger(__name__)
 
 
 class Loaded:
-    """The shared Library, built at once; its models load in a background thread, the text tower first.
+    """The shared Library, opened at once; its models are loaded by `warm`, which the page calls once it
+    has drawn itself (the search box is there meanwhile), the text tower first.
 
-    The page draws meanwhile; a text search waits for `text_ready`, anything else (an image search,
-    indexing) for `ready`: models are never loaded by two threads at once (two threads importing
-    torchvision together stalled indexing for minutes).
+    A text search waits for `text_ready`; anything else (an image search, indexing) for `ready`.
+    The loading runs in a script run's own thread, as Streamlit's script runs do their work: in a thread
+    of its own, beside the script runs, it stalled the page for minutes on a busy machine.
     """
 
     def __init__(self, library: Library):
@@ -25,10 +27,13 @@ class Loaded:
         self.notices: list[str] = []
         self.error: BaseException | None = None
         self.text_ready, self.ready = threading.Event(), threading.Event()
-        self._thread = threading.Thread(target=self._warm, name='vced-warm-up', daemon=True)
-        self._thread.start()
+        self._loading = threading.Lock()
 
-    def _warm(self) -> None:
+    def warm(self) -> bool:
+        """Load the models here, unless they are loaded or another session's run is loading them;
+        whether they were loaded here."""
+        if self.ready.is_set() or not self._loading.acquire(blocking=False):
+            return False
         try:
             self.library.embed_texts(['a video'])
             self.text_ready.set()
@@ -39,9 +44,10 @@ class Loaded:
         finally:
             self.text_ready.set()
             self.ready.set()
+            self._loading.release()
+        return True
 
     def close(self) -> None:
-        self._thread.join(timeout=60)  # a Flow closed under a loading model would leave it half-built
         self.library.close()
 
 
@@ -64,8 +70,6 @@ def failed(loaded: Loaded) -> str | None:
 def media_server(host: str, port: int, guarded: bool) -> MediaServer:
     """The one media server of this Streamlit server, on the address the page listens on; `guarded`:
     only browsers signed in to the page (page.access's cookie) are served."""
-    from page.access import cookie_checker, cookie_issuer
-
     try:
         return MediaServer(host, port, allow=cookie_checker() if guarded else None,
                            sign_in=cookie_issuer() if guarded else None)

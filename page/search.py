@@ -32,7 +32,7 @@ def search_ui(loaded: Loaded, media: MediaServer, videos: list[VideoDoc]) -> Non
         with st.expander('Search by image instead'):
             image = st.file_uploader('An image like the moment you want', type=IMAGE_TYPES, key='query_image')
     if not loaded.ready.is_set():
-        st.caption('Loading the models in the background: a first search waits for the text model only.')
+        st.caption('Loading the models: a search starts as soon as the text model is ready.')
     if loaded.notices:
         multilingual_notice_ui()
     elif lib.text_model == 'clip':
