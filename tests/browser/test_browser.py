@@ -16,7 +16,7 @@ from tests.factories import make_video
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / 'tests' / 'artifacts'
 CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking']
-CARD = re.compile(r'^\d\d:\d\d–\d\d:\d\d · score')
+CARD = re.compile(r'^\d\d:\d\d–\d\d:\d\d · [▰▱]{5} ')
 BIG_VIDEO_MB = 200
 
 
