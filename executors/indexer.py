@@ -169,17 +169,20 @@ class Indexer(Executor):
 
     def _matches(self, query: QueryDoc, count: int, by: str, within: str) -> list[SegmentDoc]:
         visual, spoken = [], []
+        # one pool for every page: a fused list ranked from fewer visual segments merges differently, so
+        # paging (top + offset growing) would skip or repeat results
+        fusing = within == 'all' and bool(query.text.strip())
+        pool = max(count, self.speech['candidates'])
         if within != 'speech':
             if query.embedding is None:
                 raise QueryError('the query has no embedding: give a text or an image')
             vector = self._query_vector(query)
             if by == 'video':
                 return search.search_videos(self.storage, vector, count=count, grouping=self.grouping)
-            visual = search.search_segments(self.storage, vector, count=count, candidates=self.candidates,
-                                            grouping=self.grouping)
+            visual = search.search_segments(self.storage, vector, count=pool if fusing else count,
+                                            candidates=self.candidates, grouping=self.grouping)
         if within != 'visual' and query.text.strip():
-            hits = spoken_hits(self.storage, query.text, self._meaning_vector(query),
-                               max(self.speech['candidates'], count), self.speech['meaning_floor'])
+            hits = spoken_hits(self.storage, query.text, self._meaning_vector(query), pool, self.speech['meaning_floor'])
             spoken = cue_segments(hits, self.speech['merge_gap'], self.grouping.max_segment, uri=self._uri)
         if within == 'all' and spoken:
             return fuse(visual, spoken, count, **self.fusion)

@@ -148,6 +148,10 @@ class Library:
         """A video's timed text (subtitles or recognised speech), named by id, id prefix or path."""
         return list(self._stored(target).cues)
 
+    def video(self, target: str) -> VideoDoc:
+        """A stored video named by id, id prefix or path: its keyframes (time, thumbnail, embedding) and cues."""
+        return self._stored(target)
+
     def _stored(self, target: str) -> VideoDoc:
         return self.flow.post('/video', DocList[VideoDoc]([_named(target)]))[0]
 
@@ -160,9 +164,9 @@ class Library:
         returned as a notice instead. The storage reads ahead what searches need (at a million
         keyframes: its 1 GB of rows verified and every keyframe time, a few seconds).
         """
+        self.embed_texts(['a video'])  # first: what a text search waits for
         if any(executor.handles('/warm') for executor in self.flow.executors):
             self.flow.post('/warm')
-        self.embed_texts(['a video'])
         if self.text_model == 'auto':
             try:
                 self.embed_texts(['一段视频'])

@@ -86,18 +86,30 @@ def shorten(text: str, limit: int = 80) -> str:
 
 
 def highlight(text: str, query: str, escape: Callable[[str], str], mark: Callable[[str], str]) -> str:
-    """`text` with every occurrence of the query's words (any case; Chinese/Japanese runs as written)
-    passed through `mark`, the rest through `escape`: the matched words of a spoken result, shown."""
+    """`text` with every occurrence of the query's words (any case, any English ending: 'onions' marks
+    'onion' and 'slicing' marks 'sliced', as the stemmed subtitle search matched them; Chinese/Japanese
+    runs as written) passed through `mark`, the rest through `escape`: the matched words of a spoken
+    result, shown."""
     words = sorted({w for w in re.findall(r'\w+', query.casefold()) if len(w) > 1 or not w.isascii()}, key=len,
                    reverse=True)
     if not words:
         return escape(text)
-    pattern = re.compile('|'.join(re.escape(w) for w in words), re.IGNORECASE)
+    pattern = re.compile('|'.join(rf'\b{re.escape(_stem(w))}(?:e|s|es|ed|ing|ies|ied|y)?\b' if w.isascii()
+                                  else re.escape(w) for w in words), re.IGNORECASE)
     pieces, last = [], 0
     for found in pattern.finditer(text):
         pieces += [escape(text[last:found.start()]), mark(escape(found.group()))]
         last = found.end()
     return ''.join(pieces + [escape(text[last:])])
+
+
+def _stem(word: str) -> str:
+    """An English word without its ending ('onions' -> 'onion', 'slicing' -> 'slic'), kept whole when short."""
+    for ending in ('ing', 'ies', 'es', 'ed', 's'):
+        if word.endswith(ending) and len(word) - len(ending) >= 3:
+            word = word[:-len(ending)]
+            break
+    return word[:-1] if word.endswith('e') and len(word) > 3 else word
 
 
 def _has_surrogates(text: str) -> bool:

@@ -16,7 +16,7 @@ from tests.factories import make_video
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / 'tests' / 'artifacts'
 CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking']
-CARD = re.compile(r'^\d\d:\d\d–\d\d:\d\d · score')
+CARD = re.compile(r'^\d\d:\d\d–\d\d:\d\d · [▰▱]{5} ')
 BIG_VIDEO_MB = 200
 
 
@@ -122,7 +122,7 @@ def test_upload_search_play_delete_in_a_browser(server, browser, sample_videos, 
     page.get_by_role('tab', name='Add videos').click()
     page.locator('input[type="file"][multiple]').set_input_files([str(v) for v in sample_videos])
     page.get_by_role('button', name='Add and index').click()
-    expect(page.get_by_text('3 indexed, 0 already indexed, 0 failed')).to_be_visible(timeout=90_000)
+    expect(page.get_by_text('3 indexed, 0 already indexed, 0 failed')).to_be_visible(timeout=240_000)  # models load meanwhile
     page.screenshot(path=ARTIFACTS / 'add.png')
 
     # the best result plays at once, muted, from the start of its segment, streamed by range requests

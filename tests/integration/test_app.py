@@ -10,7 +10,7 @@ from streamlit import config
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
-TIME_RANGE = re.compile(r'^\d\d:\d\d–\d\d:\d\d · score -?\d\.\d{3}$')
+TIME_RANGE = re.compile(r'^\d\d:\d\d–\d\d:\d\d · [▰▱]{5} (best|strong|fair|weak) match · (seen|said|seen and said)$')
 
 
 @pytest.fixture
@@ -92,10 +92,12 @@ def test_upload_index_search_play(page, sample_videos, uploads):
     assert sorted(p.name for p in uploads.iterdir()) == ['pattern.mp4', 'plage été 東京 🎬.mp4']  # the failed one is gone
     assert '2 videos · 00:07 · ' in texts(at)
 
-    # search, in any language: cards with a name, a time range and a score; the best one plays at once
+    # search, in any language: cards with a name, a time range and a strength in words (no raw score); the best
+    # one plays at once
     at = search(at, 'barres de couleur, テストカード')
     assert not at.exception and [e.value for e in at.error if not e.value.startswith('notes.mp4: ')] == []
     assert len([c.value for c in at.caption if TIME_RANGE.match(c.value)]) >= 2
+    assert 'score' not in texts(at) and 'best match' in texts(at)
     best = at.session_state['results'][0]
     [player] = players(at)
     assert re.search(r'src="http://127\.0\.0\.1:\d+/media/[\w-]{32}/[^"]+#t=\d+\.\d\d,\d+\.\d\d"', player)
@@ -281,5 +283,8 @@ def test_spoken_words_are_shown_with_the_query_terms_highlighted():
     mark = lambda word: f'[{word}]'  # noqa: E731
     assert highlight('The chef slices the Onions', 'onions slices', str, mark) == 'The chef [slices] the [Onions]'
     assert highlight('我们去海边吧', '海边', str, mark) == '我们去[海边]吧'
+    assert highlight('An onion, sliced. Slicing cakes.', 'onions slicing cake', str, mark) == \
+        'An [onion], [sliced]. [Slicing] [cakes].'  # any ending, as the stemmed subtitle search matched them
+    assert highlight('this island is', 'is', str, mark) == 'this island [is]'  # whole words, not parts
     assert highlight('a * b', 'a', lambda t: t.replace('*', '\\*'), mark) == 'a \\* b'  # one-letter words are not marked
     assert highlight('nothing here', '', str, mark) == 'nothing here'

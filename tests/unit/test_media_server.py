@@ -95,3 +95,64 @@ def test_byte_range(header, expected):
 def test_unsatisfiable_ranges(header):
     with pytest.raises(ValueError):
         byte_range(header, 100)
+
+
+def test_idle_and_half_sent_connections_keep_threads_bounded_and_are_closed(monkeypatch, video):
+    import socket
+    import threading
+    import time
+
+    from page import media_server
+
+    monkeypatch.setattr(media_server, 'IDLE_SECONDS', 1)
+    server = MediaServer('127.0.0.1', 0)
+    try:
+        before = threading.active_count()
+        clients = []
+        for n in range(400):  # far more than the pool: half of them half-sent, half silent
+            client = socket.create_connection(('127.0.0.1', server.port), timeout=10)
+            if n % 2:
+                client.sendall(b'GET /media/x/y.mp4 HTTP/1.1\r\nHost: a\r\n')  # never finished
+            clients.append(client)
+        time.sleep(0.5)
+        assert threading.active_count() <= before + media_server.WORKERS
+        # each is closed by the server after IDLE_SECONDS of silence (or at once, past the queue)
+        deadline = time.monotonic() + 60
+        for client in clients:
+            client.settimeout(max(deadline - time.monotonic(), 0.1))
+            assert client.recv(1) == b''
+            client.close()
+        response, body = request(server, server.publish(video))
+        assert response.status == 200 and len(body) == 10240  # served again once they are gone
+        assert threading.active_count() <= before + media_server.WORKERS
+    finally:
+        server.close()
+
+
+def test_the_listen_backlog_is_a_normal_one(server):
+    from page.media_server import BACKLOG
+
+    assert BACKLOG >= 128 and server._http.request_queue_size == BACKLOG
+
+
+def test_guarded_it_serves_signed_in_browsers_only_and_hands_out_the_cookie_once(video):
+    from page.sessions import COOKIE, Tickets, cookie_from, make_cookie, set_cookie_header, valid_cookie
+
+    tickets = Tickets()
+    server = MediaServer('127.0.0.1', 0, allow=lambda header: valid_cookie(cookie_from(header)),
+                        sign_in=lambda t: set_cookie_header(make_cookie()) if tickets.redeem(t) else None)
+    try:
+        url = server.publish(video)
+        assert request(server, url)[0].status == 403  # the URL alone is not enough
+        assert request(server, url, headers={'Cookie': f'{COOKIE}=1.2.3'})[0].status == 403  # nor a forged cookie
+
+        ticket = tickets.issue()
+        response, _ = request(server, f'/signin/{ticket}')
+        cookie = response.getheader('Set-Cookie')
+        assert response.status == 204 and 'HttpOnly' in cookie and 'SameSite=Strict' in cookie and 'Max-Age=' in cookie
+        assert request(server, f'/signin/{ticket}')[0].status == 403  # once only
+        value = cookie.split(';')[0]
+        response, body = request(server, url, headers={'Cookie': f'other=1; {value}'})
+        assert response.status == 200 and body == video.read_bytes()
+    finally:
+        server.close()

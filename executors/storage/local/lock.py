@@ -50,7 +50,8 @@ class WriteLock:
 
     def try_acquire(self) -> bool:
         try:
-            handle = open(self.path, 'a+')  # noqa: SIM115 - held until release()
+            handle = open(self.path, 'a+b', buffering=0)  # noqa: SIM115 - held until release(); unbuffered: a pid the
+            # full disk refused is not flushed again (and refused again) when the lock is released
         except OSError as e:
             raise WorkspaceError(f'{self.path}: cannot open the workspace lock ({e.strerror})') from e
         try:
@@ -60,8 +61,7 @@ class WriteLock:
             return False
         try:
             handle.truncate(0)
-            handle.write(str(os.getpid()))
-            handle.flush()
+            handle.write(str(os.getpid()).encode())
         except OSError:
             pass  # the pid is only for messages; a full disk must not stop the writer from taking the lock
         self._handle = handle
