@@ -53,7 +53,8 @@ END;
 
 @dataclasses.dataclass(frozen=True)
 class CueHit:
-    """A cue that matches a query; `score` is -bm25 (higher is better)."""
+    """A cue that matches a query; `score` is -bm25 (higher is better), `coverage` the fraction of the
+    query's words it holds (1.0: every cue found holds them all)."""
 
     video_id: str
     start: float
@@ -62,6 +63,7 @@ class CueHit:
     source: str
     language: str
     score: float
+    coverage: float = 1.0
 
 
 def cue_terms(text: str) -> str:

@@ -61,7 +61,8 @@ def group_segments(scores: np.ndarray, timestamps: np.ndarray, duration: float, 
         cuts = cuts[bisect.bisect_right(cuts, 0.0):bisect.bisect_left(cuts, duration)]
     if cuts and snap > 0:
         segments = [_trim(s, seconds, cuts) for s in segments]
-    moments = join_moments(segments, cuts, margin=margin, max_segment=max_segment, duration=duration)
+    moments = join_moments(segments, cuts, margin=margin, max_segment=max_segment, duration=duration,
+                           spread=float(scores.max() - scores.min()) if len(scores) else 0.0)
     wanted = next((i for i, moment in enumerate(moments) if moment.score < floor), len(moments))
     if not wanted:
         return []
@@ -69,31 +70,43 @@ def group_segments(scores: np.ndarray, timestamps: np.ndarray, duration: float, 
 
 
 def join_moments(segments: list[Segment], cuts: list[float], *, margin: float, max_segment: float,
-                 duration: float = 0.0) -> list[Segment]:
+                 duration: float = 0.0, spread: float = float('inf')) -> list[Segment]:
     """One video's segments (best first, not overlapping) joined into moments, best first.
 
-    Taking the segments best first, each joins the first moment that it shares a shot with (a shot,
-    between two of the ascending `cuts` or a cut and an end of the video, of at most `max_segment`
-    seconds), or that it overlaps or touches while its score is within `margin` of the moment's, when
-    the two together span at most `max_segment` seconds; else it starts a moment of its own. A moment
-    spans its segments and keeps its first (best) segment's peak and score.
+    Taking the segments best first, each joins the first moment that it touches (or overlaps) while
+    its score is within `margin` of the moment's, or that it shares a shot with (a shot, between two
+    of the ascending `cuts` or a cut and an end of the video, of at most `max_segment` seconds) while
+    it matches too: it scores within half the `spread` of the video's keyframe scores of the moment's.
+    The two together must span at most `max_segment` seconds; else it starts a moment of its own.
+    A moment spans its segments and keeps its first (best) segment's peak and score.
     """
     bounds = [0.0, *cuts, duration if duration > 0 else float('inf')]
     moments: list[Segment] = []
     for segment in segments:
+        inside = next((i for i, m in enumerate(moments) if m.start <= segment.start and segment.end <= m.end), None)
+        if inside is not None:  # in a gap between a moment's segments: part of it
+            moments[inside] = _joined(moments[inside], segment)
+            continue
         for i, moment in enumerate(moments):
-            start, end = min(moment.start, segment.start), max(moment.end, segment.end)
-            if end - start > max_segment + 1e-9:
+            joined = _joined(moment, segment)
+            if joined.end - joined.start > max_segment + 1e-9 or \
+                    any(o.start < joined.end and joined.start < o.end for o in moments if o is not moment):
                 continue
             touching = segment.start <= moment.end + 1e-6 and moment.start <= segment.end + 1e-6
             if (touching and segment.score >= np.float32(moment.score - margin)) or \
-                    (cuts and _share_a_shot(moment, segment, bounds, max_segment)):
-                moments[i] = Segment(min(moment.first, segment.first), max(moment.last, segment.last), moment.peak,
-                                     moment.score, start, end, moment.peak_time)
+                    (cuts and segment.score >= moment.score - spread / 2
+                     and _share_a_shot(moment, segment, bounds, max_segment)):
+                moments[i] = joined
                 break
         else:
             moments.append(segment)
     return moments
+
+
+def _joined(moment: Segment, segment: Segment) -> Segment:
+    """The moment spanning a segment too, with its own peak and score."""
+    return Segment(min(moment.first, segment.first), max(moment.last, segment.last), moment.peak, moment.score,
+                   min(moment.start, segment.start), max(moment.end, segment.end), moment.peak_time)
 
 
 def _shots(segment: Segment, bounds: list[float]) -> range:
