@@ -1,5 +1,6 @@
 """TextEncoder: embeddings of text queries (/search, /encode) by CLIP's own text tower or by a
 multilingual tower aligned with the same image space, with an LRU cache of query embeddings."""
+import logging
 import threading
 from collections import OrderedDict
 
@@ -10,13 +11,15 @@ from executors.base import requests
 from executors.models.clip_encoding import TEXT_RUNTIMES, encode_texts
 from executors.models.clip_model import ClipEncoder, load_clip
 from executors.documents import DocList, QueryDoc
-from executors.errors import QueryError
+from executors.errors import ModelError, QueryError
 from executors.models.multilingual import DEFAULT_MODEL, SentenceTextTower
 from executors.models.query_language import is_plain_english, query_language
 from executors.models.text_onnx import cache_file
 from executors.models.text_tower import TextTower
 
 TEXT_MODELS = ('clip', 'multilingual', 'auto')  # auto: multilingual for queries that are not plain English
+log = logging.getLogger(__name__)
+_noticed: set[str] = set()  # notices already given in this process
 
 
 class ClipTextTower(TextTower):
@@ -115,7 +118,15 @@ class TextEncoder(ClipEncoder):
             return docs
         pending = [query for query in docs if query.embedding is None and query.text.strip()]
         for tower_name, queries in group_by_tower(pending, self.text_model).items():
-            embed_queries(self.towers[tower_name], queries, self.cache, self.batch_size)
+            try:
+                embed_queries(self.towers[tower_name], queries, self.cache, self.batch_size)
+            except ModelError as e:
+                if tower_name == 'clip' or parameters.get('within') != 'all':
+                    raise
+                for query in queries:  # what is said is still searched: the Indexer skips the visual part
+                    query.language = query.language or query_language(query.text)
+                    notice_once(f'visual search for queries in {query.language or "this language"} needs the '
+                                f'multilingual text model: {e}; showing what is said only')
         return docs
 
 
@@ -147,3 +158,10 @@ def embed_queries(tower, queries: list[QueryDoc], cache: QueryCache, batch_size:
     for query, key in zip(queries, keys):
         query.embedding, query.space = found[key], space
         query.language = query.language or query_language(query.text)
+
+
+def notice_once(message: str) -> None:
+    """Log a warning the first time this process meets it."""
+    if message not in _noticed:
+        _noticed.add(message)
+        log.warning(message)
