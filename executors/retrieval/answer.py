@@ -42,8 +42,9 @@ def answer(storage: Storage, vector: np.ndarray | None, text: str, *, count: int
     found = {name: segments for name, segments in found.items() if segments}
     if len(found) < 2:
         return next(iter(found.values()), [])[:count]
-    evidence = visual_evidence([s.score for s in found['visual']], background)
-    found['visual'] = [s.model_copy(update={'score': e}) for s, e in zip(found['visual'], evidence)]
+    if 'visual' in found:  # cosines become evidence; the spoken list's scores already are
+        evidence = visual_evidence([s.score for s in found['visual']], background)
+        found['visual'] = [s.model_copy(update={'score': e}) for s, e in zip(found['visual'], evidence)]
     return fuse(found, count, settings.weights, settings.slack)
 
 
