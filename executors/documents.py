@@ -92,7 +92,8 @@ class SegmentDoc(BaseDoc):
     timestamp: float = 0.0  # the best-matching keyframe (or the matched cue's start)
     score: float = 0.0  # the ranking score: a keyframe's cosine, a video's mean cosine (by video), or the fused score
     thumbnail: str = ''
-    source: str = 'visual'  # 'visual' (keyframes) | 'speech' (subtitles or speech) | 'both'
+    source: str = 'visual'  # the list that found it: 'visual' (keyframes) | 'speech' (subtitles or speech) | ...; 'both' when several did
+    sources: list[str] = Field(default_factory=list)  # every list that found it (executors.retrieval.fusion)
     text: Optional[str] = None  # the matched cue text, None for a visual-only match
 
 

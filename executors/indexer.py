@@ -12,8 +12,7 @@ from executors.base import Executor, requests
 from executors.models.clip_model import image_space_id
 from executors.documents import CueDoc, DocList, DuplicateDoc, FrameDoc, QueryDoc, SegmentDoc, Status, VideoDoc
 from executors.errors import QueryError, WorkspaceError
-from executors.retrieval.cue_search import spoken_hits
-from executors.retrieval.fusion import cue_segments, fuse
+from executors.retrieval.answer import LISTS, Settings, answer
 from executors.storage.interface import Frames, ImageSpace, Storage, VideoRecord
 from executors.storage.backends import (HnswOptions, IvfOptions, MilvusOptions, check_engine, engine_options,
                                         open_storage)
@@ -61,10 +60,9 @@ class Indexer(Executor):
         snap: a segment's start and end move outward to a shot cut this close, in seconds.
         speech_candidates: cue hits fetched per text query before they are grouped into spoken segments.
         merge_gap: seconds: matching cues of one video closer than this become one spoken segment.
-        fusion_k: reciprocal rank fusion's constant: a result's fused score is the sum over the
-            lists it is in of weight / (fusion_k + rank); larger k flattens the ranks' influence.
-        visual_weight, speech_weight: each list's weight in the fusion.
-        fusion_slack: seconds: a visual and a spoken segment of one video this close are one moment.
+        fusion_weights: {list name: weight} in the fusion (executors/retrieval/fusion.py): a result's score is
+            the sum over the lists that found it of weight x its evidence there (0-1); a list left out weighs 1.
+        fusion_slack: seconds: results of one video this close are one moment.
         meaning_floor: cosine between the query's and a cue's text embeddings below which the cue is not
             found by meaning (executors/retrieval/cue_search.py); 1 = search what is said by words only.
         lock_wait: seconds a write waits for another process's write to the same workspace.
@@ -78,28 +76,27 @@ class Indexer(Executor):
                  index: str = 'ivf', ivf: IvfOptions = IvfOptions(), hnsw: HnswOptions = HnswOptions(),
                  milvus: MilvusOptions = MilvusOptions(), candidates: int = 64, margin: float = 0.02,
                  max_segment: float = 30.0, snap: float = 2.0, speech_candidates: int = 100, merge_gap: float = 2.0,
-                 fusion_k: int = 60, visual_weight: float = 1.0, speech_weight: float = 1.0, fusion_slack: float = 1.0,
-                 meaning_floor: float = 0.8, lock_wait: float = 60.0):
+                 fusion_weights: dict | None = None, fusion_slack: float = 1.0, meaning_floor: float = 0.8,
+                 lock_wait: float = 60.0):
         engines = {name: engine_options(name, given)
                    for name, given in (('ivf', ivf), ('hnsw', hnsw), ('milvus', milvus))}
         backend = check_engine(backend, index, engines)
-        for name, value in (('candidates', candidates), ('speech_candidates', speech_candidates),
-                            ('fusion_k', fusion_k)):
+        for name, value in (('candidates', candidates), ('speech_candidates', speech_candidates)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f'{name} must be a positive integer, not {value!r}')
         if margin < 0 or max_segment <= 0 or snap < 0:
             raise ValueError('margin and snap must be >= 0 and max_segment > 0 (seconds)')
-        if visual_weight < 0 or speech_weight < 0 or merge_gap < 0 or fusion_slack < 0:
-            raise ValueError('visual_weight, speech_weight, merge_gap and fusion_slack must be >= 0')
+        weights = {name: 1.0 for name in LISTS} | dict(fusion_weights or {})
+        if any(not isinstance(w, (int, float)) or w < 0 for w in weights.values()) or merge_gap < 0 or fusion_slack < 0:
+            raise ValueError(f'fusion_weights, merge_gap and fusion_slack must be >= 0, not {weights}, {merge_gap}, '
+                             f'{fusion_slack}')
         self.storage: Storage = open_storage(backend, workspace=workspace, index=index, lock_wait=lock_wait, **engines)
         self.model = str(model)
-        self.candidates = candidates
         self.grouping = search.Grouping(margin, max_segment, snap)
         if not 0 <= meaning_floor <= 1:
             raise ValueError(f'meaning_floor must be a cosine within 0..1, not {meaning_floor!r}')
-        self.speech = {'candidates': speech_candidates, 'merge_gap': merge_gap, 'meaning_floor': meaning_floor}
-        self.fusion = {'k': fusion_k, 'visual_weight': visual_weight, 'speech_weight': speech_weight,
-                       'slack': fusion_slack}
+        self.settings = Settings(candidates, self.grouping, speech_candidates, merge_gap, weights, fusion_slack,
+                                 meaning_floor)
         self._busy = threading.Lock()  # the page's sessions share one Indexer: one request at a time
         self._pieces: dict[str, list[Frames | WorkspaceError]] = {}  # keyframes of videos arriving in chunks
 
@@ -168,25 +165,14 @@ class Indexer(Executor):
         return docs
 
     def _matches(self, query: QueryDoc, count: int, by: str, within: str) -> list[SegmentDoc]:
-        visual, spoken = [], []
-        # one pool for every page: a fused list ranked from fewer visual segments merges differently, so
-        # paging (top + offset growing) would skip or repeat results
-        fusing = within == 'all' and bool(query.text.strip())
-        pool = max(count, self.speech['candidates'])
-        if within != 'speech':
-            if query.embedding is None:
-                raise QueryError('the query has no embedding: give a text or an image')
-            vector = self._query_vector(query)
-            if by == 'video':
-                return search.search_videos(self.storage, vector, count=count, grouping=self.grouping)
-            visual = search.search_segments(self.storage, vector, count=pool if fusing else count,
-                                            candidates=self.candidates, grouping=self.grouping)
-        if within != 'visual' and query.text.strip():
-            hits = spoken_hits(self.storage, query.text, self._meaning_vector(query), pool, self.speech['meaning_floor'])
-            spoken = cue_segments(hits, self.speech['merge_gap'], self.grouping.max_segment, uri=self._uri)
-        if within == 'all' and spoken:
-            return fuse(visual, spoken, count, **self.fusion)
-        return (visual or spoken)[:count]
+        lists = LISTS if within == 'all' else (within,)
+        if query.embedding is None and (within == 'visual' or not query.text.strip()):
+            raise QueryError('the query has no embedding: give a text or an image')
+        vector = None if query.embedding is None or within == 'speech' else self._query_vector(query)
+        if by == 'video' and vector is not None:
+            return search.search_videos(self.storage, vector, count=count, grouping=self.grouping)
+        return answer(self.storage, vector, query.text, count=count, lists=lists, settings=self.settings,
+                      meaning=self._meaning_vector(query))
 
     def _space(self, identity: str = '') -> ImageSpace:
         """The image space of what this flow embeds: as the encoder said, else the flow's model's."""
@@ -214,10 +200,6 @@ class Indexer(Executor):
             return self._query_vector(query) if query.embedding is not None and query.text.strip() else None
         except QueryError:
             return None
-
-    def _uri(self, video_id: str) -> str:
-        record = self.storage.video(video_id)
-        return record.path if record else ''
 
     @requests(on='/locate')
     @_one_at_a_time

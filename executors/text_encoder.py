@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TEXT_MODELS = ('clip', 'multilingual', 'auto')  # auto: multilingual for queries that are not plain English
+_noticed: set[str] = set()  # notices already given in this process
 
 
 class ClipTextTower(TextTower):
@@ -121,13 +122,24 @@ class TextEncoder(ClipEncoder):
         return self.towers['clip'].model
 
     @requests(on=['/search', '/encode'])
-    def encode_queries(self, docs: DocList[QueryDoc]) -> DocList[QueryDoc]:
+    def encode_queries(self, docs: DocList[QueryDoc], parameters: dict) -> DocList[QueryDoc]:
+        """Embed each query's text; a search only of what is said (within 'speech') needs no embedding."""
         for query in docs:
             if query.embedding is None and query.image is None and not query.text.strip():
                 raise QueryError('empty query: describe what to look for, or search by image')
+        if parameters.get('within') == 'speech':
+            return docs
         pending = [query for query in docs if query.embedding is None and query.text.strip()]
         for tower_name, queries in group_by_tower(pending, self.text_model).items():
-            embed_queries(self.towers[tower_name], queries, self.cache, self.batch_size)
+            try:
+                embed_queries(self.towers[tower_name], queries, self.cache, self.batch_size)
+            except ModelError as e:
+                if tower_name == 'clip' or parameters.get('within') != 'all':
+                    raise
+                for query in queries:  # what is said is still searched: the Indexer skips the visual part
+                    query.language = query.language or query_language(query.text)
+                    notice_once(f'visual search for queries in {query.language or "this language"} needs the '
+                                f'multilingual text model: {e}; showing what is said only')
         return docs
 
 
@@ -191,3 +203,10 @@ def embed_queries(tower, queries: list[QueryDoc], cache: QueryCache, batch_size:
     for query, key in zip(queries, keys):
         query.embedding, query.space = found[key], space
         query.language = query.language or query_language(query.text)
+
+
+def notice_once(message: str) -> None:
+    """Log a warning the first time this process meets it."""
+    if message not in _noticed:
+        _noticed.add(message)
+        log.warning(message)

@@ -139,7 +139,8 @@ def match_record(match: SegmentDoc) -> dict:
     """A search result as `search --json` and the HTTP API give it."""
     return {'video': json_text(match.uri), 'video_id': match.video_id, 'start': round(match.start, 3),
             'end': round(match.end, 3), 'timestamp': round(match.timestamp, 3), 'score': round(match.score, 4),
-            'thumbnail': json_text(match.thumbnail), 'source': match.source, 'text': match.text}
+            'thumbnail': json_text(match.thumbnail), 'source': match.source,
+            'sources': match.sources or [match.source], 'text': match.text}
 
 
 def video_record(video: VideoDoc) -> dict:

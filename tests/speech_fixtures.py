@@ -80,10 +80,10 @@ def speak(text: str, path: Path, voice: str = 'en-us', words_per_minute: int = 1
     return path
 
 
-def video_with_speech(path: Path, speech: Path, offset: float, duration: float) -> Path:
-    """A `duration`-second test-pattern video whose soundtrack is silence with `speech` starting at `offset`."""
+def video_with_speech(path: Path, speech: Path, offset: float, duration: float, source: str = 'testsrc2') -> Path:
+    """A `duration`-second video of a lavfi `source` whose soundtrack is silence with `speech` starting at `offset`."""
     delay = int(offset * 1000)
-    run_ffmpeg(['-f', 'lavfi', '-i', f'testsrc2=size=160x120:rate=10:duration={duration}', '-i', str(speech),
+    run_ffmpeg(['-f', 'lavfi', '-i', f'{source}=size=160x120:rate=10', '-i', str(speech),
                 '-filter_complex', f'[1:a]aresample=16000,adelay={delay}:all=1,apad=whole_dur={duration}[a]',
                 '-map', '0:v', '-map', '[a]', '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p',
                 '-c:a', 'aac', '-t', str(duration), str(path)])

@@ -13,10 +13,12 @@ from __future__ import annotations
 import functools
 import logging
 import shutil
+import socket
 import threading
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -33,6 +35,7 @@ DEFAULT_MODEL = 'clip-ViT-B-32-multilingual-v1'
 HUB_ORGANISATION = 'sentence-transformers'  # a name without an owner/ is looked up under this one
 SKIPPED_FILES = ['onnx/*', 'openvino/*', '*.h5', '*.msgpack', '*.ot', 'rust_model*', '.gitattributes']
 _lock = threading.Lock()
+_missing: dict[tuple[str, str], ModelError] = {}  # (name, download_root) -> why it could not be had, for the process's life
 
 
 def load_multilingual(model: str = DEFAULT_MODEL, device: str = 'auto', download_root: str | Path = WEIGHTS_DIR,
@@ -47,7 +50,14 @@ def load_multilingual(model: str = DEFAULT_MODEL, device: str = 'auto', download
     device = resolve_device(device)
     check_quantize(quantize, device)
     with _lock:
-        folder = model_folder(model, Path(download_root))
+        key = (model, str(download_root))
+        if key in _missing:  # tried and failed in this process: no second download attempt per query
+            raise _missing[key]
+        try:
+            folder = model_folder(model, Path(download_root))
+        except ModelError as e:
+            _missing[key] = e
+            raise
         return _load_cached(str(folder), device, quantize)
 
 
@@ -107,11 +117,12 @@ def _is_path(model: str) -> bool:
 def _download(repo: str, target: Path) -> None:
     """Download the repository `repo` into `target` through a temporary folder, so that a failed or
     interrupted download never leaves a folder that looks complete."""
-    from huggingface_hub import list_repo_files, snapshot_download
+    from huggingface_hub import constants, list_repo_files, snapshot_download
 
     partial = target.with_name(f'.{target.name}.partial')
     shutil.rmtree(partial, ignore_errors=True)
     try:
+        _reachable(constants.ENDPOINT)
         files = list_repo_files(repo)
         skipped = SKIPPED_FILES + (['*.bin'] if any(f.endswith('.safetensors') for f in files) else [])
         log.info('downloading %s into %s', repo, target)
@@ -126,6 +137,17 @@ def _download(repo: str, target: Path) -> None:
         raise ModelError(f"multilingual text model '{repo.split('/')[-1]}' is not in {target}/ and could not be "
                          f'downloaded ({reason}); download the files of https://huggingface.co/{repo} '
                          f'into {target}/') from e
+
+
+def _reachable(endpoint: str, timeout: float = 3.0) -> None:
+    """OSError at once when the hub's host cannot be reached (offline), instead of huggingface_hub's
+    five retries over about 25 seconds; nothing when offline mode is on (the hub refuses by itself)."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return
+    url = urlsplit(endpoint)
+    socket.create_connection((url.hostname, url.port or (443 if url.scheme == 'https' else 80)), timeout).close()
 
 
 @functools.cache

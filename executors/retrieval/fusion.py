@@ -1,15 +1,27 @@
-"""Ranking what is seen and what is said together: cue hits become segments, then reciprocal rank fusion.
+"""Ranking what is seen and what is said together: each list's scores become evidence in 0-1 by what
+they mean, and the results of one moment found by several lists become one result.
 
-Reciprocal rank fusion (Cormack et al., 2009) scores a result `weight / (k + rank)` in each list
-it appears in (rank from 1) and sums: it needs no calibration between a CLIP cosine and a bm25
-score, only their orders. A visual segment and a spoken segment of the same video whose times
-overlap (within `slack` seconds) are one moment: they become one result with source 'both',
-the sum of both scores, the union of both spans, the keyframe and thumbnail of the visual one
-and the words of the spoken one.
+Rank-only fusion (reciprocal rank fusion) gives the first of every list the same score, so a cue
+holding every word of the query tied with a middling keyframe, and the tie went by video id. Here
+each list says how sure it is, in 0-1:
+- a keyframe's cosine by how far it stands above the query's background, the cosines of all the
+  keyframes scored for the query: (cosine - median) / robust spread, a z-score, over CERTAIN_Z;
+- a spoken segment by the fraction of the query's words its cue holds, times 0.9-1.0 by its bm25
+  relative to the list's best (so coverage decides, bm25 orders equal coverage).
+A result's fused score is the sum over the lists that found it of weight x evidence. Results of
+one video that overlap (within `slack` seconds) are one moment: it keeps the span, keyframe and
+thumbnail of its strongest member (never the union of their spans), the words of its best member
+that has words, and `sources`, the names of the lists that found it (`source`: that name, or 'both').
 """
-from typing import Callable, Iterable, Protocol
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping, Protocol, Sequence
+
+import numpy as np
 
 from executors.documents import SegmentDoc
+
+CERTAIN_Z = 6.0  # a keyframe this many robust deviations above the background is full visual evidence
+MIN_SPREAD = 0.01  # cosine: the background's spread is at least this (a library of near-identical frames)
 
 
 class Hit(Protocol):
@@ -19,68 +31,103 @@ class Hit(Protocol):
     start: float
     end: float
     text: str
-    score: float
+    score: float  # bm25, higher is better
+    coverage: float  # the fraction of the query's words the cue holds, 0-1
+
+
+def visual_evidence(scores: Iterable[float], background: np.ndarray) -> list[float]:
+    """Each cosine as evidence in 0-1: its robust z-score over the `background` cosines (the keyframes
+    scored for the query), divided by CERTAIN_Z and clipped."""
+    background = np.asarray(background, dtype=np.float64)
+    if not len(background):
+        return [0.0 for _ in scores]
+    median = float(np.median(background))
+    spread = max(1.4826 * float(np.median(np.abs(background - median))), MIN_SPREAD)
+    return [float(np.clip((s - median) / spread / CERTAIN_Z, 0.0, 1.0)) for s in scores]
 
 
 def cue_segments(hits: Iterable[Hit], merge_gap: float = 2.0, max_segment: float = 30.0,
-                 uri: Callable[[str], str] | None = None) -> list[SegmentDoc]:
+                 uri: Callable[[str], str] | None = None, scores: Sequence[float] | None = None) -> list[SegmentDoc]:
     """Spoken segments from ranked cue hits: hits of one video less than `merge_gap` seconds apart merge
     (up to `max_segment` seconds long), keeping the best hit's score; best first.
 
-    A segment spans its cues, `timestamp` is its best cue's start, `text` its cues' words in time
-    order; `uri(video_id)` fills `uri` when given.
+    A segment spans its cues (a single cue longer than `max_segment` is cut to it), `timestamp` is its
+    best cue's start, `text` its cues' words in time order; `scores` (one per hit)
+    replace the hits' own; `uri(video_id)` fills `uri` when given.
     """
-    by_video: dict[str, list[Hit]] = {}
-    for hit in hits:
-        by_video.setdefault(hit.video_id, []).append(hit)
+    hits = list(hits)
+    scored = [(hit, hit.score if scores is None else float(score))
+              for hit, score in zip(hits, scores if scores is not None else hits)]
+    by_video: dict[str, list[tuple[Hit, float]]] = {}
+    for hit, score in scored:
+        by_video.setdefault(hit.video_id, []).append((hit, score))
     segments = []
     for video_id, video_hits in by_video.items():
-        group: list[Hit] = []
-        for hit in sorted(video_hits, key=lambda h: (h.start, h.end)):
-            if group and (hit.start - max(h.end for h in group) > merge_gap
-                          or max(hit.end, *(h.end for h in group)) - group[0].start > max_segment):
-                segments.append(_spoken(video_id, group, uri))
+        group: list[tuple[Hit, float]] = []
+        for hit, score in sorted(video_hits, key=lambda item: (item[0].start, item[0].end)):
+            if group and (hit.start - max(h.end for h, _ in group) > merge_gap
+                          or max(hit.end, *(h.end for h, _ in group)) - group[0][0].start > max_segment):
+                segments.append(_spoken(video_id, group, uri, max_segment))
                 group = []
-            group.append(hit)
-        segments.append(_spoken(video_id, group, uri))
+            group.append((hit, score))
+        segments.append(_spoken(video_id, group, uri, max_segment))
     return sorted(segments, key=_order)
 
 
-def _spoken(video_id: str, group: list, uri: Callable[[str], str] | None) -> SegmentDoc:
-    best = max(group, key=lambda h: (h.score, -h.start))
-    texts = list(dict.fromkeys(h.text for h in group))  # a cue repeated in two languages' files shows once
-    return SegmentDoc(video_id=video_id, uri=uri(video_id) if uri else '', start=group[0].start,
-                      end=max(h.end for h in group), timestamp=best.start, score=best.score,
-                      source='speech', text=' '.join(texts))
+def _spoken(video_id: str, group: list, uri: Callable[[str], str] | None, max_segment: float) -> SegmentDoc:
+    best, score = max(group, key=lambda item: (item[1], -item[0].start))
+    texts = list(dict.fromkeys(h.text for h, _ in group))  # a cue repeated in two languages' files shows once
+    start = group[0][0].start
+    return SegmentDoc(video_id=video_id, uri=uri(video_id) if uri else '', start=start,
+                      end=min(max(h.end for h, _ in group), start + max_segment), timestamp=best.start, score=score,
+                      source='speech', sources=['speech'], text=' '.join(texts))
 
 
-def fuse(visual: list[SegmentDoc], spoken: list[SegmentDoc], top: int, k: float = 60.0,
-         visual_weight: float = 1.0, speech_weight: float = 1.0, slack: float = 1.0) -> list[SegmentDoc]:
-    """The `top` results of reciprocal rank fusion of two ranked lists (best first), as new SegmentDocs.
+@dataclass
+class _Moment:
+    lead: SegmentDoc  # the strongest member: its span, keyframe and thumbnail are the moment's
+    found: dict[str, tuple[float, SegmentDoc]] = field(default_factory=dict)  # list name -> (weighted evidence, segment)
 
-    Each spoken segment merges with the best-ranked visual segment of its video that overlaps it
-    within `slack` seconds and has not merged yet. `score` is the fused score; ties are ordered
-    by video id, then start time, so the same inputs always give the same order.
+
+def fuse(lists: Mapping[str, Sequence[SegmentDoc]], top: int, weights: Mapping[str, float] | None = None,
+         slack: float = 1.0) -> list[SegmentDoc]:
+    """The `top` best moments of named ranked lists whose scores are evidence in 0-1, as new SegmentDocs.
+
+    Segments are taken strongest first (weight x evidence); each joins the first moment of its video
+    that it overlaps within `slack` seconds and that its list has not joined yet, else starts one.
+    A moment's `score` is the sum of its members' weighted evidence; `sources` names its lists in the
+    order of `lists`; `source` is that name, or 'both' when several agree. Ties: more sources first,
+    then video id and start time, so the same inputs always give the same order. A weight missing
+    from `weights` is 1.
     """
-    if k <= 0 or visual_weight < 0 or speech_weight < 0:
-        raise ValueError(f'fusion needs k > 0 and weights >= 0, not k={k}, {visual_weight}, {speech_weight}')
-    results = [_copy(s, score=visual_weight / (k + rank)) for rank, s in enumerate(visual, 1)]
-    by_video: dict[str, list[int]] = {}
-    for i, segment in enumerate(visual):
-        by_video.setdefault(segment.video_id, []).append(i)
-    merged: set[int] = set()
-    for rank, said in enumerate(spoken, 1):
-        score = speech_weight / (k + rank)
-        partner = next((i for i in by_video.get(said.video_id, ()) if i not in merged
-                        and visual[i].start - slack < said.end and said.start - slack < visual[i].end), None)
-        if partner is None:
-            results.append(_copy(said, score=score, source='speech'))
-            continue
-        merged.add(partner)
-        seen = results[partner]
-        results[partner] = _copy(seen, score=seen.score + score, source='both', text=said.text,
-                                 start=min(seen.start, said.start), end=max(seen.end, said.end))
-    return sorted(results, key=_order)[:max(0, top)]
+    weights = dict(weights or {})
+    if any(w < 0 for w in weights.values()) or slack < 0:
+        raise ValueError(f'fusion needs weights >= 0 and slack >= 0, not {weights}, {slack}')
+    names = list(lists)
+    taken = sorted(((weights.get(name, 1.0) * float(segment.score), names.index(name), segment)
+                    for name, segments in lists.items() for segment in segments),
+                   key=lambda item: (-item[0], item[1], item[2].video_id, item[2].start))
+    moments: dict[str, list[_Moment]] = {}
+    for weighted, index, segment in taken:
+        name = names[index]
+        moment = next((m for m in moments.get(segment.video_id, ()) if name not in m.found
+                       and m.lead.start - slack < segment.end and segment.start - slack < m.lead.end), None)
+        if moment is None:
+            moment = _Moment(segment)
+            moments.setdefault(segment.video_id, []).append(moment)
+        moment.found[name] = (weighted, segment)
+    results = [_result(m, names) for video in moments.values() for m in video]
+    results.sort(key=lambda s: (-s.score, -len(s.sources), s.video_id, s.start, s.end))
+    return results[:max(0, top)]
+
+
+def _result(moment: _Moment, names: list[str]) -> SegmentDoc:
+    sources = [name for name in names if name in moment.found]
+    said = [segment for _, segment in sorted(moment.found.values(), key=lambda item: -item[0]) if segment.text]
+    return _copy(moment.lead, score=sum(weighted for weighted, _ in moment.found.values()),
+                 source=sources[0] if len(sources) == 1 else 'both', sources=sources,
+                 text=moment.lead.text or (said[0].text if said else None),
+                 thumbnail=moment.lead.thumbnail or next((s.thumbnail for _, s in moment.found.values() if s.thumbnail), ''))
 
 
 def _copy(segment: SegmentDoc, **changes) -> SegmentDoc:

@@ -31,9 +31,7 @@ def search_segments(storage: Storage, query: np.ndarray, *, count: int, candidat
     The best `count` segments lie in at most `count` videos, though not always these: a shortcut
     that keeps the exact scoring to a few videos.
     """
-    neighbours = storage.nearest(query, max(candidates, count))
-    return rank_segments(storage, list(dict.fromkeys(neighbours.video_ids))[:count], query, count=count,
-                         grouping=grouping)
+    return visual_segments(storage, query, count=count, candidates=candidates, grouping=grouping)[0]
 
 
 def rank_segments(storage: Storage, video_ids: list[str], query: np.ndarray, *, count: int,
@@ -44,10 +42,26 @@ def rank_segments(storage: Storage, video_ids: list[str], query: np.ndarray, *, 
     `count`-th best segment found so far has nothing to add: videos are grouped best first and
     the rest skipped, with the same result as grouping them all.
     """
+    return ranked_segments(storage, video_ids, query, count=count, grouping=grouping)[0]
+
+
+def visual_segments(storage: Storage, query: np.ndarray, *, count: int, candidates: int,
+                    grouping: Grouping) -> tuple[list[SegmentDoc], np.ndarray]:
+    """search_segments' segments, and the background they stand out from: the cosines of every keyframe
+    of the videos scored (executors.retrieval.fusion.visual_evidence)."""
+    neighbours = storage.nearest(query, max(candidates, count))
+    return ranked_segments(storage, list(dict.fromkeys(neighbours.video_ids))[:count], query, count=count,
+                           grouping=grouping)
+
+
+def ranked_segments(storage: Storage, video_ids: list[str], query: np.ndarray, *, count: int,
+                    grouping: Grouping) -> tuple[list[SegmentDoc], np.ndarray]:
+    """rank_segments' segments, and the cosines of all the keyframes of these videos."""
     scored = []
     for video in filter(None, map(storage.video, video_ids)):
         times, scores = keyframe_scores(storage, video, query)
         scored.append((float(scores.max()) if len(scores) else -1.0, video, times, scores))
+    background = np.concatenate([item[3] for item in scored]) if scored else np.empty(0, np.float32)
     scored.sort(key=lambda item: -item[0])
     # each video's best keyframe peaks a segment, so the count-th best of these is a floor no result is below
     floor = scored[count - 1][0] if len(scored) >= count else float('-inf')
@@ -59,7 +73,7 @@ def rank_segments(storage: Storage, video_ids: list[str], query: np.ndarray, *, 
             break
         found += [(video, segment) for segment in _grouped(storage, video, times, scores, grouping, floor)]
         found.sort(key=lambda item: (-item[1].score, item[0].id, item[1].start))
-    return [segment_doc(storage, video, segment) for video, segment in found[:count]]
+    return [segment_doc(storage, video, segment) for video, segment in found[:count]], background
 
 
 def search_videos(storage: Storage, query: np.ndarray, *, count: int, grouping: Grouping) -> list[SegmentDoc]:
@@ -102,4 +116,4 @@ def segment_doc(storage: Storage, video: VideoRecord, segment: Segment, score: f
     """A segment as a result: its video, times, peak keyframe's time and thumbnail, and score."""
     return SegmentDoc(video_id=video.id, uri=video.path, start=segment.start, end=segment.end,
                       timestamp=segment.peak_time, score=float(segment.score if score is None else score),
-                      thumbnail=storage.thumbnail(video.id, segment.peak), source='visual')
+                      thumbnail=storage.thumbnail(video.id, segment.peak), source='visual', sources=['visual'])

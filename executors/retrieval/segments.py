@@ -1,4 +1,5 @@
-"""Group one video's per-keyframe scores into non-overlapping segments around score peaks."""
+"""Group one video's per-keyframe scores into non-overlapping moments: segments grown around score peaks,
+joined where they share a shot or touch, snapped to shot cuts."""
 import bisect
 from typing import NamedTuple
 
@@ -30,9 +31,10 @@ def group_segments(scores: np.ndarray, timestamps: np.ndarray, duration: float, 
     keyframe not yet used and grows to whichever neighbour scores higher while it stays within
     `margin` of the peak, is unused, and the segment fits in `max_segment` seconds. Its start is
     its first keyframe's time, its end the last keyframe's time plus one sampling interval (never
-    past the next keyframe or `duration`). Then, shot cuts within `snap` seconds: an end stops at a
-    cut that follows its last keyframe, and each edge moves outward to a nearby cut if that keeps
-    the segment clear of the others and within `max_segment`.
+    past the next keyframe or `duration`). Shot cuts within `snap` seconds end a segment at a cut that
+    follows its last keyframe. The segments then join into moments (join_moments: those sharing a
+    shot, or touching with near scores), and each moment's edges move outward to a cut within `snap`
+    seconds if that keeps it clear of the others and within `max_segment`.
     """
     scores = np.asarray(scores, dtype=np.float32)
     times = np.asarray(timestamps, dtype=np.float64)
@@ -54,13 +56,67 @@ def group_segments(scores: np.ndarray, timestamps: np.ndarray, duration: float, 
         used[first:last + 1] = [True] * (last + 1 - first)
         start, end = seconds[first], _frame_end(seconds, last, interval, duration)
         segments.append(Segment(first, last, peak, values[peak], start, end, seconds[peak]))
-    wanted = next((i for i, segment in enumerate(segments) if segment.score < floor), len(segments))
-    if not wanted:
-        return []
     cuts = sorted(shots)
     if duration > 0:  # the cuts inside the video
         cuts = cuts[bisect.bisect_right(cuts, 0.0):bisect.bisect_left(cuts, duration)]
-    return _snap_all(segments, seconds, cuts, snap, max_segment, wanted)
+    if cuts and snap > 0:
+        segments = [_trim(s, seconds, cuts) for s in segments]
+    moments = join_moments(segments, cuts, margin=margin, max_segment=max_segment, duration=duration,
+                           spread=float(scores.max() - scores.min()) if len(scores) else 0.0)
+    wanted = next((i for i, moment in enumerate(moments) if moment.score < floor), len(moments))
+    if not wanted:
+        return []
+    return _snap_all(moments, cuts, snap, max_segment, wanted)
+
+
+def join_moments(segments: list[Segment], cuts: list[float], *, margin: float, max_segment: float,
+                 duration: float = 0.0, spread: float = float('inf')) -> list[Segment]:
+    """One video's segments (best first, not overlapping) joined into moments, best first.
+
+    Taking the segments best first, each joins the first moment that it touches (or overlaps) while
+    its score is within `margin` of the moment's, or that it shares a shot with (a shot, between two
+    of the ascending `cuts` or a cut and an end of the video, of at most `max_segment` seconds) while
+    it matches too: it scores within half the `spread` of the video's keyframe scores of the moment's.
+    The two together must span at most `max_segment` seconds; else it starts a moment of its own.
+    A moment spans its segments and keeps its first (best) segment's peak and score.
+    """
+    bounds = [0.0, *cuts, duration if duration > 0 else float('inf')]
+    moments: list[Segment] = []
+    for segment in segments:
+        inside = next((i for i, m in enumerate(moments) if m.start <= segment.start and segment.end <= m.end), None)
+        if inside is not None:  # in a gap between a moment's segments: part of it
+            moments[inside] = _joined(moments[inside], segment)
+            continue
+        for i, moment in enumerate(moments):
+            joined = _joined(moment, segment)
+            if joined.end - joined.start > max_segment + 1e-9 or \
+                    any(o.start < joined.end and joined.start < o.end for o in moments if o is not moment):
+                continue
+            touching = segment.start <= moment.end + 1e-6 and moment.start <= segment.end + 1e-6
+            if (touching and segment.score >= np.float32(moment.score - margin)) or \
+                    (cuts and segment.score >= moment.score - spread / 2
+                     and _share_a_shot(moment, segment, bounds, max_segment)):
+                moments[i] = joined
+                break
+        else:
+            moments.append(segment)
+    return moments
+
+
+def _joined(moment: Segment, segment: Segment) -> Segment:
+    """The moment spanning a segment too, with its own peak and score."""
+    return Segment(min(moment.first, segment.first), max(moment.last, segment.last), moment.peak, moment.score,
+                   min(moment.start, segment.start), max(moment.end, segment.end), moment.peak_time)
+
+
+def _shots(segment: Segment, bounds: list[float]) -> range:
+    """Indices of the shots (between consecutive `bounds`) whose inside the segment reaches."""
+    return range(bisect.bisect_right(bounds, segment.start) - 1, bisect.bisect_left(bounds, segment.end))
+
+
+def _share_a_shot(one: Segment, other: Segment, bounds: list[float], max_segment: float) -> bool:
+    shared = set(_shots(one, bounds)) & set(_shots(other, bounds))
+    return any(bounds[k + 1] - bounds[k] <= max_segment + 1e-9 for k in shared)
 
 
 def _best_first(scores: np.ndarray, head: int = 64):
@@ -123,13 +179,12 @@ def _grow(scores: list[float], times: list[float], used: list[bool], peak: int, 
             last = right
 
 
-def _snap_all(segments: list[Segment], times: list[float], cuts: list[float], snap: float,
-              max_segment: float, wanted: int) -> list[Segment]:
+def _snap_all(segments: list[Segment], cuts: list[float], snap: float, max_segment: float,
+              wanted: int) -> list[Segment]:
     """The first `wanted` segments with their edges snapped to shot cuts (`cuts` ascending), best
     first, each bounded by the others (those before it already snapped)."""
     if not cuts or snap <= 0:
         return segments[:wanted]
-    segments = [_trim(s, times, cuts) for s in segments]
     snapped: list[Segment] = []
     for segment in segments[:wanted]:
         start, end = segment.start, segment.end

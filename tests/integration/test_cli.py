@@ -38,7 +38,8 @@ def test_index_search_list_delete_end_to_end(capsys, flow_args, sample_videos, t
     results = json.loads(out)
     assert code == 0 and 1 <= len(results) <= 2
     for r in results:
-        assert set(r) == {'video', 'video_id', 'start', 'end', 'timestamp', 'score', 'thumbnail', 'source', 'text'}
+        assert set(r) == {'video', 'video_id', 'start', 'end', 'timestamp', 'score', 'thumbnail', 'source', 'sources',
+                          'text'}
         assert r['start'] <= r['timestamp'] < r['end'] and r['source'] == 'visual' and r['text'] is None
         assert Path(r['thumbnail']).is_file()
 

@@ -41,7 +41,8 @@ def test_search_by_video_finds_the_source_and_where_the_clip_lies_in_it(capsys, 
     assert code == 0, err
     best = json.loads(out)[0]
     assert best['video'].endswith('life.mp4') and abs(best['start'] - 4.0) <= 1.0 and abs(best['end'] - 7.2) <= 1.0
-    assert set(best) == {'video', 'video_id', 'start', 'end', 'timestamp', 'score', 'thumbnail', 'source', 'text'}
+    assert set(best) == {'video', 'video_id', 'start', 'end', 'timestamp', 'score', 'thumbnail', 'source', 'sources',
+                         'text'}
     assert best['source'] == 'visual' and best['text'] is None
 
 

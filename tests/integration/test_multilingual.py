@@ -266,3 +266,33 @@ def test_a_text_model_of_another_image_space_is_refused_in_one_line(sample_video
     assert status == 1 and out == ''
     assert err.count('\n') == 1 and err.startswith('error: ') and 'holds vectors of' in err
     assert cli(capsys, 'search', ENGLISH[0], '--text-model', 'auto', *common)[0] == 0  # English stays with CLIP
+
+
+def test_without_the_multilingual_model_a_chinese_query_still_finds_what_is_said(sample_videos, tiny_checkpoint,
+                                                                                 workspace, tmp_path, capsys,
+                                                                                 monkeypatch, caplog):
+    """Issue 24.9: a Chinese query failed (exit 1) after ~30 s of download retries, on every query."""
+    from executors.models import multilingual
+
+    video = tmp_path / 'videos' / 'beach.mp4'
+    video.parent.mkdir()
+    video.write_bytes(sample_videos[0].read_bytes())
+    (tmp_path / 'videos' / 'beach.zh.vtt').write_text('WEBVTT\n\n00:00:01.000 --> 00:00:02.500\n我们去海边吧\n',
+                                                      encoding='utf-8')
+    flow = multilingual_flow(tmp_path, Path('no-such-multilingual-model-v9'), tiny_checkpoint)
+    common = ['--flow', str(flow), '--workspace', str(workspace), '--model', str(tiny_checkpoint)]
+    assert cli(capsys, 'index', str(video), '--asr', 'off', *common)[0] == 0
+    attempts = []
+    real_download = multilingual._download
+    monkeypatch.setattr(multilingual, '_download', lambda *a: attempts.append(a) or real_download(*a))
+    for within in ('all', 'speech', 'all'):
+        started = time.perf_counter()
+        status, out, err = cli(capsys, 'search', '海边', '--json', '--text-model', 'auto', '--in', within, *common)
+        assert status == 0 and time.perf_counter() - started < 10, err
+        [hit] = json.loads(out)
+        assert (hit['text'], hit['source'], hit['start']) == ('我们去海边吧', 'speech', 1.0)
+    notices = [r.getMessage() for r in caplog.records if 'visual search for queries in zh' in r.getMessage()]
+    assert len(notices) == 1 and f'{WEIGHTS_DIR / "no-such-multilingual-model-v9"}/' in notices[0], notices
+    assert len(attempts) == 1  # the failure is remembered: one attempt for the process's life
+    status, _, err = cli(capsys, 'search', '海边', '--text-model', 'auto', '--in', 'visual', *common)
+    assert status == 1 and err.startswith('error: ') and 'no-such-multilingual-model-v9' in err

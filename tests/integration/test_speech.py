@@ -11,7 +11,7 @@ from executors.models.whisper import Recognizer, SpeechModelError, model_folder,
 from executors.speech_reader import SpeechReader, read_cues
 from executors.video_loader import VideoLoader
 from tests.factories import make_video
-from tests.speech_fixtures import espeak, speak, video_with_speech, video_with_tone, whisper_base  # noqa: F401
+from tests.speech_fixtures import espeak, run_ffmpeg, speak, video_with_speech, video_with_tone, whisper_base  # noqa: F401
 
 SENTENCE = 'The weather is lovely today, so we are going to the beach.'
 OFFSET = 4.0  # seconds of silence before the sentence
@@ -119,3 +119,23 @@ def test_model_loads_once_per_process(whisper_base):
     assert speech.resolve_device('cuda:1') == ('cuda', 1, 'float16')
     with pytest.raises(SpeechModelError, match="cpu, cuda or cuda:N, not 'tpu'"):
         speech.resolve_device('tpu')
+
+
+def test_a_sentence_after_silence_starts_at_its_first_word(tmp_path, espeak, recognizer):  # noqa: F811
+    """Issue 24.3: a sentence after 3 s or more of silence started at the previous cue's end (-2.6 to -4.8 s)."""
+    import wave
+
+    first = speak('Our train leaves the station at half past seven.', tmp_path / 'first.wav')
+    second = speak('She planted tomatoes in the garden behind the house.', tmp_path / 'second.wav')
+    with wave.open(str(first)) as w:
+        first_ends = 1.0 + w.getnframes() / w.getframerate()
+    second_starts = first_ends + 4.0
+    both = tmp_path / 'both.wav'
+    run_ffmpeg(['-i', str(first), '-i', str(second), '-filter_complex',
+                f'[0:a]adelay=1000:all=1[a];[1:a]adelay={int(second_starts * 1000)}:all=1[b];'
+                '[a][b]amix=inputs=2:normalize=0[out]', '-map', '[out]', str(both)])
+    video = video_with_speech(tmp_path / 'two.mp4', both, 0.0, duration=second_starts + 5.0)
+    cues = recognizer.recognise(video, 'vid')
+    [garden] = [c for c in cues if 'garden' in c.text.lower()]
+    assert abs(garden.start - second_starts) <= 0.4, (garden, second_starts, cues)
+    assert all(c.start >= 0.7 for c in cues), cues  # the first sentence starts at its first word, too

@@ -1,18 +1,25 @@
-"""Fusion: cue hits become spoken segments; reciprocal rank fusion merges what is seen and said at one moment."""
+"""Fusion: cue hits become spoken segments; each list's scores become evidence; results of one moment
+found by several lists become one result, scored by how sure each list is."""
+import numpy as np
 import pytest
 
 from executors.retrieval.cue_search import CueHit
 from executors.documents import SegmentDoc
-from executors.retrieval.fusion import cue_segments, fuse
+from executors.retrieval.fusion import cue_segments, fuse, visual_evidence
 
 
-def hit(video: str, start: float, end: float, text: str, score: float) -> CueHit:
-    return CueHit(video, start, end, text, 'srt', 'en', score)
+def hit(video: str, start: float, end: float, text: str, score: float, coverage: float = 1.0) -> CueHit:
+    return CueHit(video, start, end, text, 'srt', 'en', score, coverage)
 
 
 def seen(video: str, start: float, end: float, score: float = 0.3) -> SegmentDoc:
     return SegmentDoc(video_id=video, uri=f'/v/{video}.mp4', start=start, end=end, timestamp=start + 0.5,
-                      score=score, thumbnail=f'/t/{video}.jpg')
+                      score=score, thumbnail=f'/t/{video}.jpg', sources=['visual'])
+
+
+def said(video: str, start: float, end: float, score: float, text: str = 'words') -> SegmentDoc:
+    return SegmentDoc(video_id=video, uri=f'/v/{video}.mp4', start=start, end=end, timestamp=start, score=score,
+                      thumbnail=f'/t/{video}-{start:g}.jpg', source='speech', sources=['speech'], text=text)
 
 
 def spans(segments: list[SegmentDoc]) -> list[tuple]:
@@ -25,7 +32,8 @@ def test_neighbouring_hits_of_a_video_merge_with_their_best_score():
     segments = cue_segments(hits, merge_gap=2.0, uri=lambda video: f'/v/{video}.mp4')
     assert spans(segments) == [('a', 7, 12, 'speech'), ('b', 1, 2, 'speech'), ('a', 40, 41, 'speech')]
     first = segments[0]
-    assert (first.score, first.timestamp, first.text, first.uri) == (5.0, 10, 'first second', '/v/a.mp4')
+    assert (first.score, first.timestamp, first.text, first.uri, first.sources) == (
+        5.0, 10, 'first second', '/v/a.mp4', ['speech'])
 
 
 def test_merging_stops_at_the_gap_and_the_longest_segment():
@@ -34,65 +42,100 @@ def test_merging_stops_at_the_gap_and_the_longest_segment():
     assert len(cue_segments(hits, merge_gap=0.1)) == 3
 
 
+def test_a_cue_longer_than_the_longest_segment_is_cut_to_it():
+    assert spans(cue_segments([hit('a', 5, 50, 'a very long cue', 1.0)], max_segment=30)) == [('a', 5, 35, 'speech')]
+
+
+def test_given_scores_replace_the_hits_own():
+    hits = [hit('a', 0, 1, 'x', 9.0), hit('b', 0, 1, 'y', 1.0)]
+    assert [s.video_id for s in cue_segments(hits, scores=[0.2, 0.8])] == ['b', 'a']
+
+
 def test_the_same_words_in_two_languages_files_show_once():
     assert cue_segments([hit('a', 1, 2, 'hello', 2.0), hit('a', 1, 2, 'hello', 1.0)])[0].text == 'hello'
 
 
-def test_overlapping_visual_and_spoken_segments_become_one_both_result():
-    visual = [seen('a', 10, 15), seen('b', 0, 5)]
-    spoken = cue_segments([hit('a', 14, 18, 'the beach at last', 3.0)])
-    fused = fuse(visual, spoken, top=10)
-    assert spans(fused) == [('a', 10, 18, 'both'), ('b', 0, 5, 'visual')]
+def test_visual_evidence_is_how_far_a_cosine_stands_above_the_background():
+    rng = np.random.default_rng(0)
+    background = rng.normal(0.2, 0.01, 500)
+    strong, middling, noise = visual_evidence([0.30, 0.23, 0.2], background)
+    assert strong == 1.0 and 0.3 < middling < 0.7 and noise < 0.05
+    assert visual_evidence([0.9], np.empty(0)) == [0.0]
+
+
+def test_a_cue_holding_every_query_word_beats_a_middling_visual_match():
+    """Issue 24.4: rank fusion scored the top of each list 1/61, and the tie went by video id ('a' < 'b')."""
+    fused = fuse({'visual': [seen('a', 0, 5, score=0.5)], 'speech': [said('b', 3, 6, 0.95)]}, top=10)
+    assert spans(fused) == [('b', 3, 6, 'speech'), ('a', 0, 5, 'visual')]
+    assert fused[0].score > fused[1].score
+
+
+def test_a_strong_visual_match_beats_a_weak_partial_spoken_one():
+    fused = fuse({'visual': [seen('b', 0, 5, score=1.0)], 'speech': [said('a', 3, 6, 0.45)]}, top=10)
+    assert [s.source for s in fused] == ['visual', 'speech'] and fused[0].score > fused[1].score
+
+
+def test_a_moment_seen_and_said_keeps_its_strongest_span_not_the_union():
+    """Issue 24.2: 'fireplace' returned 0.0-19.8 s, the whole video, for a cue at 5.75-9.75."""
+    visual = [seen('a', 0.0, 19.8, score=0.4), seen('b', 0, 5, score=0.3)]
+    fused = fuse({'visual': visual, 'speech': [said('a', 5.75, 9.75, 0.97, 'by the fireplace')]}, top=10)
+    assert spans(fused) == [('a', 5.75, 9.75, 'both'), ('b', 0, 5, 'visual')]
     both = fused[0]
-    assert both.text == 'the beach at last' and both.thumbnail == '/t/a.jpg' and both.timestamp == 10.5
-    assert both.score == pytest.approx(1 / 61 + 1 / 61)
-    assert fused[1].score == pytest.approx(1 / 62) and fused[1].text is None
+    assert both.sources == ['visual', 'speech'] and both.text == 'by the fireplace'
+    assert both.score == pytest.approx(0.4 + 0.97) and both.thumbnail == '/t/a-5.75.jpg' and both.timestamp == 5.75
+    stronger_seen = fuse({'visual': [seen('a', 4, 8, score=0.9)], 'speech': [said('a', 7, 12, 0.3)]}, top=10)
+    assert spans(stronger_seen) == [('a', 4, 8, 'both')] and stronger_seen[0].text == 'words'
 
 
 def test_spoken_result_keeps_its_cue_times_when_nothing_overlaps():
-    fused = fuse([seen('a', 0, 5)], cue_segments([hit('a', 30, 33, 'far later', 1.0)]), top=10)
-    assert spans(fused) == [('a', 0, 5, 'visual'), ('a', 30, 33, 'speech')]  # tie at rank 1: by start
-    assert fused[1].text == 'far later' and fused[1].score == fused[0].score
+    fused = fuse({'visual': [seen('a', 0, 5, score=0.6)], 'speech': [said('a', 30, 33, 0.9, 'far later')]}, top=10)
+    assert spans(fused) == [('a', 30, 33, 'speech'), ('a', 0, 5, 'visual')]
+    assert fused[0].text == 'far later' and fused[1].text is None
 
 
 def test_slack_joins_moments_a_little_apart():
-    visual, spoken = [seen('a', 0, 5)], cue_segments([hit('a', 5.5, 7, 'just after', 1.0)])
-    assert [s.source for s in fuse(visual, spoken, top=10, slack=1.0)] == ['both']
-    assert [s.source for s in fuse(visual, spoken, top=10, slack=0.0)] == ['visual', 'speech']
+    lists = {'visual': [seen('a', 0, 5)], 'speech': [said('a', 5.5, 7, 0.5)]}
+    assert [s.source for s in fuse(lists, top=10, slack=1.0)] == ['both']
+    assert [s.source for s in fuse(lists, top=10, slack=0.0)] == ['speech', 'visual']
 
 
-def test_each_visual_segment_merges_with_one_spoken_segment():
-    spoken = cue_segments([hit('a', 1, 2, 'one', 2.0), hit('a', 8, 9, 'two', 1.0)], merge_gap=0.5)
-    fused = fuse([seen('a', 0, 10)], spoken, top=10)
+def test_each_list_joins_a_moment_once():
+    fused = fuse({'visual': [seen('a', 0, 10, score=0.9)], 'speech': [said('a', 1, 2, 0.8, 'one'),
+                                                                    said('a', 8, 9, 0.7, 'two')]}, top=10)
     assert [(s.source, s.text) for s in fused] == [('both', 'one'), ('speech', 'two')]
 
 
-def test_weights_and_k_tune_the_order():
-    visual, spoken = [seen('v', 0, 5)], cue_segments([hit('s', 0, 5, 'said', 1.0)])
-    assert [s.source for s in fuse(visual, spoken, top=10, speech_weight=2.0)] == ['speech', 'visual']
-    assert [s.source for s in fuse(visual, spoken, top=10, visual_weight=2.0)] == ['visual', 'speech']
-    assert [s.source for s in fuse(visual, spoken, top=10, speech_weight=0.0)][0] == 'visual'
-    deep = [seen('v', i * 10, i * 10 + 5) for i in range(5)]
-    fused = fuse(deep, spoken, top=3, k=1)
-    assert [s.score for s in fused] == pytest.approx([1 / 2, 1 / 2, 1 / 3])
+def test_any_number_of_named_lists_fuse():
+    lists = {'visual': [seen('a', 0, 5, 0.5)], 'speech': [said('a', 1, 3, 0.6)],
+             'screen': [said('a', 2, 4, 0.7, 'EXIT'), said('c', 0, 2, 0.9, 'SALE')]}
+    fused = fuse(lists, top=10)
+    assert spans(fused) == [('a', 2, 4, 'both'), ('c', 0, 2, 'screen')]
+    assert fused[0].sources == ['visual', 'speech', 'screen'] and fused[0].score == pytest.approx(1.8)
+    assert fused[1].sources == ['screen']
+
+
+def test_weights_tune_the_order():
+    lists = {'visual': [seen('v', 0, 5, 0.5)], 'speech': [said('s', 0, 5, 0.5)]}
+    assert [s.source for s in fuse(lists, top=10, weights={'speech': 2.0})] == ['speech', 'visual']
+    assert [s.source for s in fuse(lists, top=10, weights={'visual': 2.0})] == ['visual', 'speech']
+    assert fuse(lists, top=10, weights={'speech': 0.0})[1].score == 0.0
 
 
 def test_top_cuts_and_inputs_are_left_alone():
     visual = [seen('a', i * 10, i * 10 + 5, score=0.9 - i / 10) for i in range(5)]
-    fused = fuse(visual, [], top=3)
-    assert spans(fused) == spans(visual[:3]) and visual[0].score == 0.9
-    assert fuse([], [], top=5) == [] and fuse(visual, [], top=0) == []
+    fused = fuse({'visual': visual}, top=3)
+    assert spans(fused) == spans(visual[:3]) and visual[0].score == 0.9 and visual[0].source == 'visual'
+    assert fuse({}, top=5) == [] and fuse({'visual': visual}, top=0) == []
 
 
 def test_order_is_deterministic_for_ties():
-    visual = [seen('b', 0, 1), seen('a', 0, 1)]
-    spoken = cue_segments([hit('c', 0, 1, 'x', 1.0), hit('d', 0, 1, 'y', 1.0)])
-    first = spans(fuse(visual, spoken, top=10))
-    assert first == spans(fuse(visual, spoken, top=10))
-    assert first[:2] == [('b', 0, 1, 'visual'), ('c', 0, 1, 'speech')]  # equal rank-1 scores: by video id
+    lists = {'visual': [seen('b', 0, 1, 0.5), seen('a', 0, 1, 0.5)], 'speech': [said('d', 0, 1, 0.5),
+                                                                                said('c', 0, 1, 0.5)]}
+    first = spans(fuse(lists, top=10))
+    assert first == spans(fuse(lists, top=10)) == spans(fuse(dict(reversed(lists.items())), top=10))
 
 
-@pytest.mark.parametrize('args', [dict(k=0), dict(visual_weight=-1)])
+@pytest.mark.parametrize('args', [dict(weights={'visual': -1}), dict(slack=-1)])
 def test_bad_settings_are_refused(args):
     with pytest.raises(ValueError, match='fusion needs'):
-        fuse([], [], top=1, **args)
+        fuse({}, top=1, **args)

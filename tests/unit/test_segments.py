@@ -54,9 +54,34 @@ def test_a_cut_after_the_last_keyframe_ends_the_segment_and_starts_the_next():
 
 def test_snapping_never_runs_into_another_segment_or_past_the_cap():
     scores = [0.1, 0.1, 0.7, 0.7, 0.1, 0.9, 0.9, 0.1, 0.1, 0.1]
-    assert spans(group(scores, limit=2, shots=[5.5], snap=1.0)) == [(5.0, 7.0), (2.0, 4.0)]  # 5.5 is inside
+    # 5.5 is inside (a shot of 5.5 s is longer than max_segment here: its segments stay apart)
+    assert spans(group(scores, limit=2, max_segment=4.0, shots=[5.5], snap=1.0)) == [(5.0, 7.0), (2.0, 4.0)]
     assert spans(group(scores, limit=2, shots=[4.5], snap=1.0)) == [(4.5, 7.0), (2.0, 4.5)]  # both meet there
     assert spans(group(scores, limit=1, max_segment=2.0, shots=[4.5], snap=1.0)) == [(5.0, 7.0)]
+
+
+def test_the_keyframes_of_one_shot_are_one_moment_snapped_to_its_cuts():
+    """Issue 24.1: an image query from the middle of a 4 s shot (4-8 s) of a three-shot video gave three
+    slivers of that shot (6-7, 5-6, 4-5) instead of the shot, once."""
+    scores = [0.2, 0.21, 0.2, 0.22, 0.80, 0.85, 0.90, 0.82, 0.3, 0.31, 0.3, 0.29]
+    moments = group(scores, times=np.arange(12.0), duration=12.0, margin=0.02, limit=8, shots=[4.0, 8.0], snap=2.0)
+    assert spans(moments) == [(4.0, 8.0), (8.0, 12.0), (0.0, 4.0)]
+    assert (moments[0].peak_time, moments[0].score) == (6.0, pytest.approx(0.9))
+    assert [m.score for m in moments] == sorted((m.score for m in moments), reverse=True)
+
+
+def test_a_shot_longer_than_the_longest_segment_is_not_one_moment():
+    scores = [0.2, 0.21, 0.2, 0.22, 0.80, 0.85, 0.90, 0.82, 0.3, 0.31, 0.3, 0.29]
+    moments = group(scores, times=np.arange(12.0), duration=12.0, margin=0.02, max_segment=3.0, limit=8,
+                    shots=[4.0, 8.0], snap=2.0)
+    assert spans(moments)[0] == (6.0, 7.0)
+    assert all(m.end - m.start <= 3.0 for m in moments)
+
+
+def test_a_run_of_matching_keyframes_with_a_dip_is_one_moment():
+    scores = [0.1, 0.1, 0.9, 0.87, 0.89, 0.1, 0.1, 0.1, 0.1, 0.1]
+    assert spans(group(scores, margin=0.02, limit=3))[0] == (2.0, 5.0)  # 2-3 and 3-5 touch, peaks 0.01 apart
+    assert spans(group(scores, margin=0.005, limit=3))[:2] == [(2.0, 3.0), (4.0, 5.0)]  # 0.89 is not near 0.9 here
 
 
 def test_end_is_clipped_to_the_duration_and_a_lone_frame_lasts_to_the_end():
@@ -135,6 +160,6 @@ def test_a_long_video_groups_as_a_short_one_would():
     scores = np.repeat(rng.normal(size=60), 10).astype(np.float32) + rng.normal(size=600).astype(np.float32) * 0.01
     got = group_segments(scores, times, 600.0, margin=0.02, max_segment=30.0, limit=8, shots=[99.5, 300.2], snap=2.0)
     segments = [s for s in got]
-    assert len(segments) == 8 and segments[0].peak == int(np.argmax(scores))
+    assert 1 <= len(segments) <= 8 and segments[0].peak == int(np.argmax(scores))
     assert [s.score for s in segments] == sorted((s.score for s in segments), reverse=True)
     assert all(s.peak_time == times[s.peak] for s in segments)
