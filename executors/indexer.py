@@ -3,6 +3,8 @@ import functools
 import logging
 import os
 import threading
+from types import MappingProxyType
+from typing import Mapping
 
 import numpy as np
 
@@ -76,7 +78,7 @@ class Indexer(Executor):
                  index: str = 'ivf', ivf: IvfOptions = IvfOptions(), hnsw: HnswOptions = HnswOptions(),
                  milvus: MilvusOptions = MilvusOptions(), candidates: int = 64, margin: float = 0.02,
                  max_segment: float = 30.0, snap: float = 2.0, speech_candidates: int = 100, merge_gap: float = 2.0,
-                 fusion_weights: dict | None = None, fusion_slack: float = 1.0, meaning_floor: float = 0.8,
+                 fusion_weights: Mapping[str, float] = MappingProxyType({'visual': 1.0, 'speech': 1.0}), fusion_slack: float = 1.0, meaning_floor: float = 0.8,
                  lock_wait: float = 60.0):
         engines = {name: engine_options(name, given)
                    for name, given in (('ivf', ivf), ('hnsw', hnsw), ('milvus', milvus))}

@@ -122,11 +122,12 @@ class TextEncoder(ClipEncoder):
         return self.towers['clip'].model
 
     @requests(on=['/search', '/encode'])
-    def encode_queries(self, docs: DocList[QueryDoc], parameters: dict) -> DocList[QueryDoc]:
+    def encode_queries(self, docs: DocList[QueryDoc], parameters: dict | None = None) -> DocList[QueryDoc]:
         """Embed each query's text; a search only of what is said (within 'speech') needs no embedding."""
         for query in docs:
             if query.embedding is None and query.image is None and not query.text.strip():
                 raise QueryError('empty query: describe what to look for, or search by image')
+        parameters = parameters or {}
         if parameters.get('within') == 'speech':
             return docs
         pending = [query for query in docs if query.embedding is None and query.text.strip()]
