@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import streamlit as st
 
 from page import access as page_access
-from executors.documents import SegmentDoc, VideoDoc
+from executors.documents import SCREEN, SegmentDoc, VideoDoc
 from executors.errors import VcedError
 from library import Library, format_time, highlight, local_time, plural, read_image, shorten, time_range
 from page.media_server import MediaServer
@@ -37,6 +37,7 @@ def options(argv: list[str]) -> argparse.Namespace:
     parser.add_argument('--model', help='CLIP model name or checkpoint path (default: set in flow.yml)')
     parser.add_argument('--text-model', dest='text_model', help='clip | multilingual | auto (default: set in flow.yml)')
     parser.add_argument('--asr', help='speech recognition model, or off (default: set in flow.yml)')
+    parser.add_argument('--ocr', help='on-screen text: auto, off or a folder of OCR models (default: set in flow.yml)')
     parser.add_argument('--videos', default='data/videos', help='where uploaded videos are saved (default: data/videos)')
     parser.add_argument('--media-port', type=int, default=0, help='port that plays videos to browsers (default: any free one)')
     parser.add_argument('--media-url', default='', help="the media server's address as browsers reach it "
@@ -46,9 +47,9 @@ def options(argv: list[str]) -> argparse.Namespace:
 
 @st.cache_resource(show_spinner='Loading the models…', show_time=True, on_release=Library.close)
 def load_library(flow: str, workspace: str | None, model: str | None, text_model: str | None,
-                 asr: str | None) -> Library:
+                 asr: str | None, ocr: str | None = None) -> Library:
     """The Library every session shares, its models loaded now so that missing weights show at start-up."""
-    library = Library(flow, workspace=workspace, model=model, text_model=text_model, asr=asr)
+    library = Library(flow, workspace=workspace, model=model, text_model=text_model, asr=asr, ocr=ocr)
     try:
         library.warm_up()
     except BaseException:
@@ -79,7 +80,7 @@ def main() -> None:
         st.stop()
     page_access.gate_ui(st.get_option('server.address'))
     try:
-        lib = load_library(args.flow, args.workspace, args.model, args.text_model, args.asr)
+        lib = load_library(args.flow, args.workspace, args.model, args.text_model, args.asr, args.ocr)
         media = media_server(st.get_option('server.address') or '', args.media_port)
         videos = lib.videos()
     except (VcedError, OSError) as e:
@@ -208,7 +209,10 @@ def card_ui(rank: int, match: SegmentDoc, playing: bool, offset: int) -> None:
             st.image(match.thumbnail, width='stretch')
         st.markdown(f'**{offset + rank + 1}. {_markdown(Path(match.uri).name)}**')
         st.caption(f'{time_range(match.start, match.end)} · score {match.score:.3f}')
-        if match.source != 'visual':
+        if match.source == SCREEN:
+            st.badge('on screen', icon=':material/subtitles:', color='blue')
+            st.markdown(f'“{_said(match, 160)}”')
+        elif match.source != 'visual':
             st.badge('seen and said' if match.source == 'both' else 'said', icon=':material/record_voice_over:',
                      color='violet')
             st.markdown(f'“{_said(match, 160)}”')

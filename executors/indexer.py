@@ -10,7 +10,7 @@ from executors.retrieval import search
 from executors.retrieval.footage import clip_sources, duplicate_groups
 from executors.base import Executor, requests
 from executors.models.clip_model import image_space_id
-from executors.documents import CueDoc, DocList, DuplicateDoc, FrameDoc, QueryDoc, SegmentDoc, Status, VideoDoc
+from executors.documents import SCREEN, CueDoc, DocList, DuplicateDoc, FrameDoc, QueryDoc, SegmentDoc, Status, VideoDoc
 from executors.errors import QueryError, WorkspaceError
 from executors.retrieval.fusion import cue_segments, fuse
 from executors.storage.interface import Frames, ImageSpace, Storage, VideoRecord
@@ -21,7 +21,7 @@ from executors.vectors import unit_rows
 log = logging.getLogger(__name__)
 
 RANKINGS = ('segment', 'video')
-WITHIN = ('all', 'visual', 'speech')
+WITHIN = ('all', 'visual', 'speech', SCREEN)
 
 
 def _one_at_a_time(handler):
@@ -62,7 +62,7 @@ class Indexer(Executor):
         merge_gap: seconds: matching cues of one video closer than this become one spoken segment.
         fusion_k: reciprocal rank fusion's constant: a result's fused score is the sum over the
             lists it is in of weight / (fusion_k + rank); larger k flattens the ranks' influence.
-        visual_weight, speech_weight: each list's weight in the fusion.
+        visual_weight, speech_weight, screen_weight: each list's weight in the fusion (screen: on-screen text).
         fusion_slack: seconds: a visual and a spoken segment of one video this close are one moment.
         lock_wait: seconds a write waits for another process's write to the same workspace.
     """
@@ -76,7 +76,7 @@ class Indexer(Executor):
                  milvus: MilvusOptions = MilvusOptions(), candidates: int = 64, margin: float = 0.02,
                  max_segment: float = 30.0, snap: float = 2.0, speech_candidates: int = 100, merge_gap: float = 2.0,
                  fusion_k: int = 60, visual_weight: float = 1.0, speech_weight: float = 1.0, fusion_slack: float = 1.0,
-                 lock_wait: float = 60.0):
+                 lock_wait: float = 60.0, screen_weight: float = 1.0):
         engines = {name: engine_options(name, given)
                    for name, given in (('ivf', ivf), ('hnsw', hnsw), ('milvus', milvus))}
         backend = check_engine(backend, index, engines)
@@ -86,15 +86,15 @@ class Indexer(Executor):
                 raise ValueError(f'{name} must be a positive integer, not {value!r}')
         if margin < 0 or max_segment <= 0 or snap < 0:
             raise ValueError('margin and snap must be >= 0 and max_segment > 0 (seconds)')
-        if visual_weight < 0 or speech_weight < 0 or merge_gap < 0 or fusion_slack < 0:
-            raise ValueError('visual_weight, speech_weight, merge_gap and fusion_slack must be >= 0')
+        if min(visual_weight, speech_weight, screen_weight, merge_gap, fusion_slack) < 0:
+            raise ValueError('visual_weight, speech_weight, screen_weight, merge_gap and fusion_slack must be >= 0')
         self.storage: Storage = open_storage(backend, workspace=workspace, index=index, lock_wait=lock_wait, **engines)
         self.model = str(model)
         self.candidates = candidates
         self.grouping = search.Grouping(margin, max_segment, snap)
         self.speech = {'candidates': speech_candidates, 'merge_gap': merge_gap}
         self.fusion = {'k': fusion_k, 'visual_weight': visual_weight, 'speech_weight': speech_weight,
-                       'slack': fusion_slack}
+                       'slack': fusion_slack, 'screen_weight': screen_weight}
         self._busy = threading.Lock()  # the page's sessions share one Indexer: one request at a time
         self._pieces: dict[str, list[Frames | WorkspaceError]] = {}  # keyframes of videos arriving in chunks
 
@@ -163,8 +163,8 @@ class Indexer(Executor):
         return docs
 
     def _matches(self, query: QueryDoc, count: int, by: str, within: str) -> list[SegmentDoc]:
-        visual, spoken = [], []
-        if within != 'speech':
+        visual, spoken, screen = [], [], []
+        if within in ('all', 'visual'):
             if query.embedding is None:
                 raise QueryError('the query has no embedding: give a text or an image')
             vector = self._query_vector(query)
@@ -172,12 +172,19 @@ class Indexer(Executor):
                 return search.search_videos(self.storage, vector, count=count, grouping=self.grouping)
             visual = search.search_segments(self.storage, vector, count=count, candidates=self.candidates,
                                             grouping=self.grouping)
-        if within != 'visual' and query.text.strip():
-            hits = self.storage.search_cues(query.text, max(self.speech['candidates'], count))
-            spoken = cue_segments(hits, self.speech['merge_gap'], self.grouping.max_segment, uri=self._uri)
-        if within == 'all' and spoken:
-            return fuse(visual, spoken, count, **self.fusion)
-        return (visual or spoken)[:count]
+        if within in ('all', 'speech') and query.text.strip():
+            spoken = self._cue_segments(query.text, count, screen=False)
+        if within in ('all', SCREEN) and query.text.strip():
+            screen = self._cue_segments(query.text, count, screen=True)
+        if within == 'all' and (spoken or screen):
+            return fuse(visual, spoken, count, screen=screen, **self.fusion)
+        return (visual or spoken or screen)[:count]
+
+    def _cue_segments(self, text: str, count: int, screen: bool) -> list[SegmentDoc]:
+        """Segments of the cues matching `text`: on-screen text (screen) or subtitles and speech, best first."""
+        hits = self.storage.search_cues(text, max(self.speech['candidates'], count), screen=screen)
+        return cue_segments(hits, self.speech['merge_gap'], self.grouping.max_segment, uri=self._uri,
+                            source=SCREEN if screen else 'speech')
 
     def _space(self, identity: str = '') -> ImageSpace:
         """The image space of what this flow embeds: as the encoder said, else the flow's model's."""
@@ -221,7 +228,8 @@ class Indexer(Executor):
     @_one_at_a_time
     def list_videos(self, docs: DocList[VideoDoc]) -> DocList[VideoDoc]:
         """Every stored video with its frame and cue counts and the time it was added."""
-        return DocList[VideoDoc]([_video_doc(v) for v in self.storage.videos()])
+        screen = self.storage.screen_counts()
+        return DocList[VideoDoc]([_video_doc(v, screen.get(v.id, 0)) for v in self.storage.videos()])
 
     @requests(on='/video')
     @_one_at_a_time
@@ -310,7 +318,9 @@ def _matching(storage: Storage, doc: VideoDoc) -> list[VideoRecord]:
     return found
 
 
-def _video_doc(video: VideoRecord) -> VideoDoc:
+def _video_doc(video: VideoRecord, screen_count: int = 0) -> VideoDoc:
+    """A stored video as a document; `cue_count` counts subtitles and speech, `screen_count` on-screen text."""
     return VideoDoc(uri=video.path, video_id=video.id, duration=video.duration, fps=video.fps, width=video.width,
-                    height=video.height, frame_count=video.frame_count, cue_count=max(video.cue_count, 0),
+                    height=video.height, frame_count=video.frame_count, cue_count=max(video.cue_count - screen_count, 0),
+                    screen_count=screen_count,
                     added=video.added, size=video.size, mtime_ns=video.mtime_ns)

@@ -15,7 +15,7 @@ import re
 import sqlite3
 import unicodedata
 
-from executors.documents import CueDoc
+from executors.documents import SCREEN, CueDoc
 
 CJK = ('\u1100-\u11ff\u2e80-\u2fdf\u3040-\u30ff\u3100-\u312f\u3130-\u318f\u31a0-\u31ff\u3400-\u4dbf'
        '\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f')
@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS cues (
     start REAL NOT NULL,       -- seconds
     "end" REAL NOT NULL,       -- seconds
     text TEXT NOT NULL,
-    source TEXT NOT NULL,      -- srt | vtt | stream | asr
+    source TEXT NOT NULL,      -- srt | vtt | stream | asr | screen
     language TEXT NOT NULL,    -- ISO 639-1, '' when unknown
     terms TEXT NOT NULL        -- the text as indexed (cue_terms): CJK runs as bigrams
 );
@@ -99,15 +99,16 @@ def add_cues(db: sqlite3.Connection, video_id: str, cues: list[CueDoc]) -> int:
     return len(rows)
 
 
-def search_cues(db: sqlite3.Connection, text: str, limit: int) -> list[CueHit]:
-    """The `limit` cues that best match `text` (every term present), best first; ties by video and time."""
+def search_cues(db: sqlite3.Connection, text: str, limit: int, screen: bool = False) -> list[CueHit]:
+    """The `limit` cues that best match `text` (every term present), best first; ties by video and time.
+    `screen`: on-screen text cues only, else every other cue (subtitles and speech)."""
     expression = match_expression(text)
     if not expression or limit <= 0:
         return []
     rows = db.execute(
         'SELECT c.video, c.start, c."end", c.text, c.source, c.language, -bm25(cue_fts) AS score '
-        'FROM cue_fts JOIN cues c ON c.id = cue_fts.rowid WHERE cue_fts MATCH ? '
-        'ORDER BY score DESC, c.video, c.start, c.id LIMIT ?', (expression, int(limit))).fetchall()
+        f"FROM cue_fts JOIN cues c ON c.id = cue_fts.rowid WHERE cue_fts MATCH ? AND c.source {'=' if screen else '!='} ? "
+        'ORDER BY score DESC, c.video, c.start, c.id LIMIT ?', (expression, SCREEN, int(limit))).fetchall()
     return [CueHit(*row) for row in rows]
 
 

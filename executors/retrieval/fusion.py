@@ -9,7 +9,7 @@ and the words of the spoken one.
 """
 from typing import Callable, Iterable, Protocol
 
-from executors.documents import SegmentDoc
+from executors.documents import SCREEN, SegmentDoc
 
 
 class Hit(Protocol):
@@ -23,12 +23,12 @@ class Hit(Protocol):
 
 
 def cue_segments(hits: Iterable[Hit], merge_gap: float = 2.0, max_segment: float = 30.0,
-                 uri: Callable[[str], str] | None = None) -> list[SegmentDoc]:
+                 uri: Callable[[str], str] | None = None, source: str = 'speech') -> list[SegmentDoc]:
     """Spoken segments from ranked cue hits: hits of one video less than `merge_gap` seconds apart merge
     (up to `max_segment` seconds long), keeping the best hit's score; best first.
 
     A segment spans its cues, `timestamp` is its best cue's start, `text` its cues' words in time
-    order; `uri(video_id)` fills `uri` when given.
+    order; `uri(video_id)` fills `uri` when given; `source` names their list ('speech' or 'screen').
     """
     by_video: dict[str, list[Hit]] = {}
     for hit in hits:
@@ -39,24 +39,26 @@ def cue_segments(hits: Iterable[Hit], merge_gap: float = 2.0, max_segment: float
         for hit in sorted(video_hits, key=lambda h: (h.start, h.end)):
             if group and (hit.start - max(h.end for h in group) > merge_gap
                           or max(hit.end, *(h.end for h in group)) - group[0].start > max_segment):
-                segments.append(_spoken(video_id, group, uri))
+                segments.append(_spoken(video_id, group, uri, source))
                 group = []
             group.append(hit)
-        segments.append(_spoken(video_id, group, uri))
+        segments.append(_spoken(video_id, group, uri, source))
     return sorted(segments, key=_order)
 
 
-def _spoken(video_id: str, group: list, uri: Callable[[str], str] | None) -> SegmentDoc:
+def _spoken(video_id: str, group: list, uri: Callable[[str], str] | None, source: str) -> SegmentDoc:
     best = max(group, key=lambda h: (h.score, -h.start))
     texts = list(dict.fromkeys(h.text for h in group))  # a cue repeated in two languages' files shows once
     return SegmentDoc(video_id=video_id, uri=uri(video_id) if uri else '', start=group[0].start,
                       end=max(h.end for h in group), timestamp=best.start, score=best.score,
-                      source='speech', text=' '.join(texts))
+                      source=source, text=' '.join(texts))
 
 
 def fuse(visual: list[SegmentDoc], spoken: list[SegmentDoc], top: int, k: float = 60.0,
-         visual_weight: float = 1.0, speech_weight: float = 1.0, slack: float = 1.0) -> list[SegmentDoc]:
-    """The `top` results of reciprocal rank fusion of two ranked lists (best first), as new SegmentDocs.
+         visual_weight: float = 1.0, speech_weight: float = 1.0, slack: float = 1.0,
+         screen: list[SegmentDoc] = (), screen_weight: float = 1.0) -> list[SegmentDoc]:
+    """The `top` results of reciprocal rank fusion of two ranked lists (best first), as new SegmentDocs,
+    and of a third, `screen` (on-screen text segments), whose results stand as their own (source 'screen').
 
     Each spoken segment merges with the best-ranked visual segment of its video that overlaps it
     within `slack` seconds and has not merged yet. `score` is the fused score; ties are ordered
@@ -65,6 +67,7 @@ def fuse(visual: list[SegmentDoc], spoken: list[SegmentDoc], top: int, k: float 
     if k <= 0 or visual_weight < 0 or speech_weight < 0:
         raise ValueError(f'fusion needs k > 0 and weights >= 0, not k={k}, {visual_weight}, {speech_weight}')
     results = [_copy(s, score=visual_weight / (k + rank)) for rank, s in enumerate(visual, 1)]
+    results += [_copy(s, score=screen_weight / (k + rank), source=SCREEN) for rank, s in enumerate(screen, 1)]
     by_video: dict[str, list[int]] = {}
     for i, segment in enumerate(visual):
         by_video.setdefault(segment.video_id, []).append(i)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from executors.documents import CueDoc
+from executors.documents import SCREEN, CueDoc
 
 
 @dataclass(frozen=True)
@@ -131,8 +131,14 @@ class Storage(ABC):
         return [self.nearest(query, k) for query in queries]
 
     @abstractmethod
-    def search_cues(self, text: str, limit: int) -> list:
-        """Full-text search over cues: at most `limit` CueHit (executors.retrieval.cue_search), best first."""
+    def search_cues(self, text: str, limit: int, screen: bool = False) -> list:
+        """Full-text search over cues: at most `limit` CueHit (executors.retrieval.cue_search), best first;
+        `screen`: over on-screen text cues (source 'screen') only, else over every other cue."""
+
+    def screen_counts(self) -> dict[str, int]:
+        """{video id: number of its on-screen text cues} for the stored videos that have any."""
+        counts = {video.id: sum(cue.source == SCREEN for cue in self.cues(video.id)) for video in self.videos()}
+        return {video_id: count for video_id, count in counts.items() if count}
 
     @abstractmethod
     def image_space(self) -> ImageSpace | None:

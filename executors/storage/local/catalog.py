@@ -216,8 +216,8 @@ class Catalog:
         return cue_search.cue_counts(self.db)
 
     @_reports_errors
-    def search_cues(self, text: str, limit: int) -> list:
-        return cue_search.search_cues(self.db, text, limit)
+    def search_cues(self, text: str, limit: int, screen: bool = False) -> list:
+        return cue_search.search_cues(self.db, text, limit, screen)
 
     @_reports_errors
     def add_video(self, video: VideoRow, timestamps: list[float], thumbnails: list[str], shots: list[float],

@@ -180,9 +180,9 @@ class HnswlibStorage(Storage):
         owners, labels, scores = owners[keep], labels[keep], scores[keep]
         return Neighbours([self._order[o].id for o in owners], labels - self._first_labels[owners], scores)
 
-    def search_cues(self, text: str, limit: int) -> list:
+    def search_cues(self, text: str, limit: int, screen: bool = False) -> list:
         self._refresh()
-        return self.catalog.search_cues(text, limit)
+        return self.catalog.search_cues(text, limit, screen)
 
     def image_space(self) -> ImageSpace | None:
         identity = self.catalog.info('image_space')

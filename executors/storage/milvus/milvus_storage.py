@@ -31,7 +31,7 @@ from typing import Callable
 
 import numpy as np
 
-from executors.documents import CueDoc
+from executors.documents import SCREEN, CueDoc
 from executors.errors import WorkspaceError
 from executors.storage.milvus.schema import VIDEO_FIELDS, connect, create_collections, record, reason, unpack, video_row
 from executors.media.thumbnails import older_than, place_thumbnails, remove_dead_staging, remove_staged
@@ -178,12 +178,13 @@ class MilvusStorage(Storage):
                           np.array([hit['distance'] for hit in hits], dtype=np.float32))
 
     @_reports_errors
-    def search_cues(self, text: str, limit: int) -> list:
+    def search_cues(self, text: str, limit: int, screen: bool = False) -> list:
         from executors.retrieval.cue_search import CueHit
 
         if not text.strip() or limit < 1 or not self._exists():
             return []
         hits = self.client.search(self.names['cues'], data=[text], anns_field='sparse', limit=min(limit, QUERY_LIMIT),
+                                  filter=f'source {"==" if screen else "!="} "{SCREEN}"',
                                   output_fields=['video_id', 'start', 'end', 'text', 'source', 'language'],
                                   search_params={'metric_type': 'BM25'})[0]
         stored = self._stored_ids({hit['entity']['video_id'] for hit in hits})
