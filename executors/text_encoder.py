@@ -106,10 +106,12 @@ class TextEncoder(ClipEncoder):
         return self.towers['clip'].model
 
     @requests(on=['/search', '/encode'])
-    def encode_queries(self, docs: DocList[QueryDoc]) -> DocList[QueryDoc]:
+    def encode_queries(self, docs: DocList[QueryDoc], parameters: dict | None = None) -> DocList[QueryDoc]:
         for query in docs:
             if query.embedding is None and query.image is None and not query.text.strip():
                 raise QueryError('empty query: describe what to look for, or search by image')
+        if (parameters or {}).get('within') in ('speech', 'screen'):
+            return docs  # a full-text search needs no embedding (nor a text tower loaded for it)
         pending = [query for query in docs if query.embedding is None and query.text.strip()]
         for tower_name, queries in group_by_tower(pending, self.text_model).items():
             embed_queries(self.towers[tower_name], queries, self.cache, self.batch_size)

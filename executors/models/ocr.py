@@ -84,7 +84,29 @@ class TextReader:
             if sum(ch.isalnum() for ch in text) >= 2:
                 xs, ys = [p[0] for p in points], [p[1] for p in points]
                 lines.append(TextLine(text, float(score), (min(xs), min(ys), max(xs), max(ys))))
-        return sorted(lines, key=lambda line: (line.box[1], line.box[0]))
+        return joined_lines(lines)
+
+
+def joined_lines(lines: list[TextLine]) -> list[TextLine]:
+    """Boxes the detector cut out of one line of text (side by side in a band, closer than 1.5 line
+    heights) joined into one line, words in reading order; lines top to bottom."""
+    rows: list[list[TextLine]] = []
+    for line in sorted(lines, key=lambda line: line.box[0]):
+        row = next((row for row in rows if _same_row(row[-1].box, line.box)), None)
+        if row is None:
+            rows.append([line])
+        else:
+            row.append(line)
+    joined = [TextLine(' '.join(part.text for part in row), min(part.score for part in row),
+                       (row[0].box[0], min(p.box[1] for p in row), row[-1].box[2], max(p.box[3] for p in row)))
+              for row in rows]
+    return sorted(joined, key=lambda line: (line.box[1], line.box[0]))
+
+
+def _same_row(left: tuple, right: tuple) -> bool:
+    height = min(left[3] - left[1], right[3] - right[1])
+    overlap = min(left[3], right[3]) - max(left[1], right[1])
+    return overlap >= 0.6 * max(height, 1) and -height <= right[0] - left[2] <= 1.5 * height
 
 
 @functools.lru_cache(maxsize=4)
