@@ -155,3 +155,29 @@ def _frame(lines: list[Drawn]) -> np.ndarray:
     with tempfile.TemporaryDirectory() as folder:
         path = text_video(Path(folder) / 'one.mp4', lines, 1, size=(640, 360))
         return next(iter(sharp_frames(path, [0.0], (640, 360), find_ffmpeg())))
+
+
+@pytest.mark.parametrize('container', ['mp4', 'ts'])
+def test_keyframes_are_decoded_again_at_exactly_the_loaders_times(tmp_path, container):
+    """The loader's keyframe times name the same pictures at full resolution, pixel for pixel what ffmpeg
+    gives decoding from the start (a TS file seeks past its target: its batch is decoded from the start)."""
+    import subprocess
+
+    from executors.media.ffmpeg_binary import find_ffmpeg
+    from executors.media.sharp_frames import sharp_frames
+    from executors.video_loader import VideoLoader
+    from executors.documents import DocList, VideoDoc
+
+    ffmpeg = find_ffmpeg()
+    video = tmp_path / f'count.{container}'
+    subprocess.run([ffmpeg.path, '-v', 'error', '-f', 'lavfi', '-i', 'testsrc=size=320x240:rate=25:duration=12',
+                    '-c:v', 'libx264', '-g', '250', '-bf', '2', '-pix_fmt', 'yuv420p', str(video)], check=True)
+    loaded = VideoLoader(workspace=str(tmp_path / 'ws'), fps=0.5).index(DocList[VideoDoc]([VideoDoc(uri=str(video))]), {})
+    times = [f.timestamp for f in loaded[0].frames][2:]  # from the third keyframe: a seek
+    sharp = list(sharp_frames(video, times, (320, 240), ffmpeg))
+    assert len(sharp) == len(times) >= 3
+    for time, picture in zip(times, sharp):
+        exact = subprocess.run([ffmpeg.path, '-v', 'error', '-i', str(video), '-ss', f'{time:.6f}', '-frames:v', '1',
+                                '-vf', 'scale=320:240:flags=area', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:'],
+                               check=True, capture_output=True).stdout
+        assert np.array_equal(picture, np.frombuffer(exact, np.uint8).reshape(240, 320, 3)), time
