@@ -3,6 +3,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from executors.base import Executor, requests
 from executors.documents import SCREEN, CueDoc, DocList, Status, VideoDoc
 from executors.errors import ConfigError, VideoError
@@ -10,12 +12,13 @@ from executors.media.ffmpeg_binary import find_ffmpeg
 from executors.media.near_duplicates import NearDuplicates
 from executors.media.screen_cues import CueTracker
 from executors.media.sharp_frames import frame_size, sharp_frames
-from executors.models.ocr import TextReader, ocr_models
+from executors.models.ocr import TextLine, TextReader, ocr_models
 from executors.retrieval.cue_search import CJK_RUN
 
 log = logging.getLogger(__name__)
 
 THUMBNAIL_SIDE = 64  # the change test's thumbnail: a new subtitle line changes a few cells of it
+PAD = 8  # pixels read around a changed region
 
 
 @dataclass
@@ -24,6 +27,7 @@ class Reading:
 
     changes: NearDuplicates
     tracker: CueTracker = field(default_factory=CueTracker)
+    lines: list[TextLine] = field(default_factory=list)  # what the last keyframe read showed
     last_time: float = 0.0
     failed: bool = False
 
@@ -77,28 +81,70 @@ class ScreenTextReader(Executor):
         return docs
 
     def read_piece(self, doc: VideoDoc, reading: Reading) -> None:
-        """Read the text of the piece's keyframes that changed since the last one read."""
-        times = []
+        """Read the text of the piece's keyframes that changed since the last one read, where they changed."""
+        times, cells = [], []
         for frame in doc.frames:
             index = reading.changes.count
             if frame.tensor is None or reading.changes.source(frame.tensor) == index:
                 times.append(float(frame.timestamp))
+                cells.append(reading.changes.changed if frame.tensor is not None else None)
         if doc.frames:
             reading.last_time = float(doc.frames[-1].timestamp)
         if not times or reading.failed:
             return
         size = frame_size(doc.width or 1, doc.height or 1, self.longest)
         try:
-            for time, rgb in zip(times, sharp_frames(Path(doc.uri), times, size, self.ffmpeg)):
-                reading.tracker.see(time, self.reader().read(rgb))
+            for time, changed, rgb in zip(times, cells, sharp_frames(Path(doc.uri), times, size, self.ffmpeg)):
+                reading.lines = self.read_changed(rgb, changed, reading.lines)
+                reading.tracker.see(time, reading.lines)
         except VideoError as e:
             log.warning('%s (its on-screen text is not read)', e)
             reading.failed = True
+
+    def read_changed(self, rgb: np.ndarray, changed: np.ndarray | None, before: list[TextLine]) -> list[TextLine]:
+        """The lines of a keyframe: read again inside the region that changed, kept from `before` outside it
+        (the whole keyframe when no cells are known or most of it changed)."""
+        region = changed_region(changed, rgb.shape[:2], [line.box for line in before])
+        if region is None:
+            return self.reader().read(rgb)
+        top, bottom, left, right = region
+        kept = [line for line in before if not _meets(line.box, region)]
+        found = [TextLine(line.text, line.score, (line.box[0] + left, line.box[1] + top, line.box[2] + left,
+                                                  line.box[3] + top))
+                 for line in self.reader().read(rgb[top:bottom, left:right])]
+        return sorted(kept + found, key=lambda line: (line.box[1], line.box[0]))
 
     def reader(self) -> TextReader:
         if self._reader is None:
             self._reader = TextReader(self.models, self.threads, self.side, self.min_score)
         return self._reader
+
+
+def changed_region(changed: np.ndarray | None, shape: tuple[int, int], boxes: list[tuple],
+                   largest: float = 0.6) -> tuple[int, int, int, int] | None:
+    """(top, bottom, left, right) in pixels of a picture of `shape` around its changed thumbnail cells, a cell
+    and PAD pixels wider on each side and grown over every box of `boxes` it meets (a line is read whole);
+    None when no cells are known or the region covers more than `largest` of the picture."""
+    if changed is None or not changed.any():
+        return None
+    height, width = shape
+    rows, cols = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
+    cell_height, cell_width = height / changed.shape[0], width / changed.shape[1]
+    region = [(rows[0] - 1) * cell_height - PAD, (rows[-1] + 2) * cell_height + PAD,
+              (cols[0] - 1) * cell_width - PAD, (cols[-1] + 2) * cell_width + PAD]
+    for _ in range(3):  # a box that grows the region may meet another
+        for box in boxes:
+            if _meets(box, region):
+                region = [min(region[0], box[1] - PAD), max(region[1], box[3] + PAD),
+                          min(region[2], box[0] - PAD), max(region[3], box[2] + PAD)]
+    top, bottom = max(0, int(region[0])), min(height, int(np.ceil(region[1])))
+    left, right = max(0, int(region[2])), min(width, int(np.ceil(region[3])))
+    return None if (bottom - top) * (right - left) > largest * height * width else (top, bottom, left, right)
+
+
+def _meets(box: tuple, region) -> bool:
+    """Whether a (left, top, right, bottom) box and a (top, bottom, left, right) region overlap."""
+    return box[0] < region[3] and region[2] < box[2] and box[1] < region[1] and region[0] < box[3]
 
 
 def screen_cues(doc: VideoDoc, reading: Reading) -> list[CueDoc]:

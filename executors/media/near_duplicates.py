@@ -24,6 +24,7 @@ class NearDuplicates:
             raise ValueError(f"statistic must be 'mean' or 'max', not {statistic!r}")
         self.below, self.side, self.statistic = float(below), int(side), statistic
         self.count = 0
+        self.changed: np.ndarray | None = None  # the cells that changed when a keyframe was last kept (None: the first)
         self._kept: tuple[int, np.ndarray] | None = None
 
     def source(self, image: np.ndarray) -> int:
@@ -31,10 +32,12 @@ class NearDuplicates:
         if self.below <= 0:
             return index
         thumb = thumbnail(image, self.side)
+        self.changed = None
         if self._kept is not None:
             difference = np.abs(thumb - self._kept[1])
             if float(difference.max() if self.statistic == 'max' else difference.mean()) < self.below:
                 return self._kept[0]
+            self.changed = difference >= self.below
         self._kept = (index, thumb)
         return index
 

@@ -94,3 +94,17 @@ def test_boxes_cut_out_of_one_line_are_joined_and_other_lines_are_not():
              TextLine('far away', 0.9, (700, 60, 800, 88)), TextLine('城市夜景', 0.99, (40, 160, 200, 190))]
     assert [(line.text, line.score) for line in joined_lines(parts)] == [
         ('blue whale migration', 0.9), ('far away', 0.9), ('城市夜景', 0.99)]
+
+
+def test_only_the_region_that_changed_is_read_again_with_every_line_it_meets_whole():
+    from executors.screen_text_reader import PAD, changed_region
+
+    cells = np.zeros((64, 64), bool)
+    cells[57:59, 20:30] = True  # a subtitle band near the bottom of a 1280 x 720 picture
+    top, bottom, left, right = changed_region(cells, (720, 1280), [])
+    assert top <= 57 * 720 / 64 - PAD and bottom >= 59 * 720 / 64 + PAD and left <= 400 - PAD and right >= 600 + PAD
+    assert (bottom - top) * (right - left) < 0.1 * 720 * 1280
+    grown = changed_region(cells, (720, 1280), [(100, 640, 900, 670), (100, 20, 900, 60)])
+    assert grown[2] <= 100 - PAD and grown[3] >= 900 + PAD and grown[0] > 60  # the line it meets, not the title
+    everything = np.ones((64, 64), bool)
+    assert changed_region(everything, (720, 1280), []) is None and changed_region(None, (720, 1280), []) is None
