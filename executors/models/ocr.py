@@ -75,13 +75,14 @@ class TextReader:
         self._lock = threading.Lock()  # one picture at a time per engine (its sessions keep state between calls)
 
     def read(self, rgb: np.ndarray) -> list[TextLine]:
-        """The confident lines of an RGB uint8 picture, top to bottom, spaced where the recogniser joined words."""
+        """The confident lines of an RGB uint8 picture, top to bottom, spaced where the recogniser joined words;
+        lines without a letter (clocks, counters, scores: a new cue every second) are left out."""
         with self._lock:
             found, _ = self.engine(np.ascontiguousarray(rgb[..., ::-1]), use_cls=False, text_score=self.min_score)
         lines = []
         for points, text, score in found or ():
             text = spaced(' '.join(str(text).split()))
-            if sum(ch.isalnum() for ch in text) >= 2:
+            if sum(ch.isalnum() for ch in text) >= 2 and any(ch.isalpha() for ch in text):  # not a clock or counter
                 xs, ys = [p[0] for p in points], [p[1] for p in points]
                 lines.append(TextLine(text, float(score), (min(xs), min(ys), max(xs), max(ys))))
         return joined_lines(lines)
