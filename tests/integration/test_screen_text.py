@@ -129,9 +129,9 @@ def test_ocr_off_reads_nothing(capsys, videos, flow_args):
     assert json.loads(out) == []
 
 
-@pytest.mark.parametrize('backend', ['hnswlib', 'milvus'])
+@pytest.mark.parametrize('backend', ['local', 'milvus'])
 def test_both_backends_keep_screen_cues_apart_and_count_them(tmp_path, backend):
-    storage = open_storage(backend, workspace=str(tmp_path), uri=str(tmp_path / 'milvus.db') if backend == 'milvus' else '')
+    storage = open_storage(backend, workspace=str(tmp_path))  # milvus: Milvus Lite in <workspace>/milvus.db
     try:
         record = VideoRecord('b' * 64, str(tmp_path / 'v.mp4'), 10.0, 25.0, 64, 64)
         frames = Frames(np.arange(3, dtype=np.float64), np.eye(3, 8, dtype=np.float32), [])
@@ -172,7 +172,7 @@ def test_keyframes_are_decoded_again_at_exactly_the_loaders_times(tmp_path, cont
     video = tmp_path / f'count.{container}'
     subprocess.run([ffmpeg.path, '-v', 'error', '-f', 'lavfi', '-i', 'testsrc=size=320x240:rate=25:duration=12',
                     '-c:v', 'libx264', '-g', '250', '-bf', '2', '-pix_fmt', 'yuv420p', str(video)], check=True)
-    loaded = VideoLoader(workspace=str(tmp_path / 'ws'), fps=0.5).index(DocList[VideoDoc]([VideoDoc(uri=str(video))]), {})
+    loaded = VideoLoader(workspace=str(tmp_path / 'ws'), fps=0.5, chunk_frames=0).index(DocList[VideoDoc]([VideoDoc(uri=str(video))]), {})
     times = [f.timestamp for f in loaded[0].frames][2:]  # from the third keyframe: a seek
     sharp = list(sharp_frames(video, times, (320, 240), ffmpeg))
     assert len(sharp) == len(times) >= 3
