@@ -42,6 +42,7 @@ class Video(BaseModel):
     duration: float
     frames: int
     cues: int
+    screen_texts: int = 0  # on-screen text cues
     added: str
 
 
