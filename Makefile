@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-shared password test bench bench-quick chromium ffmpeg espeak-ng
+.PHONY: demo demo-shared password test bench bench-quick chromium ffmpeg espeak-ng fonts
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ demo-shared: $(VENV)/.installed
 password: $(VENV)/.installed
 	@mkdir -p .streamlit && $(BIN)/python -m page.access >> .streamlit/secrets.toml
 
-test: $(VENV)/.installed chromium ffmpeg espeak-ng
+test: $(VENV)/.installed chromium ffmpeg espeak-ng fonts
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed
@@ -40,6 +40,10 @@ chromium:
 # Debian's ffmpeg (5.1 on Debian 12): the loader's tests run against it and against imageio-ffmpeg's (tests/ffmpegs.py).
 ffmpeg:
 	@test -x /usr/bin/ffmpeg || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; }
+
+# Debian's fonts draw the English and Chinese lines the on-screen text tests read (ffmpeg drawtext).
+fonts:
+	@test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf -a -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core fonts-noto-cjk >/dev/null; }
 
 # Debian's espeak-ng speaks the sentences the speech tests recognise.
 espeak-ng:

@@ -13,12 +13,13 @@ import sys
 import time
 
 import evaluation
+from executors.documents import SCREEN
 from executors.errors import VcedError
 from library import (VIDEO_EXTENSIONS, IndexSummary, Library, Status, format_srt, format_time, json_text, match_record,
                      one_line, plural, read_image, time_range, video_record)
 from library.pipeline import Flow  # noqa: F401 - `from flow import Flow` is the documented way to drive the Flow directly
 
-OVERRIDES = ('workspace', 'model', 'text_model', 'asr', 'backend', 'uri')  # options that replace flow.yml's settings
+OVERRIDES = ('workspace', 'model', 'text_model', 'asr', 'ocr', 'backend', 'uri')  # options that replace flow.yml's settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     index = commands.add_parser('index', parents=[common], help='index video files or folders')
     index.add_argument('paths', nargs='+', metavar='PATH', help='a video file or a folder (searched recursively)')
     index.add_argument('--asr', metavar='NAME|PATH|off', help='speech recognition model (default: set in flow.yml)')
+    index.add_argument('--ocr', metavar='auto|off|PATH', help='on-screen text reading (default: set in flow.yml)')
     index.add_argument('--ray', metavar='local|ADDRESS', help="run flow.yml's executors on a Ray cluster (local: start one here)")
 
     find = commands.add_parser('search', parents=[common], help='find the moments matching a sentence or an image')
@@ -44,8 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     find.add_argument('--top', type=int, default=10, metavar='N', help='how many results (default 10)')
     find.add_argument('--offset', type=int, default=0, metavar='N', help='skip the first N results (paging)')
     find.add_argument('--by', choices=['segment', 'video'], default='segment', help='rank segments or whole videos')
-    find.add_argument('--in', dest='within', choices=['all', 'visual', 'speech'], default='all',
-                      help='search what is seen, what is said, or both (default)')
+    find.add_argument('--in', dest='within', choices=['all', 'visual', 'speech', 'screen'], default='all',
+                      help='search what is seen, what is said, the text on screen, or all (default)')
     find.add_argument('--json', action='store_true', help='print one JSON array')
 
     listing = commands.add_parser('list', parents=[common], help='list the indexed videos')
@@ -61,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
 
     transcript = commands.add_parser('transcript', parents=[common], help="print a video's timed text as SRT")
     transcript.add_argument('video', metavar='VIDEO_ID_OR_PATH')
+    transcript.add_argument('--source', choices=['speech', 'screen'], default='speech',
+                            help='speech: subtitles or recognised speech (default); screen: the text shown on screen')
 
     evaluation.add_arguments(commands.add_parser('eval', parents=[common],
                                                  help='MSR-VTT-style retrieval metrics on a captioned video set'))
@@ -136,7 +140,9 @@ def _index(args) -> int:
                 if video.status == Status.FAILED:
                     print(f'failed: {one_line(video.error)}', file=sys.stderr)
                 else:
-                    detail = (f" ({plural(video.frame_count or len(video.frames), 'frame')}, {plural(len(video.cues), 'cue')})"
+                    screen = sum(cue.source == SCREEN for cue in video.cues)
+                    detail = (f" ({plural(video.frame_count or len(video.frames), 'frame')}, "
+                              f"{plural(len(video.cues) - screen, 'cue')}){_on_screen(screen)}"
                               if video.status == Status.INDEXED else '')
                     print(f'{video.status}: {one_line(video.uri)}{detail}')
     finally:
@@ -206,8 +212,9 @@ def _list(args) -> int:
         print('the index is empty: python flow.py index PATH')
     for r in rows:
         speech = f"{r['cues']:>5} cues" if r['cues'] else '  no speech'
-        print(f"{r['video_id'][:12]}  {format_time(r['duration'])}  {r['frames']:>6} frames  {speech}  {r['added']}  "
-              f"{one_line(r['video'])}")
+        screen = f"{r['screen_texts']:>5} on screen" if r['screen_texts'] else ' no screen text'
+        print(f"{r['video_id'][:12]}  {format_time(r['duration'])}  {r['frames']:>6} frames  {speech}  {screen}  "
+              f"{r['added']}  {one_line(r['video'])}")
     return 0
 
 
@@ -221,9 +228,10 @@ def _delete(args) -> int:
 
 def _transcript(args) -> int:
     with open_library(args) as library:
-        cues = library.transcript(args.video)
+        cues = library.transcript(args.video, args.source)
     if not cues:
-        raise VcedError(f'{one_line(args.video)}: no subtitles or recognised speech are stored for it')
+        what = 'on-screen text is' if args.source == SCREEN else 'subtitles or recognised speech are'
+        raise VcedError(f'{one_line(args.video)}: no {what} stored for it')
     sys.stdout.write(format_srt(cues))
     return 0
 
@@ -236,6 +244,10 @@ def _train(args) -> int:
     from training import command as training
 
     return training.run(args)
+
+
+def _on_screen(count: int) -> str:
+    return f", {count} on screen" if count else ''
 
 
 COMMANDS = {'index': _index, 'search': _search, 'duplicates': _duplicates, 'list': _list, 'delete': _delete,

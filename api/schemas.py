@@ -15,8 +15,8 @@ class SearchRequest(BaseModel):
     text: str = Field('', max_length=2000, description='what to look for, in words')
     top: int = Field(10, ge=1, le=1000, description='how many results')
     offset: int = Field(0, ge=0, le=100_000, description='skip the first N results (paging)')
-    within: Literal['all', 'visual', 'speech'] = Field('all', alias='in',
-                                                       description='search what is seen, what is said, or both')
+    within: Literal['all', 'visual', 'speech', 'screen'] = Field('all', alias='in',
+                                                                 description='search what is seen, said, shown as text, or all')
     by: Literal['moment', 'segment', 'video'] = Field('moment', description='rank moments (segment) or whole videos')
 
 
@@ -42,6 +42,7 @@ class Video(BaseModel):
     duration: float
     frames: int
     cues: int
+    screen_texts: int = 0  # on-screen text cues
     added: str
 
 

@@ -13,8 +13,8 @@ import torch
 
 from bench.common import markdown_table
 
-BENCHMARKS = ['loader', 'encoders', 'indexer', 'ann', 'startup', 'footage', 'evaluation', 'speech', 'text_models', 'training',
-              'scale', 'api']
+BENCHMARKS = ['loader', 'encoders', 'indexer', 'ann', 'startup', 'footage', 'evaluation', 'speech', 'screen_text',
+              'text_models', 'training', 'scale', 'api']
 REPORT = Path(__file__).parent / 'REPORT.md'
 
 

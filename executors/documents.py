@@ -47,14 +47,17 @@ class FrameDoc(BaseDoc):
     embedding: Optional[NdArray] = None  # L2-normalised float32
 
 
+SCREEN = 'screen'  # CueDoc.source of on-screen text (ScreenTextReader); SegmentDoc.source of its matches
+
+
 class CueDoc(BaseDoc):
-    """A piece of timed text of a video: a subtitle or a recognised utterance."""
+    """A piece of timed text of a video: a subtitle, a recognised utterance or text shown on screen."""
 
     video_id: str = ''
     start: float = 0.0
     end: float = 0.0
     text: str = ''
-    source: str = ''  # 'srt' | 'vtt' | 'stream' (a subtitle stream in the file) | 'asr' (speech recognition)
+    source: str = ''  # 'srt' | 'vtt' | 'stream' (a subtitle stream in the file) | 'asr' (speech recognition) | 'screen'
     language: str = ''  # ISO 639-1 code when known ('en', 'zh', ...), else ''
     embedding: Optional[NdArray] = None  # the text tower's embedding of `text` (search by meaning), when made
 
@@ -72,7 +75,8 @@ class VideoDoc(BaseDoc):
     frames: DocList[FrameDoc] = Field(default_factory=DocList[FrameDoc])  # a factory: pydantic deep-copies a plain default per doc (0.15 ms)
     cues: DocList[CueDoc] = Field(default_factory=DocList[CueDoc])  # subtitles or recognised speech, in time order
     frame_count: int = 0  # keyframes stored for this video (filled by /list)
-    cue_count: int = 0  # cues stored for this video (filled by /list)
+    cue_count: int = 0  # subtitle and speech cues stored for this video (filled by /list)
+    screen_count: int = 0  # on-screen text cues stored for this video (filled by /list)
     added: str = ''  # ISO time the video was indexed (filled by /list)
     size: int = 0  # the file's size in bytes when indexed (filled by /list)
     mtime_ns: int = 0  # the file's modification time when indexed (filled by /list)
@@ -92,7 +96,7 @@ class SegmentDoc(BaseDoc):
     timestamp: float = 0.0  # the best-matching keyframe (or the matched cue's start)
     score: float = 0.0  # the ranking score: a keyframe's cosine, a video's mean cosine (by video), or the fused score
     thumbnail: str = ''
-    source: str = 'visual'  # the list that found it: 'visual' (keyframes) | 'speech' (subtitles or speech) | ...; 'both' when several did
+    source: str = 'visual'  # the list that found it: 'visual' (keyframes) | 'speech' (subtitles or speech) | 'screen' (on-screen text); 'both' when several did
     sources: list[str] = Field(default_factory=list)  # every list that found it (executors.retrieval.fusion)
     text: Optional[str] = None  # the matched cue text, None for a visual-only match
 

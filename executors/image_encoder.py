@@ -1,7 +1,6 @@
 """ImageEncoder: CLIP embeddings of every keyframe (/index) and of a query image (/search)."""
 import functools
 
-import numpy as np
 
 from executors.base import requests
 from executors.models.clip_encoding import encode_images, encode_query_image
@@ -9,8 +8,9 @@ from executors.models.precision import resolve_precision
 from executors.models.clip_model import ClipEncoder, resolve_device
 from executors.documents import DocList, QueryDoc, VideoDoc
 from executors.media.heap import release_free_memory
+from executors.media.near_duplicates import reuse_sources
 
-THUMBNAIL_SIDE = 32  # the near-duplicate test compares 32 x 32 grey thumbnails
+__all__ = ['ImageEncoder', 'reuse_sources']
 
 
 class ImageEncoder(ClipEncoder):
@@ -73,34 +73,3 @@ class ImageEncoder(ClipEncoder):
                 query.embedding = encode_query_image(self.model, query.image)
         return docs
 
-
-def reuse_sources(images: list[np.ndarray], reuse_below: float) -> list[int]:
-    """For each image, the index of the image whose embedding it takes: its own, or that of the last
-    image kept before it when their thumbnails differ by less than `reuse_below` grey levels (mean
-    absolute difference). Comparing with the last kept image, not the previous one, lets a slow
-    drift (a pan, a fade) add up until it is encoded again."""
-    sources, kept = [], None
-    for i, image in enumerate(images):
-        if reuse_below > 0:
-            thumb = thumbnail(image)
-            if kept is not None and float(np.abs(thumb - kept[1]).mean()) < reuse_below:
-                sources.append(kept[0])
-                continue
-            kept = (i, thumb)
-        sources.append(i)
-    return sources
-
-
-def thumbnail(image: np.ndarray) -> np.ndarray:
-    """A THUMBNAIL_SIDE x THUMBNAIL_SIDE grey float32 picture of an RGB uint8 image: box averages of
-    its cells, so sensor noise averages out and a change anywhere in the frame still shows."""
-    height, width = image.shape[:2]
-    rows = np.linspace(0, height, THUMBNAIL_SIDE + 1).astype(int)
-    cols = np.linspace(0, width, THUMBNAIL_SIDE + 1).astype(int)
-    if image.ndim == 2:
-        image = image[..., None]
-    if height < THUMBNAIL_SIDE or width < THUMBNAIL_SIDE:
-        picked = image[np.minimum(rows[:-1], height - 1)][:, np.minimum(cols[:-1], width - 1)]
-        return picked.mean(axis=2, dtype=np.float32)
-    sums = np.add.reduceat(np.add.reduceat(image, rows[:-1], axis=0, dtype=np.uint32), cols[:-1], axis=1).sum(axis=2)
-    return sums.astype(np.float32) / (image.shape[2] * np.outer(np.diff(rows), np.diff(cols)))

@@ -12,7 +12,7 @@ from executors.retrieval import search
 from executors.retrieval.footage import clip_sources, duplicate_groups
 from executors.base import Executor, requests
 from executors.models.clip_model import image_space_id
-from executors.documents import CueDoc, DocList, DuplicateDoc, FrameDoc, QueryDoc, SegmentDoc, Status, VideoDoc
+from executors.documents import SCREEN, CueDoc, DocList, DuplicateDoc, FrameDoc, QueryDoc, SegmentDoc, Status, VideoDoc
 from executors.errors import QueryError, WorkspaceError
 from executors.retrieval.answer import LISTS, Settings, answer
 from executors.storage.interface import Frames, ImageSpace, Storage, VideoRecord
@@ -23,7 +23,7 @@ from executors.vectors import unit_rows
 log = logging.getLogger(__name__)
 
 RANKINGS = ('segment', 'video')
-WITHIN = ('all', 'visual', 'speech')
+WITHIN = ('all', 'visual', 'speech', SCREEN)
 
 
 def _one_at_a_time(handler):
@@ -78,8 +78,8 @@ class Indexer(Executor):
                  index: str = 'ivf', ivf: IvfOptions = IvfOptions(), hnsw: HnswOptions = HnswOptions(),
                  milvus: MilvusOptions = MilvusOptions(), candidates: int = 64, margin: float = 0.02,
                  max_segment: float = 30.0, snap: float = 2.0, speech_candidates: int = 100, merge_gap: float = 2.0,
-                 fusion_weights: Mapping[str, float] = MappingProxyType({'visual': 1.0, 'speech': 1.0}), fusion_slack: float = 1.0, meaning_floor: float = 0.8,
-                 lock_wait: float = 60.0):
+                 fusion_weights: Mapping[str, float] = MappingProxyType({'visual': 1.0, 'speech': 1.0, 'screen': 1.0}),
+                 fusion_slack: float = 1.0, meaning_floor: float = 0.8, lock_wait: float = 60.0):
         engines = {name: engine_options(name, given)
                    for name, given in (('ivf', ivf), ('hnsw', hnsw), ('milvus', milvus))}
         backend = check_engine(backend, index, engines)
@@ -170,7 +170,7 @@ class Indexer(Executor):
         lists = LISTS if within == 'all' else (within,)
         if query.embedding is None and (within == 'visual' or not query.text.strip()):
             raise QueryError('the query has no embedding: give a text or an image')
-        vector = None if query.embedding is None or within == 'speech' else self._query_vector(query)
+        vector = None if query.embedding is None or within in ('speech', SCREEN) else self._query_vector(query)
         if by == 'video' and vector is not None:
             return search.search_videos(self.storage, vector, count=count, grouping=self.grouping)
         return answer(self.storage, vector, query.text, count=count, lists=lists, settings=self.settings,
@@ -221,7 +221,8 @@ class Indexer(Executor):
     @_one_at_a_time
     def list_videos(self, docs: DocList[VideoDoc]) -> DocList[VideoDoc]:
         """Every stored video with its frame and cue counts and the time it was added."""
-        return DocList[VideoDoc]([_video_doc(v) for v in self.storage.videos()])
+        screen = self.storage.screen_counts()
+        return DocList[VideoDoc]([_video_doc(v, screen.get(v.id, 0)) for v in self.storage.videos()])
 
     @requests(on='/video')
     @_one_at_a_time
@@ -310,7 +311,8 @@ def _matching(storage: Storage, doc: VideoDoc) -> list[VideoRecord]:
     return found
 
 
-def _video_doc(video: VideoRecord) -> VideoDoc:
+def _video_doc(video: VideoRecord, screen_count: int = 0) -> VideoDoc:
+    """A stored video as a document; `cue_count` counts subtitles and speech, `screen_count` on-screen text."""
     return VideoDoc(uri=video.path, video_id=video.id, duration=video.duration, fps=video.fps, width=video.width,
-                    height=video.height, frame_count=video.frame_count, cue_count=max(video.cue_count, 0),
-                    added=video.added, size=video.size, mtime_ns=video.mtime_ns)
+                    height=video.height, frame_count=video.frame_count, cue_count=max(video.cue_count - screen_count, 0),
+                    screen_count=screen_count, added=video.added, size=video.size, mtime_ns=video.mtime_ns)

@@ -9,6 +9,7 @@ __all__ = ['EXECUTORS', 'executor_class']
 EXECUTORS = {  # flow.yml name -> module holding the class of that name
     'VideoLoader': 'executors.video_loader',
     'SpeechReader': 'executors.speech_reader',
+    'ScreenTextReader': 'executors.screen_text_reader',
     'ImageEncoder': 'executors.image_encoder',
     'TextEncoder': 'executors.text_encoder',
     'Indexer': 'executors.indexer',

@@ -123,13 +123,13 @@ class TextEncoder(ClipEncoder):
 
     @requests(on=['/search', '/encode'])
     def encode_queries(self, docs: DocList[QueryDoc], parameters: dict | None = None) -> DocList[QueryDoc]:
-        """Embed each query's text; a search only of what is said (within 'speech') needs no embedding."""
+        """Embed each query's text; a search only of what is said or shown in writing (within 'speech' or 'screen') needs none."""
         for query in docs:
             if query.embedding is None and query.image is None and not query.text.strip():
                 raise QueryError('empty query: describe what to look for, or search by image')
         parameters = parameters or {}
-        if parameters.get('within') == 'speech':
-            return docs
+        if parameters.get('within') in ('speech', 'screen'):
+            return docs  # a search of words only needs no embedding (nor a text tower loaded for it)
         pending = [query for query in docs if query.embedding is None and query.text.strip()]
         for tower_name, queries in group_by_tower(pending, self.text_model).items():
             try:

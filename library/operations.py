@@ -5,7 +5,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from executors.documents import CueDoc, DocList, DuplicateDoc, QueryDoc, SegmentDoc, Status, VideoDoc
+from executors.documents import SCREEN, CueDoc, DocList, DuplicateDoc, QueryDoc, SegmentDoc, Status, VideoDoc
 from executors.errors import ModelError, QueryError, VcedError, VideoError, WorkspaceError
 from executors.media.cutting import cut_segment
 from executors.video_loader import file_sha256
@@ -91,7 +91,7 @@ class Library:
     def search(self, text: str = '', image: np.ndarray | None = None, top: int = 10, by: str = 'segment',
                within: str = 'all', offset: int = 0) -> list[SegmentDoc]:
         """The best `top` matches (after `offset`) of a text or an image (RGB uint8 array), as
-        moments (`by='segment'`) or whole videos; `within` 'all', 'visual' (keyframes) or 'speech'."""
+        moments (`by='segment'`) or whole videos; `within` 'all', 'visual' (keyframes), 'speech' or 'screen'."""
         if text.strip() and image is not None:
             raise QueryError('give a text or an image to search by, not both')
         query = QueryDoc(text=text, image=image)
@@ -144,9 +144,12 @@ class Library:
         """Remove the video named by id, id prefix (6+ hex characters) or path from the index (the file stays)."""
         return list(self.flow.post('/delete', DocList[VideoDoc]([_named(target)])))
 
-    def transcript(self, target: str) -> list[CueDoc]:
-        """A video's timed text (subtitles or recognised speech), named by id, id prefix or path."""
-        return list(self._stored(target).cues)
+    def transcript(self, target: str, source: str = 'speech') -> list[CueDoc]:
+        """A video's timed text, named by id, id prefix or path: its subtitles or recognised speech
+        (`source` 'speech'), or the text it shows (`source` 'screen')."""
+        if source not in ('speech', SCREEN):
+            raise QueryError(f"source must be speech or screen, not {source!r}")
+        return [cue for cue in self._stored(target).cues if (cue.source == SCREEN) == (source == SCREEN)]
 
     def video(self, target: str) -> VideoDoc:
         """A stored video named by id, id prefix or path: its keyframes (time, thumbnail, embedding) and cues."""

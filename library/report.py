@@ -146,7 +146,8 @@ def match_record(match: SegmentDoc) -> dict:
 def video_record(video: VideoDoc) -> dict:
     """An indexed video as `list --json` and the HTTP API give it."""
     return {'video': json_text(video.uri), 'video_id': video.video_id, 'duration': round(video.duration, 3),
-            'frames': video.frame_count, 'cues': video.cue_count, 'added': video.added}
+            'frames': video.frame_count, 'cues': video.cue_count, 'screen_texts': video.screen_count,
+            'added': video.added}
 
 
 def json_text(value: str | None) -> str | None:

@@ -5,13 +5,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from executors.documents import SegmentDoc
+from executors.documents import SCREEN, SegmentDoc
 from executors.retrieval.cue_search import spoken_hits
 from executors.retrieval.fusion import cue_segments, fuse, visual_evidence
 from executors.retrieval.search import Grouping, visual_segments
 from executors.storage.interface import Storage
 
-LISTS = ('visual', 'speech')  # the ranked lists a query can ask for, in fusion order
+LISTS = ('visual', 'speech', SCREEN)  # the ranked lists a query can ask for, in fusion order
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,9 @@ def answer(storage: Storage, vector: np.ndarray | None, text: str, *, count: int
     if 'visual' in lists and vector is not None:
         found['visual'], background = visual_segments(storage, vector, count=pool, candidates=settings.candidates,
                                                       grouping=settings.grouping)
-    if 'speech' in lists and text.strip():
-        found['speech'] = spoken_segments(storage, text, pool, settings, meaning)
+    if text.strip() and ('speech' in lists or SCREEN in lists):  # what is said and what is shown in writing
+        said, shown = cue_lists(storage, text, pool, settings, meaning)
+        found.update({name: segments for name, segments in (('speech', said), (SCREEN, shown)) if name in lists})
     found = {name: segments for name, segments in found.items() if segments}
     if len(found) < 2:
         return next(iter(found.values()), [])[:count]
@@ -54,14 +55,20 @@ def answer(storage: Storage, vector: np.ndarray | None, text: str, *, count: int
     return fuse(found, count, settings.weights, settings.slack)
 
 
-def spoken_segments(storage: Storage, text: str, count: int, settings: Settings,
-                    meaning: np.ndarray | None = None) -> list[SegmentDoc]:
-    """Spoken segments of the cues matching `text` by words or meaning, scored by their evidence (0-1,
-    executors.retrieval.cue_search), each with the keyframe shown at its best cue's time as its thumbnail."""
+def cue_lists(storage: Storage, text: str, count: int, settings: Settings,
+              meaning: np.ndarray | None = None) -> tuple[list[SegmentDoc], list[SegmentDoc]]:
+    """The segments of the cues matching `text` by words or meaning, scored by their evidence (0-1,
+    executors.retrieval.cue_search): those of what is said (subtitles, speech) and those of on-screen text,
+    kept apart; each with the keyframe shown at its best cue's time as its thumbnail."""
     hits = spoken_hits(storage, text, meaning, max(settings.speech_candidates, count), settings.meaning_floor)
-    segments = cue_segments(hits, settings.merge_gap, settings.grouping.max_segment,
-                            uri=lambda video_id: _path(storage, video_id))
-    return [s.model_copy(update={'thumbnail': keyframe_at(storage, s.video_id, s.timestamp)}) for s in segments[:count]]
+    lists = []
+    for of_screen in (False, True):
+        segments = cue_segments([h for h in hits if (h.source == SCREEN) == of_screen], settings.merge_gap,
+                                settings.grouping.max_segment, uri=lambda video_id: _path(storage, video_id))
+        lists.append([s.model_copy(update={'thumbnail': keyframe_at(storage, s.video_id, s.timestamp),
+                                           **({'source': SCREEN, 'sources': [SCREEN]} if of_screen else {})})
+                      for s in segments[:count]])
+    return lists[0], lists[1]
 
 
 def keyframe_at(storage: Storage, video_id: str, seconds: float) -> str:

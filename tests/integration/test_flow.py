@@ -145,13 +145,13 @@ def test_the_repository_flow_names_existing_executors():
 
     config = yaml.safe_load((Path(__file__).resolve().parents[2] / 'flow.yml').read_text())
     assert [executor_class(e['uses']).__name__ for e in config['executors']] == [
-        'VideoLoader', 'SpeechReader', 'ImageEncoder', 'TextEncoder', 'Indexer']
+        'VideoLoader', 'SpeechReader', 'ScreenTextReader', 'ImageEncoder', 'TextEncoder', 'Indexer']
 
 
 def test_an_unknown_executor_is_named_with_the_known_ones(tmp_path):
     (tmp_path / 'flow.yml').write_text('executors:\n  - uses: OCRReader\n')
     with pytest.raises(ConfigError, match=r"flow.yml:2: unknown executor 'OCRReader' \(known: VideoLoader, SpeechReader, "
-                                          r"ImageEncoder, TextEncoder, Indexer"):
+                                          r"ScreenTextReader, ImageEncoder, TextEncoder, Indexer"):
         Flow(tmp_path / 'flow.yml')
 
 
