@@ -94,8 +94,8 @@ def test_lines_on_screen_are_found_at_their_time_on_their_own_and_fused(capsys, 
 
     code, out, _ = run(capsys, 'search', 'photosynthesis lecture', '--json', *indexed)  # --in all: the lists fused
     results = json.loads(out)
-    assert results[0]['source'] == SCREEN and results[0]['end'] - results[0]['start'] >= 8  # the slide: one long cue
-    assert {r['source'] for r in results} >= {'visual', SCREEN}
+    assert SCREEN in results[0]['sources'] and results[0]['end'] - results[0]['start'] >= 8  # the slide: one long cue
+    assert {s for r in results for s in r['sources']} >= {'visual', SCREEN}
 
     code, out, _ = run(capsys, 'search', 'revenue grew', '--in', 'speech', '--json', *indexed)
     assert json.loads(out) == []  # screen text is kept apart from subtitles and speech
