@@ -14,7 +14,7 @@ from page.media_server import MediaServer
 
 CARDS_PER_ROW = 4
 STRENGTHS = [(0.9, 'best match'), (0.75, 'strong match'), (0.5, 'fair match'), (0.0, 'weak match')]
-SOURCES = {'visual': 'seen', 'speech': 'said', 'both': 'seen and said'}
+SOURCES = {'visual': 'seen', 'speech': 'said', 'screen': 'on screen'}  # the lists that can find a moment, in words
 PLACEHOLDER = ('<div class="vced-spoken" style="aspect-ratio:16/9;display:flex;align-items:center;justify-content:'
                'center;border-radius:.5rem;background:#efe9fb;color:#6b4fbb;font-size:.95rem">'
                '&#128483;&nbsp;matched in what is said</div>')
@@ -33,7 +33,8 @@ def strength(score: float, best: float) -> tuple[float, str]:
 def strength_text(match: SegmentDoc, best: float) -> str:
     fraction, words = strength(match.score, best)
     filled = math.ceil(fraction * 5)
-    return f'{"▰" * filled}{"▱" * (5 - filled)} {words} · {SOURCES.get(match.source, match.source)}'
+    found = ' and '.join(SOURCES.get(name, name) for name in (match.sources or [match.source]))
+    return f'{"▰" * filled}{"▱" * (5 - filled)} {words} · {found}'
 
 
 def results_ui(lib: Library, media: MediaServer, live: set[str]) -> None:
@@ -110,6 +111,8 @@ def said_ui(match: SegmentDoc, limit: int) -> None:
     """The words a spoken result matched, the query's words (any ending) marked; inline HTML, so a mark
     followed by punctuation reads 'cake.' and not 'cake .'."""
     query = st.session_state.get('asked', {}).get('text', '')
+    if 'screen' in (match.sources or [match.source]):
+        st.badge('on screen', icon=':material/subtitles:', color='blue')
     marked = highlight(shorten(match.text or '', limit), query, html.escape, lambda word: f'<mark>{word}</mark>')
     st.html(f'<p class="vced-said" style="margin:0 0 .5rem">“{marked}”</p>')
 
