@@ -8,6 +8,7 @@ from typing import Mapping
 
 import numpy as np
 
+from executors.media.thumbnails import remove_staged
 from executors.retrieval import search
 from executors.retrieval.footage import clip_sources, duplicate_groups
 from executors.base import Executor, requests
@@ -129,6 +130,8 @@ class Indexer(Executor):
                     doc.frame_count = len(frames)
                 except WorkspaceError as e:
                     doc.status, doc.error = Status.FAILED, str(e)
+                    remove_staged([f.thumbnail for f in doc.frames] + [t for piece in earlier if isinstance(piece, Frames)
+                                                                      for t in piece.thumbnails])
         return complete
 
     @requests(on='/save')

@@ -124,7 +124,7 @@ def test_search_by_an_uploaded_image_finds_the_video_it_shows(http, indexed):
 @pytest.mark.parametrize('request_kwargs, status, reason', [
     ({'json': {'text': ''}}, 400, 'empty query: describe what to look for, or search by image'),
     ({'json': {'text': 'x', 'top': 0}}, 422, 'top: Input should be greater than or equal to 1'),
-    ({'json': {'text': 'x', 'in': 'smell'}}, 422, "in: Input should be 'all', 'visual' or 'speech'"),
+    ({'json': {'text': 'x', 'in': 'smell'}}, 422, "in: Input should be 'all', 'visual', 'speech' or 'screen'"),
     ({'json': {'text': 'x', 'colour': 'red'}}, 422, 'colour: Extra inputs are not permitted'),
     ({'content': b'{"text": ', 'headers': {'Content-Type': 'application/json'}}, 422, 'Invalid JSON'),
     ({'content': b'text=x', 'headers': {'Content-Type': 'text/plain'}}, 415, 'send JSON {"text": ...}'),

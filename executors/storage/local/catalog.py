@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS videos (
     first_label INTEGER NOT NULL, frame_count INTEGER NOT NULL,
     mean BLOB NOT NULL,  -- float32 mean of the frame embeddings (CLIP4Clip's meanP)
     size INTEGER NOT NULL DEFAULT 0, mtime_ns INTEGER NOT NULL DEFAULT 0,  -- the file's, when indexed
-    checksum INTEGER NOT NULL DEFAULT -1  -- crc32 of its float16 embedding rows (-1: not recorded)
+    checksum INTEGER NOT NULL DEFAULT -1,  -- crc32 of its float16 embedding rows (-1: not recorded)
+    mean_crc INTEGER NOT NULL DEFAULT -1  -- crc32 of `mean` (-1: not recorded)
 );
 CREATE TABLE IF NOT EXISTS frames (
     label INTEGER PRIMARY KEY, video TEXT NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
@@ -118,7 +119,8 @@ class Catalog:
         present = {row[0] for row in self.db.execute('SELECT name FROM sqlite_master')}
         if missing or ('cues' in present and 'cue_keys' not in present):
             with self.transaction():
-                for name in missing:
+                columns = {row[1] for row in self.db.execute('PRAGMA table_info(videos)')}  # another process's?
+                for name in (n for n in missing if n not in columns):
                     self.db.execute(f'ALTER TABLE videos ADD COLUMN {name} {ADDED_COLUMNS[name]}')
                 if 'cues' in present:
                     cue_table.upgrade(self.db)  # cues stored before keys and vectors: re-made with them

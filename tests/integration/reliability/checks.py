@@ -13,7 +13,8 @@ from executors.media.thumbnails import staging_folder
 
 WORKSPACE_FILES = {'catalog.sqlite', 'catalog.sqlite-wal', 'catalog.sqlite-shm', 'embeddings.f16', 'ivf.faiss', 'ivf.json',
                    'hnsw.bin', 'hnsw.json', 'lock', 'thumbnails'}
-LEFT_BY_A_CRASH = {'ivf.tmp', 'ivf.json.tmp', 'hnsw.tmp', 'hnsw.json.tmp'}  # readers ignore them; the next writer removes them
+LEFT_BY_A_CRASH = {'ivf.tmp', 'ivf.json.tmp', 'hnsw.tmp', 'hnsw.json.tmp',  # readers ignore them; the next writer
+                   'adding.json'}  # removes them (adding.json: which rows an interrupted add was writing)
 
 
 @dataclass
