@@ -1,6 +1,6 @@
 """VCED's web page: add videos, search them by a description or an image, play the moments found.
 
-    streamlit run app.py -- [--flow FILE] [--workspace DIR] [--model NAME_OR_PATH] [--videos DIR] [--media-port N]
+    streamlit run app.py -- [--flow FILE] [--workspace DIR] [--model NAME_OR_PATH] [--backend local|milvus] [--uri URI] ...
 
 UI only: the library layer (one Library shared by every session of the server) does the work, and
 media_server plays the files to the browser by range requests. The parts are in page/: access (the
@@ -16,6 +16,7 @@ import streamlit as st
 from executors.documents import VideoDoc
 from executors.errors import VcedError
 from library import format_time, plural
+from library.options import add_options, flow_path, overrides
 from page import access as page_access
 from page.adding import add_ui
 from page.library_tab import library_ui
@@ -23,23 +24,23 @@ from page.resources import Loaded, failed, load_library, media_server
 from page.search import search_ui
 
 WATCH_SECONDS = 5  # how often an open page checks whether another page or the CLI changed the library
-USAGE = ('streamlit run app.py -- [--flow FILE] [--workspace DIR] [--model NAME_OR_PATH] [--videos DIR] '
-         '[--media-port N] [--media-url URL]')
+USAGE = ('streamlit run app.py -- [--flow FILE] [--workspace DIR] [--model NAME_OR_PATH] [--text-model clip|multilingual|auto] '
+         '[--asr NAME|off] [--ocr auto|off|PATH] [--backend local|milvus] [--uri URI] [--videos DIR] [--media-port N] '
+         '[--media-url URL]')
 
 
 def options(argv: list[str]) -> argparse.Namespace:
-    """The options given after `--` on the streamlit command line."""
+    """The options given after `--` on the streamlit command line: the CLI's library options
+    (library/options.py) and the page's own."""
     parser = argparse.ArgumentParser(usage=USAGE)
-    parser.add_argument('--flow', default='flow.yml', help='the flow file (default: flow.yml)')
-    parser.add_argument('--workspace', help='where the index lives (default: set in flow.yml)')
-    parser.add_argument('--model', help='CLIP model name or checkpoint path (default: set in flow.yml)')
-    parser.add_argument('--text-model', dest='text_model', help='clip | multilingual | auto (default: set in flow.yml)')
-    parser.add_argument('--asr', help='speech recognition model, or off (default: set in flow.yml)')
+    add_options(parser, 'flow', 'workspace', 'model', 'text_model', 'asr', 'ocr', 'backend', 'uri')
     parser.add_argument('--videos', default='data/videos', help='where uploaded videos are saved (default: data/videos)')
     parser.add_argument('--media-port', type=int, default=0, help='port that plays videos to browsers (default: any free one)')
     parser.add_argument('--media-url', default='', help="the media server's address as browsers reach it "
                                                        '(behind a proxy; default: http://<the page\'s host>:<media port>)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.flow, args.overrides = flow_path(args), overrides(args)
+    return args
 
 
 def main() -> None:
@@ -52,7 +53,7 @@ def main() -> None:
     address = st.get_option('server.address')
     page_access.gate_ui(address)
     try:
-        loaded = load_library(args.flow, args.workspace, args.model, args.text_model, args.asr)
+        loaded = load_library(args.flow, tuple(sorted(args.overrides.items())))
         media = media_server(address or '', args.media_port, page_access.password_mode(address))
         problem = failed(loaded)
         videos = [] if problem else loaded.library.videos()

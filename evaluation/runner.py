@@ -18,10 +18,11 @@ from evaluation.metrics import (DIRECTIONS, POOLINGS, RECALL_AT, evaluate_simila
                                 ranks, retrieval_metrics)
 from executors.documents import Status, VideoDoc
 from executors.errors import ConfigError, VcedError, VideoError
-from library import Library, file_sha256
+from library import Library, file_sha256, options
 
 __all__ = ['Report', 'add_arguments', 'cache_for', 'command', 'encode_captions', 'encode_videos', 'evaluate']
 
+FRAMES = 12  # frames per video under the count strategy, as CLIP4Clip
 Progress = Callable[[str, int, int], None]  # progress(stage, done, total), stage 'videos' or 'captions'
 
 
@@ -117,10 +118,13 @@ def _report(progress: Progress | None, stage: str, done: int, total: int) -> Non
 def add_arguments(parser) -> None:
     parser.add_argument('--videos', required=True, metavar='DIR', help='folder of videos named <video_id>.<ext>')
     parser.add_argument('--captions', required=True, metavar='FILE', help='CSV with video_id and sentence columns')
-    parser.add_argument('--frames', type=int, default=12, metavar='N', help='frames sampled per video (default 12)')
-    parser.add_argument('--strategy', default='count', help='frame sampling: count (default, as CLIP4Clip), uniform, scene, iframe')
+    parser.add_argument('--frames', type=int, metavar='N', help=f'frames per video under --strategy count (default {FRAMES})')
     parser.add_argument('--compare', metavar='BASE', help='also evaluate this model (e.g. the base of a tuned file), side by side')
     parser.add_argument('--json', action='store_true', help='print one JSON object')
+
+
+def _sampling(args) -> str:
+    return f'count, {args.frames} frames' if args.strategy == 'count' else f"{args.strategy}, as set in flow.yml"
 
 
 def format_table(report: Report, base: Report | None = None, base_name: str = '') -> str:
@@ -152,8 +156,9 @@ def _listed(names: list[str], shown: int = 5) -> str:
 def _run(args, dataset: Dataset, model: str | None) -> tuple[Report, FrameCache]:
     from tqdm import tqdm
 
-    overrides = {'workspace': args.workspace, 'model': model, 'text_model': getattr(args, 'text_model', None),
-                 'strategy': args.strategy, 'count': args.frames}
+    overrides = {**options.overrides(args), 'model': model}
+    if args.strategy == 'count':
+        overrides['count'] = args.frames
     bars: dict[str, tqdm] = {}
 
     def progress(stage: str, done: int, total: int) -> None:
@@ -163,7 +168,7 @@ def _run(args, dataset: Dataset, model: str | None) -> tuple[Report, FrameCache]
         bar.update(done - bar.n)
 
     try:
-        with Library(args.flow, **overrides) as library:
+        with Library(options.flow_path(args), origin=options.ORIGIN, **overrides) as library:
             cache = cache_for(library)
             return evaluate(library, dataset, cache, progress), cache
     finally:
@@ -173,7 +178,9 @@ def _run(args, dataset: Dataset, model: str | None) -> tuple[Report, FrameCache]
 
 def command(args) -> int:
     """`python flow.py eval`: print the metrics table (or JSON); warnings and progress go to stderr."""
-    if args.frames < 1:
+    if args.strategy == 'count' and args.frames is None:
+        args.frames = FRAMES
+    if args.frames is not None and args.frames < 1:
         raise VcedError(f'--frames must be at least 1, not {args.frames}')
     dataset = load_dataset(args.videos, args.captions)
     if dataset.missing:
@@ -194,7 +201,7 @@ def command(args) -> int:
         print(json.dumps(body, ensure_ascii=False, allow_nan=False))
     else:
         print(f'{report.captions} captions, {report.videos} videos, {report.frames} frames '
-              f'({args.strategy}, {args.frames}); {report.skipped} captions skipped; '
+              f'({_sampling(args)}); {report.skipped} captions skipped; '
               f'{report.cached} videos from the frame cache {cache.folder}')
         print(format_table(report, base, args.compare or ''))
     return 0

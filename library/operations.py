@@ -12,7 +12,8 @@ from executors.video_loader import file_sha256
 from library.files import VIDEO_EXTENSIONS, find_videos, read_image, safe_file_name, save_upload
 from library.report import (IndexSummary, format_time, highlight, local_time, one_line, plural, progress_fraction,
                             progress_text, shorten, time_range)
-from library.pipeline import Flow
+from library.pipeline import Flow, read_settings
+from library.workspace import require_library
 
 __all__ = ['Library']
 
@@ -24,12 +25,17 @@ KNOWN_BATCH = 1000  # already indexed videos passed through the flow together (t
 class Library:
     """The operations on one library (a workspace, or a Milvus collection), over one Flow.
 
-    `flow` is the flow file; `overrides` replace its top-level settings (workspace, model,
-    text_model, asr, backend, uri, device): the CLI's options and the page's.
+    `flow` is the flow file (default: ./flow.yml, else the repository's); `overrides` replace its
+    top-level settings (workspace, model, text_model, asr, backend, uri, device): the CLI's options and
+    the page's; a value an executor refuses is blamed on `origin`. `create=False` opens only an existing
+    library: reading commands never start an empty one where a name was mistyped.
     """
 
-    def __init__(self, flow: str | Path = 'flow.yml', **overrides):
-        self.flow = Flow(flow, **overrides)
+    def __init__(self, flow: str | Path | None = None, *, origin: str = 'an override', create: bool = True,
+                 **overrides):
+        if not create:
+            require_library(read_settings(flow, **overrides), overrides)
+        self.flow = Flow(flow, origin=origin, **overrides)
         self.notices: list[str] = []  # what warm_up found missing but not fatal
 
     # ---------------------------------------------------------------- indexing
@@ -268,6 +274,8 @@ def _triage(path: Path, stored: dict[str, VideoDoc], by_file: dict, hashing: boo
 def _named(target: str) -> VideoDoc:
     import re
 
-    if re.fullmatch(r'[0-9a-fA-F]{6,64}', target) and not os.path.exists(target):
+    if re.fullmatch(r'[0-9a-fA-F]{1,64}', target) and not os.path.exists(target):
+        if len(target) < 6:
+            raise QueryError(f"'{target}': a video id prefix needs at least 6 characters (no file has that name)")
         return VideoDoc(video_id=target.lower())
     return VideoDoc(uri=os.path.abspath(os.path.expanduser(target)))

@@ -19,24 +19,21 @@ class Flow:
 
     flow.yml has a top-level `with:` (parameters given to every executor that takes them, such as
     `workspace` and `model`) and `executors:`, a list of `{uses: ClassName, with: {...}}`.
-    `overrides` replace the top-level parameters (the CLI's --workspace and --model).
+    `overrides` replace the top-level parameters (the CLI's --workspace and --model); an executor
+    that refuses an override's value is reported as `<name> '<value>' (<origin>)`, not as flow.yml's line.
     """
 
-    def __init__(self, path: str | Path = 'flow.yml', **overrides):
-        self.path = Path(path)
+    def __init__(self, path: str | Path | None = None, origin: str = 'an override', **overrides):
+        self.path = Path(path or default_flow())
         self.executors: list[Executor] = []
         self.arguments: dict[str, dict] = {}  # each executor's keyword arguments, by its flow.yml `uses`
         self.stages: list[tuple[str, dict]] = []  # (uses, keyword arguments) of each executor, in order
-        try:
-            text = self.path.read_text(encoding='utf-8')
-        except OSError as e:
-            raise ConfigError(f'{self.path}: cannot read the flow file ({e.strerror})') from e
         overrides = {k: v for k, v in overrides.items() if v is not None}
-        root, config = _parse(self.path, text)
+        root, config = _parse(self.path, _read(self.path))
         # what decides the executors' behaviour: the top-level parameters as overridden, and each executor's
         self.settings = {'with': {**(config.get('with') or {}), **overrides}, 'executors': config['executors']}
         try:
-            for spec in _executor_specs(self.path, root, config, self.settings['with'], overrides):
+            for spec in _executor_specs(self.path, root, config, self.settings['with'], overrides, origin):
                 executor, self.arguments[spec['uses']] = _build_executor(self.path, spec)
                 self.executors.append(executor)
                 self.stages.append((spec['uses'], self.arguments[spec['uses']]))
@@ -104,6 +101,30 @@ class Flow:
         self.close()
 
 
+def default_flow() -> Path:
+    """flow.yml of the current folder when it has one, else the repository's (beside library/: an editable
+    install's, so `vced` and the Python API work from any folder)."""
+    here = Path('flow.yml')
+    installed = Path(__file__).resolve().parents[1] / 'flow.yml'
+    return installed if not here.is_file() and installed.is_file() else here
+
+
+def read_settings(path: str | Path | None = None, **overrides) -> dict:
+    """The settings a Flow of `path` would have (its top-level `with:` as overridden, and each executor's
+    `uses` and `with`), read without building anything."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    path = Path(path or default_flow())
+    config = _parse(path, _read(path))[1]
+    return {'with': {**(config.get('with') or {}), **overrides}, 'executors': config['executors']}
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding='utf-8')
+    except OSError as e:
+        raise ConfigError(f'{path}: cannot read the flow file ({e.strerror})') from e
+
+
 def _parse(path: Path, text: str) -> tuple[yaml.Node, dict]:
     """flow.yml as YAML nodes (for line numbers) and as data, checked to have executors."""
     try:
@@ -116,7 +137,8 @@ def _parse(path: Path, text: str) -> tuple[yaml.Node, dict]:
     return root, config
 
 
-def _executor_specs(path: Path, root: yaml.Node, config: dict, shared: dict, overrides: dict) -> Iterator[dict]:
+def _executor_specs(path: Path, root: yaml.Node, config: dict, shared: dict, overrides: dict,
+                    origin: str) -> Iterator[dict]:
     """Each executor's class name, keyword arguments and the flow.yml lines they came from."""
     root_nodes = {k.value: v for k, v in root.value}
     for node, entry in zip(root_nodes['executors'].value, config['executors']):
@@ -134,7 +156,7 @@ def _executor_specs(path: Path, root: yaml.Node, config: dict, shared: dict, ove
             if key_node.value == 'with':
                 param_lines = _key_lines(value_node)
         yield {'uses': entry['uses'], 'line': line, 'params': params, 'param_lines': param_lines,
-               'shared': shared, 'overrides': overrides}
+               'shared': shared, 'overrides': overrides, 'origin': origin}
 
 
 def _key_lines(node: yaml.Node, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], int]:
@@ -147,21 +169,21 @@ def _key_lines(node: yaml.Node, prefix: tuple[str, ...] = ()) -> dict[tuple[str,
     return lines
 
 
-def _arguments(cls: type, spec: dict, accepted: list[str]) -> tuple[dict, set[tuple[str, ...]]]:
+def _arguments(cls: type, spec: dict, accepted: list[str]) -> tuple[dict, dict[tuple[str, ...], str]]:
     """An executor's keyword arguments: flow.yml's top-level `with:` it takes, its own `with:`, then the
     overrides it takes, some of which land in a nested option (Executor.nested_overrides); and the
-    paths of the options the overrides set."""
+    paths of the options the overrides set, with the override that set each."""
     kwargs = {k: v for k, v in spec['shared'].items() if k in accepted}
     kwargs.update(spec['params'])
-    overridden = set()
+    overridden = {}
     for key, value in spec['overrides'].items():
         if key in accepted:
             kwargs[key] = value
-            overridden.add((key,))
+            overridden[(key,)] = key
         elif key in cls.nested_overrides:
             block, option = cls.nested_overrides[key]
             kwargs[block] = {**(kwargs.get(block) or {}), option: value}
-            overridden.add((block, option))
+            overridden[(block, option)] = key
     return kwargs, overridden
 
 
@@ -181,9 +203,18 @@ def _build_executor(path: Path, spec: dict) -> tuple[Executor, dict]:
         return cls(**kwargs), kwargs
     except (ConfigError, TypeError, ValueError) as e:
         key = getattr(e, 'key', ())
-        if key in overridden:  # the value came from an override (the command line, the page), not from flow.yml
-            raise ConfigError(f"{spec['uses']}: {e}", key=key) from e
-        raise ConfigError(f"{path}:{spec['param_lines'].get(key, line)}: {spec['uses']}: {e}", key=key) from e
+        raise ConfigError(f"{_blamed(path, spec, overridden, key, str(e))}: {spec['uses']}: {e}", key=key) from e
+
+
+def _blamed(path: Path, spec: dict, overridden: dict[tuple[str, ...], str], key: tuple[str, ...], message: str) -> str:
+    """Where a refused setting came from: the override that set the option at fault (`key`; without one, the
+    override the message names), as `<name> '<value>' (<origin>)`; else the option's line in flow.yml."""
+    culprits = [overridden[key]] if key in overridden else [] if key else overridden.values()
+    for name in culprits:
+        value = spec['overrides'][name]
+        if key or re.search(rf'\b{re.escape(name)}\b', message) or len(str(value)) > 2 and str(value) in message:
+            return f"{name} '{value}' ({spec['origin']})"
+    return f"{path}:{spec['param_lines'].get(key, spec['line'])}"
 
 
 def _run(executors: list[Executor], endpoint: str, docs: DocList, parameters: dict) -> DocList:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
-from executors.documents import CueDoc, SegmentDoc, Status, VideoDoc
+from executors.documents import SCREEN, CueDoc, SegmentDoc, Status, VideoDoc
 
 
 @dataclass
@@ -155,3 +155,20 @@ def json_text(value: str | None) -> str | None:
     if value is None:
         return None
     return os.fsencode(value).decode('utf-8', 'backslashreplace') if _has_surrogates(value) else value
+
+
+def outcome_line(video: VideoDoc) -> str:
+    """`flow.py index`'s line for a video not failed: 'indexed: PATH (N frames, N cues), N on screen', or its status."""
+    if video.status != Status.INDEXED:
+        return f'{video.status}: {one_line(video.uri)}'
+    screen = sum(cue.source == SCREEN for cue in video.cues)
+    return (f"{video.status}: {one_line(video.uri)} ({plural(video.frame_count or len(video.frames), 'frame')}, "
+            f"{plural(len(video.cues) - screen, 'cue')})" + (f', {screen} on screen' if screen else ''))
+
+
+def video_line(row: dict) -> str:
+    """`flow.py list`'s line for a video_record: id, duration, keyframes, cues, on-screen texts, date added, path."""
+    speech = f"{row['cues']:>5} cues" if row['cues'] else '  no speech'
+    screen = f"{row['screen_texts']:>5} on screen" if row['screen_texts'] else ' no screen text'
+    return (f"{row['video_id'][:12]}  {format_time(row['duration'])}  {row['frames']:>6} frames  {speech}  {screen}  "
+            f"{row['added']}  {one_line(row['video'])}")

@@ -7,6 +7,7 @@ import streamlit as st
 
 from executors.errors import VcedError
 from library import Library
+from library.options import ORIGIN
 from page.access import cookie_checker, cookie_issuer
 from page.media_server import MediaServer
 
@@ -52,9 +53,10 @@ class Loaded:
 
 
 @st.cache_resource(show_spinner='Opening the library…', on_release=Loaded.close)
-def load_library(flow: str, workspace: str | None, model: str | None, text_model: str | None,
-                 asr: str | None) -> Loaded:
-    return Loaded(Library(flow, workspace=workspace, model=model, text_model=text_model, asr=asr))
+def load_library(flow: str, settings: tuple[tuple[str, str], ...]) -> Loaded:
+    """The Library every session shares; `settings`: the options' overrides of flow.yml (library.options),
+    a value an executor refuses blamed on the command line (`streamlit run app.py -- ...`)."""
+    return Loaded(Library(flow, origin=ORIGIN, **dict(settings)))
 
 
 def failed(loaded: Loaded) -> str | None:

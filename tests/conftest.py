@@ -48,6 +48,12 @@ def flow_args(tiny_checkpoint, workspace) -> list[str]:
 
 
 @pytest.fixture
+def library_args(workspace) -> list[str]:
+    """flow_args for the commands that only read or change a library (list, delete, transcript): no --model."""
+    return ['--flow', str(ROOT / 'flow.yml'), '--workspace', str(workspace)]
+
+
+@pytest.fixture
 def flow_overrides(tiny_checkpoint, workspace) -> dict:
     """The same as flow_args, for Flow(ROOT / 'flow.yml', **flow_overrides)."""
     return {'workspace': str(workspace), 'model': str(tiny_checkpoint)}

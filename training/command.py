@@ -14,8 +14,9 @@ import numpy as np
 from evaluation import cache_for, encode_videos, load_dataset
 from executors.models.clip_encoding import encode_texts, input_size
 from executors.models.clip_model import image_space_id, load_base_copy, resolve_device
-from executors.errors import VcedError
-from library import Library
+from executors.errors import ConfigError, VcedError
+from library import Library, options
+from training.data import AUTO_HOLDOUT, MIN_VALIDATION  # constants only: the module imports no torch
 
 if TYPE_CHECKING:
     from training.data import Pairs
@@ -34,15 +35,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--out', required=True, metavar='FILE', help='the tuned file to write (use it as --model FILE)')
     parser.add_argument('--val', metavar='FILE', help='validation captions (same CSV format, videos in --videos); '
                         'default: hold out --holdout of the training videos')
-    parser.add_argument('--holdout', type=float, default=0.1, metavar='F', help='share of videos held out without --val (0.1)')
+    parser.add_argument('--holdout', type=float, metavar='F',
+                        help=f'share of videos held out for validation without --val (default: {AUTO_HOLDOUT:g} when '
+                        f'that makes {MIN_VALIDATION} videos, else none: small sets train on every video); 0: none')
     parser.add_argument('--method', choices=tuple(METHOD_DEFAULTS), default='query',
                         help='query (default, CPU-friendly: text-side adapter, no re-index), adapter (AIM), prompt (VoP)')
     parser.add_argument('--epochs', type=int, metavar='N', help='at most N epochs (query 100, adapter/prompt 5)')
     parser.add_argument('--batch', type=int, metavar='N', help='captions per step (query 128, adapter/prompt 16)')
     parser.add_argument('--lr', type=float, metavar='X', help='learning rate (query 3e-3, adapter 3e-4, prompt 5e-3)')
     parser.add_argument('--patience', type=int, default=10, metavar='N', help='stop after N epochs without a better R@1')
+    parser.add_argument('--weight-decay', dest='weight_decay', type=float, default=0.01, metavar='X',
+                        help='AdamW weight decay of the trained parts (0.01)')
     parser.add_argument('--frames', type=int, default=12, metavar='N', help='frames per video, evenly spaced (12)')
-    parser.add_argument('--device', help='cpu | cuda | auto (default: flow.yml)')
     parser.add_argument('--seed', type=int, default=0, help='shuffling, hold-out and initialisation')
     parser.add_argument('--bottleneck', type=int, help='adapter width (query 256, adapter 64)')
     parser.add_argument('--prompt-tokens', dest='prompt_tokens', type=int, default=8, help='prompt: tokens per block (8)')
@@ -57,18 +61,21 @@ def run(args) -> int:
     from training.trainer import train
 
     settings, config = _settings(args), _config(args)
+    if args.device:
+        _device(args, args.device)  # before any work: CUDA asked for where there is none
     train_set = load_dataset(args.videos, args.captions)
     if args.val:
         val_set = load_dataset(args.videos, args.val)
         train_ids, val_ids = set(train_set.videos), set(val_set.videos)
     else:
         val_set = train_set
-        train_ids, val_ids = split_videos(list(train_set.videos), args.holdout, args.seed)
-    overrides = {'workspace': args.workspace, 'model': args.model, 'strategy': 'count', 'count': args.frames,
-                 'text_model': getattr(args, 'text_model', None), 'device': args.device}
-    with Library(args.flow, **{k: v for k, v in overrides.items() if v is not None}) as library:
+        train_ids, val_ids, warning = split_videos(list(train_set.videos), args.holdout, args.seed)
+        if warning:
+            print(f'warning: {warning}', file=sys.stderr)
+    overrides = {**options.overrides(args), 'strategy': 'count', 'count': args.frames}
+    with Library(options.flow_path(args), origin=options.ORIGIN, **overrides) as library:
         shared = library.settings['with']
-        base, device = str(shared['model']), resolve_device(str(shared.get('device', 'auto')))
+        base, device = str(shared['model']), _device(args, str(shared.get('device', 'auto')))
         base_name = base if not os.path.isfile(base) else os.path.realpath(base)
         model = load_base_copy(base, device)
         install(model, args.method, config)
@@ -76,22 +83,25 @@ def run(args) -> int:
         if args.method == 'query':
             embedded = _embedded(library, videos)
             train_ids, val_ids = train_ids & set(embedded), val_ids & set(embedded)
-        pairs, val_pairs = Pairs.from_dataset(train_set, train_ids), Pairs.from_dataset(val_set, val_ids, 'validate on')
+        pairs = Pairs.from_dataset(train_set, train_ids)
+        val_pairs = Pairs.from_dataset(val_set, val_ids, 'validate on') if val_ids else None
         if args.method == 'query':
             method = QueryMethod(model, _texts(model, pairs), mean_pooled([embedded[v] for v in pairs.video_ids]), pairs,
-                                 _texts(model, val_pairs), mean_pooled([embedded[v] for v in val_pairs.video_ids]),
-                                 val_pairs)
+                                 *(_texts(model, val_pairs), mean_pooled([embedded[v] for v in val_pairs.video_ids]),
+                                   val_pairs) if val_pairs else (None, None, None))
         else:
             decoded = DecodedFrames(Path(shared.get('workspace') or 'data/workspace') / 'train_frames', args.frames,
                                     input_size(model))
             frames = {v: decoded.get(Path(videos[v])) for v in videos}
             method = BackboneMethod(model, [frames[v] for v in pairs.video_ids], pairs,
-                                    [frames[v] for v in val_pairs.video_ids], val_pairs, device)
-    print(f'{args.method}: {len(pairs)} captions of {len(pairs.video_ids)} videos, validating on '
-          f'{len(val_pairs)} captions of {len(val_pairs.video_ids)} videos, {_count(model)} trained parameters',
-          file=sys.stderr)
+                                    [frames[v] for v in val_pairs.video_ids] if val_pairs else [], val_pairs, device)
+    validating = (f'validating on {len(val_pairs)} captions of {len(val_pairs.video_ids)} videos' if val_pairs
+                  else 'no validation set')
+    print(f'{args.method}: {len(pairs)} captions of {len(pairs.video_ids)} videos, {validating}, '
+          f'{_count(model)} trained parameters', file=sys.stderr)
     identity = image_space_id(base)
     recorded = {'epochs': settings.epochs, 'batch': settings.batch, 'lr': settings.lr, 'patience': settings.patience,
+                'weight_decay': settings.weight_decay, 'holdout': args.holdout,
                 'frames': args.frames, 'seed': args.seed, 'captions': str(args.captions), 'val': str(args.val or ''),
                 'train_captions': len(pairs), 'train_videos': len(pairs.video_ids)}
 
@@ -100,10 +110,7 @@ def run(args) -> int:
         write_tuned(args.out, args.method, config, {'model': base_name, 'identity': identity}, state, recorded, metrics)
 
     outcome = train(method, len(pairs), settings, model.logit_scale.item(), save)
-    untrained = outcome.history[0]['val_r1']
-    print(f"{'interrupted; ' if outcome.interrupted else ''}best epoch {outcome.best_epoch}: validation R@1 "
-          f'{outcome.best_r1:.1f} (untrained {untrained:.1f}); wrote {args.out} '
-          f'({os.path.getsize(args.out) / 1e6:.2f} MB)')
+    print(_outcome_line(outcome, args.out))
     if changes_image_space(args.method):
         print(f'this model embeds keyframes differently from {base}: index into a new workspace with '
               f'--model {args.out} --workspace NEW_FOLDER')
@@ -112,18 +119,44 @@ def run(args) -> int:
     return 130 if outcome.interrupted else 0
 
 
+def _device(args, device: str) -> str:
+    try:
+        return resolve_device(device)
+    except ConfigError as e:
+        raise ConfigError(f"{'--device' if args.device else options.flow_path(args)}: {e}") from e
+
+
+def _outcome_line(outcome, out: str) -> str:
+    """What was written; nothing (a VcedError, or the interruption) when no epoch was as good as the untrained model."""
+    untrained = outcome.history[0]['val_r1']
+    if not outcome.best_epoch:
+        if outcome.interrupted:
+            raise KeyboardInterrupt  # before the first epoch was kept: nothing written
+        raise VcedError(f'every epoch did worse on validation than the untrained model (R@1 {untrained:.1f}): '
+                        f'{out} not written; try another --lr or --epochs, or more videos')
+    done = f"{'interrupted; ' if outcome.interrupted else ''}"
+    if outcome.best_r1 is None:
+        done += f'trained {outcome.best_epoch} epochs on every video (no validation set)'
+    else:
+        done += f'best epoch {outcome.best_epoch}: validation R@1 {outcome.best_r1:.1f} (untrained {untrained:.1f})'
+    return f'{done}; wrote {out} ({os.path.getsize(out) / 1e6:.2f} MB)'
+
+
 def _settings(args) -> Settings:
     from training.trainer import Settings
 
     epochs, batch, lr = METHOD_DEFAULTS[args.method]
     settings = Settings(epochs=args.epochs or epochs, batch=args.batch or batch, lr=args.lr or lr,
-                        patience=args.patience, seed=args.seed)
+                        weight_decay=args.weight_decay, patience=args.patience, seed=args.seed)
     for name, value, least in (('--epochs', settings.epochs, 1), ('--batch', settings.batch, 2),
                                ('--frames', args.frames, 1), ('--patience', settings.patience, 1)):
         if value < least:
             raise VcedError(f'{name} must be at least {least}, not {value}')
     if not settings.lr > 0:
         raise VcedError(f'--lr must be above 0, not {settings.lr}')
+    if not settings.weight_decay >= 0 or args.holdout is not None and not 0 <= args.holdout < 1:
+        raise VcedError(f'--weight-decay must be at least 0 and --holdout from 0 to below 1, not '
+                        f'{settings.weight_decay} and {args.holdout}')
     return settings
 
 

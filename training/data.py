@@ -54,14 +54,30 @@ def mean_pooled(frames: list[np.ndarray]) -> np.ndarray:
     return normalize(np.stack([normalize(f).mean(axis=0) for f in frames])).astype(np.float32)
 
 
-def split_videos(video_ids: list[str], fraction: float, seed: int) -> tuple[set[str], set[str]]:
-    """(train, validation) video ids: `fraction` of them held out, at least one, chosen by `seed`."""
-    order = np.random.default_rng(seed).permutation(len(video_ids))
-    held = max(1, int(round(fraction * len(video_ids))))
-    if len(video_ids) < 2:
-        raise VcedError('need at least two videos to hold one out for validation (or give --val)')
+MIN_VALIDATION = 10  # videos: R@1 on fewer moves in steps of 10 points or more, too coarse to stop on
+AUTO_HOLDOUT = 0.1   # the share held out when the set has enough videos for MIN_VALIDATION of them
+
+
+def split_videos(video_ids: list[str], holdout: float | None, seed: int) -> tuple[set[str], set[str], str]:
+    """(train, validation, warning) video ids chosen by `seed`. `holdout` None: AUTO_HOLDOUT of them when
+    that makes MIN_VALIDATION videos, else none (a small set is better trained on whole, for a fixed
+    number of epochs); 0: none. An explicit share that leaves fewer than two videos to validate on (R@1
+    over one video is always 100) holds none out either; one that leaves fewer than MIN_VALIDATION warns."""
+    total = len(video_ids)
+    held = int(round((AUTO_HOLDOUT if holdout is None else holdout) * total))
+    everything = (set(video_ids), set(), '')
+    if holdout == 0:
+        return everything
+    if holdout is None and held < MIN_VALIDATION or held < 2 or total - held < 2:
+        asked = f'--holdout {holdout}' if holdout is not None else f'holding out {AUTO_HOLDOUT:g} of them'
+        return (*everything[:2], f'{total} videos are too few to validate on: {asked} would leave {held} '
+                f'(R@1 needs {MIN_VALIDATION} or more to mean much); training on all of them for every epoch, '
+                'without early stopping: measure the result with eval on videos it has not seen, or give --val')
+    order = np.random.default_rng(seed).permutation(total)
     held_out = {video_ids[i] for i in order[:held]}
-    return set(video_ids) - held_out, held_out
+    warning = (f'validating on only {held} videos: R@1 moves in steps of {100 / held:.0f} points, so early '
+               'stopping may stop on noise (give --val, or more videos)' if held < MIN_VALIDATION else '')
+    return set(video_ids) - held_out, held_out, warning
 
 
 class DecodedFrames:

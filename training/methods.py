@@ -33,7 +33,7 @@ class QueryMethod:
                  val_text: np.ndarray, val_videos: np.ndarray, val_pairs: Pairs):
         self.model, self.pairs, self.val_pairs = model, pairs, val_pairs
         self.text, self.videos = torch.from_numpy(text), torch.from_numpy(videos)
-        self.val_text, self.val_videos = torch.from_numpy(val_text), val_videos
+        self.val_text, self.val_videos = (torch.from_numpy(val_text) if val_text is not None else None), val_videos
 
     def parameters(self) -> list[Tensor]:
         return list(self.model.query_adapter.parameters())
@@ -44,7 +44,10 @@ class QueryMethod:
         return symmetric_info_nce(text, video, torch.from_numpy(self.pairs.batch_positives(rows)), logit_scale)
 
     @torch.no_grad()
-    def validate(self) -> float:
+    def validate(self) -> float | None:
+        """Validation R@1, or None without a validation set."""
+        if self.val_pairs is None:
+            return None
         text = _unit(self.model.query_adapter(self.val_text)).numpy()
         return r_at_1(text, self.val_videos, self.val_pairs)
 
@@ -78,7 +81,10 @@ class BackboneMethod:
         return symmetric_info_nce(text, video, torch.from_numpy(self.pairs.batch_positives(rows)), logit_scale)
 
     @torch.no_grad()
-    def validate(self) -> float:
+    def validate(self) -> float | None:
+        """Validation R@1, or None without a validation set."""
+        if self.val_pairs is None:
+            return None
         self.model.eval()
         tokens = tokenize(self.val_pairs.sentences, self.model.context_length)
         text = torch.cat([self._encode_text(tokens[i:i + 256]) for i in range(0, len(tokens), 256)])

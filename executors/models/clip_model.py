@@ -29,11 +29,13 @@ _lock = threading.Lock()
 
 
 def resolve_device(device: str) -> str:
-    """'auto' means CUDA when available, else CPU."""
+    """'auto' means CUDA when available, else CPU; CUDA asked for where torch sees none is a ConfigError."""
     if device == 'auto':
         import torch
 
         return 'cuda' if torch.cuda.is_available() else 'cpu'
+    if str(device).startswith('cuda') and not torch.cuda.is_available():
+        raise ConfigError(f"device '{device}': torch sees no CUDA GPU on this machine (use cpu, or auto)")
     return device
 
 
@@ -47,8 +49,8 @@ def load_clip(model: str, device: str = 'auto', download_root: str | Path = WEIG
     Raises ModelError with what to do when the weights are missing or unreadable. `quantize='int8'`
     (CPU only) gives a dynamically quantised copy.
     """
-    device = resolve_device(device)
     check_quantize(quantize, device)
+    device = resolve_device(device)
     names = _available_models()
     key = model if model in names else str(Path(model).expanduser().resolve())
     if key not in names and not os.path.isfile(key):
@@ -76,7 +78,7 @@ def check_quantize(quantize: str | None, device: str) -> None:
     """Raise ConfigError unless `quantize` is a known mode that runs on `device`."""
     if quantize not in QUANTIZE_MODES:
         raise ConfigError(f"quantize must be one of {', '.join(map(str, QUANTIZE_MODES))}, not '{quantize}'")
-    if quantize and resolve_device(device) != 'cpu':
+    if quantize and (str(device).startswith('cuda') or resolve_device(device) != 'cpu'):
         raise ConfigError(f"quantize '{quantize}' runs on the CPU only; set device: cpu or leave quantize out")
 
 

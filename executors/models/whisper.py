@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -69,6 +70,9 @@ def model_folder(asr: str, weights: str | Path = WEIGHTS_DIR,
     staging = Path(tempfile.mkdtemp(prefix=f'.{folder.name}-', dir=folder.parent))
     try:
         log.info('downloading speech model %s into %s (once)', asr, folder)
+        # faster-whisper still passes an argument huggingface_hub deprecated: its warning would precede our notice
+        warnings.filterwarnings('ignore', message='The `local_dir_use_symlinks` argument is deprecated',
+                                category=UserWarning)
         download(asr, str(staging))
         if not (staging / 'model.bin').is_file():
             raise SpeechModelError(f'speech model {asr!r}: the download has no model.bin')

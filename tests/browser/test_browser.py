@@ -174,12 +174,12 @@ def test_upload_search_play_delete_in_a_browser(server, browser, sample_videos, 
     expect(page.get_by_text('2 videos · ')).to_be_visible()
 
     # the CLI works on the same workspace while the page runs, and the page sees what it did
-    listed = cli(flow_args, 'list', '--json')
+    listed = cli(flow_args[:4], 'list', '--json')
     assert listed.returncode == 0, listed.stderr
     assert sorted(Path(v['video']).name for v in json.loads(listed.stdout)) == ['bars.mp4', 'pattern.mp4']
     found = cli(flow_args, 'search', 'colour bars')
     assert found.returncode == 0 and 'rebuil' not in found.stderr.lower(), found.stderr
-    deleted = cli(flow_args, 'delete', str(tmp_path / 'uploads' / 'pattern.mp4'))
+    deleted = cli(flow_args[:4], 'delete', str(tmp_path / 'uploads' / 'pattern.mp4'))
     assert deleted.returncode == 0, deleted.stderr
     expect(page.get_by_text('1 video · ')).to_be_visible(timeout=15_000)
 

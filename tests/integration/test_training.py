@@ -10,7 +10,7 @@ import torch
 from evaluation import Caption, Dataset
 from executors.models.clip_encoding import encode_images, encode_texts
 from executors.models.clip_model import image_space_id, load_base_copy, load_clip
-from executors.errors import ModelError
+from executors.errors import ModelError, VcedError
 from executors.models.tuned_model import METHODS, install, is_tuned_file, read_tuned, trainable_names, write_tuned
 from flow import main
 from tests.factories import make_video, write_discriminative_clip_checkpoint
@@ -148,7 +148,31 @@ def test_ctrl_c_leaves_the_best_epoch_so_far():
     saved = []
     outcome = train(Interrupted(), 4, Settings(epochs=5, batch=2, lr=0.1), 2.0, saved.append, progress=False)
     assert outcome.interrupted and outcome.best_epoch == 1
-    assert [m['best_epoch'] for m in saved] == [0, 1]
+    assert [m['best_epoch'] for m in saved] == [1]  # the untrained parts are never saved
+
+
+def test_no_epoch_as_good_as_the_untrained_model_saves_nothing_and_run_says_so(tmp_path):
+    from training.command import _outcome_line
+
+    class Worse:
+        weight = torch.nn.Parameter(torch.zeros(1))
+        scores = iter([50.0, 40.0, 30.0, 20.0])
+
+        def parameters(self):
+            return [self.weight]
+
+        def loss(self, rows, scale):
+            return (self.weight - 1).pow(2).sum()
+
+        def validate(self):
+            return next(self.scores)
+
+    saved = []
+    outcome = train(Worse(), 4, Settings(epochs=3, batch=2, lr=0.1), 2.0, saved.append, progress=False)
+    assert outcome.best_epoch == 0 and saved == []
+    with pytest.raises(VcedError, match=r'every epoch did worse on validation than the untrained model '
+                                   r'\(R@1 50.0\): .*q.pt not written'):
+        _outcome_line(outcome, str(tmp_path / 'q.pt'))
 
 
 def test_query_tuning_generalises_to_unseen_videos_of_the_same_concepts(base, tmp_path, capsys):

@@ -71,10 +71,12 @@ def test_an_option_the_chosen_engine_ignores_is_an_error_at_its_line(tmp_path, s
 
 def test_an_override_that_the_engine_ignores_names_no_flow_yml_line(tmp_path):
     path = indexer_flow(tmp_path, '      index: ivf\n')
-    with pytest.raises(ConfigError, match=r"^Indexer: milvus\.uri: 'x\.db' does nothing under backend local"):
+    with pytest.raises(ConfigError, match=r"^uri 'x\.db' \(an override\): Indexer: milvus\.uri: 'x\.db' does nothing "
+                                          r"under backend local"):
         Flow(path, uri='x.db')
-    with pytest.raises(ConfigError, match=r"^Indexer: backend must be one of local, milvus \(hnswlib: an old name"):
-        Flow(path, backend='foo')
+    with pytest.raises(ConfigError, match=r"^backend 'foo' \(the page\): Indexer: backend must be one of local, milvus "
+                                          r"\(hnswlib: an old name"):
+        Flow(path, origin='the page', backend='foo')
 
 
 @pytest.mark.parametrize('backend', ['local', 'hnswlib'])

@@ -70,9 +70,12 @@ def connect(uri: str, token: str, timeout: float):
     """A MilvusClient for `uri`; a one-line WorkspaceError when it cannot be reached or opened."""
     from pymilvus import MilvusClient
 
+    from executors.storage.milvus.lite_logging import quiet_milvus_lite
+
     local = '://' not in uri
     try:
         if local:
+            quiet_milvus_lite()
             Path(uri).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
             return MilvusClient(str(Path(uri).expanduser().resolve()))
         return MilvusClient(uri=uri, token=token, timeout=timeout)

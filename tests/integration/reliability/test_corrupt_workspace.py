@@ -38,6 +38,11 @@ def test_a_truncated_index_is_rebuilt_from_the_stored_embeddings_with_a_message(
     check_consistent(library, reference, strict=True)
 
 
+def model_for(argv: list, checkpoint) -> tuple:
+    """--model for the commands that take it (index and search)."""
+    return ('--model', checkpoint) if argv[0] in ('index', 'search') else ()
+
+
 def cli(capsys, *argv):
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
@@ -68,7 +73,7 @@ def test_a_missing_or_damaged_catalog_is_a_clear_error_that_names_it_and_loses_n
     saved = {p.name: p.read_bytes() for p in library.iterdir() if p.is_file() and p.name not in TRANSIENT}
     thumbnails = sorted(p.name for p in (library / 'thumbnails').iterdir())
     argv = [a.format(video=batch / 'clip0.mp4') for a in command]
-    code, out, err = cli(capsys, *argv, '--workspace', library, '--model', tiny_checkpoint)
+    code, out, err = cli(capsys, *argv, '--workspace', library, *model_for(argv, tiny_checkpoint))
     assert code == 1 and out == ''
     assert err.count('\n') == 1 and err.startswith('error: ')
     assert str(library / 'catalog.sqlite') in err
@@ -78,9 +83,10 @@ def test_a_missing_or_damaged_catalog_is_a_clear_error_that_names_it_and_loses_n
     assert sorted(p.name for p in (library / 'thumbnails').iterdir()) == thumbnails
 
 
-def test_a_new_workspace_still_starts_empty(capsys, workspace, tiny_checkpoint):
-    code, out, _ = cli(capsys, 'list', '--workspace', workspace, '--model', tiny_checkpoint)
-    assert code == 0 and 'the index is empty' in out
+def test_a_missing_workspace_is_named_not_started(capsys, workspace, tiny_checkpoint):
+    code, out, err = cli(capsys, 'list', '--workspace', workspace)
+    assert code == 1 and out == '' and err.count('\n') == 1 and f'{workspace}: no library here yet' in err
+    assert not workspace.exists()  # reading never creates one
 
 
 def test_missing_embeddings_are_an_error_not_an_empty_result(capsys, library, reference, tiny_checkpoint):

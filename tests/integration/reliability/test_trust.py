@@ -24,6 +24,11 @@ from tests.integration.reliability.checks import check_consistent
 TRANSIENT = {'lock', 'catalog.sqlite-wal', 'catalog.sqlite-shm'}
 
 
+def model_for(argv: list, checkpoint) -> tuple:
+    """--model for the commands that take it (index and search)."""
+    return ('--model', checkpoint) if argv[0] in ('index', 'search') else ()
+
+
 def cli(capsys, *argv):
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
@@ -64,7 +69,7 @@ def test_an_emptied_catalog_next_to_stored_embeddings_is_an_error_that_touches_n
     saved = files(library)
     thumbnails = sorted(p.name for p in (library / 'thumbnails').iterdir())
     argv = [a.format(video=batch / 'clip0.mp4') for a in command]
-    code, out, err = cli(capsys, *argv, '--workspace', library, '--model', tiny_checkpoint)
+    code, out, err = cli(capsys, *argv, '--workspace', library, *model_for(argv, tiny_checkpoint))
     assert code == 1 and err.count('\n') == 1 and str(catalog) in err and 'backup' in err, err
     assert files(library) == saved  # embeddings.f16 not truncated, the graph not rebuilt
     assert sorted(p.name for p in (library / 'thumbnails').iterdir()) == thumbnails
@@ -205,7 +210,7 @@ def test_a_file_name_that_is_not_utf8_is_indexed_listed_and_printed(capsys, batc
     code, out, err = cli(capsys, 'index', folder, '--workspace', workspace, '--model', tiny_checkpoint)
     assert code == 0 and '2 indexed' in out, err
     assert 'caf\\xe9 clip.mp4' in out
-    code, out, err = cli(capsys, 'list', '--json', '--workspace', workspace, '--model', tiny_checkpoint)
+    code, out, err = cli(capsys, 'list', '--json', '--workspace', workspace)
     names = sorted(os.path.basename(v['video']) for v in json.loads(out))
     assert names == ['caf\\xe9 clip.mp4', 'plain.mp4']
     code, out, err = cli(capsys, 'search', 'a clip', '--workspace', workspace, '--model', tiny_checkpoint)
