@@ -30,9 +30,9 @@ _lock = threading.Lock()
 
 def resolve_device(device: str) -> str:
     """'auto' means CUDA when available, else CPU; CUDA asked for where torch sees none is a ConfigError."""
-    if device == 'auto':
+    if device == 'auto' or str(device).startswith('cuda'):
         import torch
-
+    if device == 'auto':
         return 'cuda' if torch.cuda.is_available() else 'cpu'
     if str(device).startswith('cuda') and not torch.cuda.is_available():
         raise ConfigError(f"device '{device}': torch sees no CUDA GPU on this machine (use cpu, or auto)")
@@ -187,9 +187,10 @@ def _load_checkpoint(path: str, device: str) -> torch.nn.Module:
     """clip.load(path, jit=False), except that nothing in the file can run code: a state_dict is unpickled
     with weights_only=True, and a TorchScript archive's weights are read without torch.jit.load."""
     import torch
-    from clip.model import build_model
 
     from executors.models.archive_weights import is_archive
+
+    build_model = clip_package().model.build_model  # clip_package: without its pkg_resources warning
 
     if is_archive(path):  # OpenAI's TorchScript archives: their weights are read, their code never run
         state_dict = _archive_weights(path)

@@ -12,6 +12,7 @@ import functools
 import logging
 import re
 import unicodedata
+import warnings
 from dataclasses import dataclass
 
 CJK = ('\u1100-\u11ff\u2e80-\u2fdf\u3040-\u30ff\u3100-\u312f\u3130-\u318f\u31a0-\u31ff\u3400-\u4dbf'
@@ -55,7 +56,9 @@ def _stemmer():
 
 @functools.lru_cache(maxsize=1)
 def _jieba():
-    import jieba
+    with warnings.catch_warnings():  # its import warns that pkg_resources is deprecated: nothing a user can act on
+        warnings.simplefilter('ignore', UserWarning)
+        import jieba
 
     jieba.setLogLevel(logging.WARNING)
     return jieba

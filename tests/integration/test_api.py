@@ -103,7 +103,7 @@ def test_an_index_job_reports_its_progress_and_each_videos_outcome(indexed):
 def test_list_and_search_answer_what_the_cli_prints_with_json(http, indexed, options):
     listed = http.get('/v1/videos').json()
     assert listed['total'] == 3
-    assert listed['videos'] == cli_json('list', *options[:-2])  # the CLI beside the running server, same workspace
+    assert listed['videos'] == cli_json('list', *options[:2])  # the CLI beside the running server, same workspace
     query = {'text': 'colour bars on a test card', 'top': 5, 'offset': 0, 'in': 'all', 'by': 'moment'}
     found = http.post('/v1/search', json=query).json()['results']
     assert found and found == cli_json('search', query['text'], '--top', 5, *options[:-2])

@@ -5,6 +5,7 @@ usage, one line too; never a traceback)."""
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -134,10 +135,17 @@ def test_a_video_id_prefix_shorter_than_6_characters_is_named(library):
 # 6. nothing on stderr that a user cannot act on
 
 def test_milvus_lite_runs_print_nothing_on_stderr(tmp_path, tiny_checkpoint, sample_videos):
+    from tests.multilingual_factory import write_random_multilingual_model
+
     subtitles = tmp_path / 'talk.srt'
     video = make_video(tmp_path / 'talk.mp4', duration=2, source='smptebars')
     subtitles.write_text('1\n00:00:00,000 --> 00:00:02,000\nhello world 你好世界\n', encoding='utf-8')
-    options = ['--workspace', tmp_path / 'ws', '--backend', 'milvus']
+    # the Chinese cue is embedded by the multilingual tower (search by meaning): a tiny one, so none is missing
+    multilingual = write_random_multilingual_model(tmp_path / 'multilingual', 'tiny', out=32)
+    flow = (ROOT / 'flow.yml').read_text(encoding='utf-8')
+    flow = re.sub(r'(?m)^(\s+multilingual_model:) \S+', rf'\1 {multilingual}', flow)
+    (tmp_path / 'flow.yml').write_text(re.sub(r'(?m)^(\s+aligned_to:) \S+', rf'\1 {tiny_checkpoint}', flow), encoding='utf-8')
+    options = ['--flow', tmp_path / 'flow.yml', '--workspace', tmp_path / 'ws', '--backend', 'milvus']
     indexed = cli('index', video, *options, '--model', tiny_checkpoint, '--asr', 'off')
     assert indexed.returncode == 0 and indexed.stderr == ''  # no grpc AllocTimestamp tracebacks, no jieba DEBUG
     found = cli('search', 'hello', '--json', *options, '--model', tiny_checkpoint)
