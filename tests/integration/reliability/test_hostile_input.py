@@ -84,7 +84,7 @@ def test_a_folder_named_like_a_video_and_a_folder_with_a_symlink_loop(capsys, li
     loop = folder / 'loop'
     os.symlink('..', loop / 'up') if not (loop / 'up').exists() else None  # loop/up/loop/up/... never ends
     code, out, err = cli(capsys, 'index', loop, '--workspace', library, '--model', tiny_checkpoint)
-    assert code == 0 and 'failed: self.mp4: ' in err
+    assert code == 1 and 'failed: self.mp4: ' in err  # 1: a file failed (after the summary)
     assert out.count(f'indexed: {loop}/up/good.mp4') == 1  # every file once, however many ways lead to it
     os.unlink(loop / 'up')
 
@@ -115,14 +115,21 @@ def test_strange_names_and_relative_paths_index_once_under_their_absolute_path(c
 
 
 @pytest.mark.parametrize('argv, message', [
-    (['search', ''], 'search needs a text or --image FILE'),
-    (['search', ' \n\t '], 'search needs a text or --image FILE'),
     (['search', '--image', '{folder}/text.png'], 'text.png: not a readable image'),
     (['search', '--image', '{folder}/0x0.png'], '0x0.png: not a readable image'),
     (['search', '--image', '{folder}/huge.png'], 'huge.png: '),
     (['search', '--image', '{folder}/folder.mp4'], 'folder.mp4: not a readable image'),
     (['search', '--image', '{folder}/missing.png'], 'missing.png: not a readable image'),
 ])
+@pytest.mark.parametrize('text', ['', ' \n\t '])
+def test_an_empty_query_is_bad_usage_exit_2_and_writes_nothing(capsys, library, tiny_checkpoint, text):
+    before = snapshot(library)
+    code, out, err = cli(capsys, 'search', text, '--workspace', library, '--model', tiny_checkpoint)
+    assert code == 2 and out == '' and err.count('\n') == 1
+    assert err.startswith('error: search needs a text, --image FILE or --video CLIP'), err
+    assert snapshot(library) == before
+
+
 def test_bad_queries_are_one_line_exit_1_and_write_nothing(capsys, library, tiny_checkpoint, hostile, argv, message):
     folder, _ = hostile
     before = snapshot(library)
