@@ -114,13 +114,6 @@ def test_strange_names_and_relative_paths_index_once_under_their_absolute_path(c
     check_consistent(workspace, read_reference(workspace), strict=True)
 
 
-@pytest.mark.parametrize('argv, message', [
-    (['search', '--image', '{folder}/text.png'], 'text.png: not a readable image'),
-    (['search', '--image', '{folder}/0x0.png'], '0x0.png: not a readable image'),
-    (['search', '--image', '{folder}/huge.png'], 'huge.png: '),
-    (['search', '--image', '{folder}/folder.mp4'], 'folder.mp4: not a readable image'),
-    (['search', '--image', '{folder}/missing.png'], 'missing.png: not a readable image'),
-])
 @pytest.mark.parametrize('text', ['', ' \n\t '])
 def test_an_empty_query_is_bad_usage_exit_2_and_writes_nothing(capsys, library, tiny_checkpoint, text):
     before = snapshot(library)
@@ -130,6 +123,13 @@ def test_an_empty_query_is_bad_usage_exit_2_and_writes_nothing(capsys, library, 
     assert snapshot(library) == before
 
 
+@pytest.mark.parametrize('argv, message', [
+    (['search', '--image', '{folder}/text.png'], 'text.png: not a readable image'),
+    (['search', '--image', '{folder}/0x0.png'], '0x0.png: not a readable image'),
+    (['search', '--image', '{folder}/huge.png'], 'huge.png: '),
+    (['search', '--image', '{folder}/folder.mp4'], 'folder.mp4: not a readable image'),
+    (['search', '--image', '{folder}/missing.png'], 'missing.png: not a readable image'),
+])
 def test_bad_queries_are_one_line_exit_1_and_write_nothing(capsys, library, tiny_checkpoint, hostile, argv, message):
     folder, _ = hostile
     before = snapshot(library)
