@@ -22,6 +22,18 @@ MAX_RESULTS = 10_000  # the most results one search pages through (top, and offs
 KNOWN_BATCH = 1000  # already indexed videos passed through the flow together (they need no work)
 
 
+def import_models() -> None:
+    """Import the model libraries (torch, torchvision, clip) in this thread. A program that indexes in one
+    thread while another loads the models must do this first: two threads importing torch's packages at
+    once can wait on each other's module locks for ever (the page's uploads hung at 'decoding')."""
+    import torch  # noqa: F401
+    import torchvision  # noqa: F401
+
+    from executors.models.clip_model import clip_package
+
+    clip_package()
+
+
 class Library:
     """The operations on one library (a workspace, or a Milvus collection), over one Flow.
 
