@@ -1,21 +1,18 @@
 """SpeechReader: the timed text of each loaded video, from its subtitles or, lacking any, its speech."""
 import logging
 import re
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
 from executors.base import Executor, requests
 from executors.documents import CueDoc, DocList, Status, VideoDoc
+from executors.notices import notice_once
 from executors.errors import ConfigError, first_line
 from executors.models.whisper import OFF, WEIGHTS_DIR, Recognizer, SpeechError, SpeechModelError, model_for
 from executors.media.subtitles import has_audio, subtitle_cues
 
 log = logging.getLogger(__name__)
-
-_noticed: set[str] = set()  # notices already logged in this process (a missing model is said once)
-_noticed_lock = threading.Lock()
 
 
 class SpeechReader(Executor):
@@ -79,7 +76,7 @@ class SpeechReader(Executor):
             return Recognizer(model_for(self.asr, self.weights, self.device, self.threads),
                               self.beam_size, self.chunk_seconds)
         except SpeechModelError as e:
-            notice_once(f'{e}; indexing goes on without speech recognition')
+            notice_once(log, f'{e}; indexing goes on without speech recognition')
             return None
 
 
@@ -112,12 +109,3 @@ def read_cues(doc: VideoDoc, recognizer: Callable[[], Recognizer | None],
     except SpeechError as e:
         log.warning('%s (no speech cues)', e)
         return []
-
-
-def notice_once(message: str) -> None:
-    """Log a warning the first time this process meets it."""
-    with _noticed_lock:
-        if message in _noticed:
-            return
-        _noticed.add(message)
-    log.warning(message)

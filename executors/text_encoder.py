@@ -14,6 +14,7 @@ from executors.base import requests
 from executors.models.clip_encoding import TEXT_RUNTIMES, encode_texts
 from executors.models.clip_model import ClipEncoder, load_clip
 from executors.documents import CueDoc, DocList, QueryDoc, Status, VideoDoc
+from executors.notices import notice_once
 from executors.errors import ModelError, QueryError
 from executors.models.multilingual import DEFAULT_MODEL, SentenceTextTower
 from executors.models.query_language import is_plain_english, query_language
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TEXT_MODELS = ('clip', 'multilingual', 'auto')  # auto: multilingual for queries that are not plain English
-_noticed: set[str] = set()  # notices already given in this process
 
 
 class ClipTextTower(TextTower):
@@ -139,7 +139,7 @@ class TextEncoder(ClipEncoder):
                     raise
                 for query in queries:  # what is said is still searched: the Indexer skips the visual part
                     query.language = query.language or query_language(query.text)
-                    notice_once(f'visual search for queries in {query.language or "this language"} needs the '
+                    notice_once(log, f'visual search for queries in {query.language or "this language"} needs the '
                                 f'multilingual text model: {e}; showing what is said only')
         return docs
 
@@ -204,10 +204,3 @@ def embed_queries(tower, queries: list[QueryDoc], cache: QueryCache, batch_size:
     for query, key in zip(queries, keys):
         query.embedding, query.space = found[key], space
         query.language = query.language or query_language(query.text)
-
-
-def notice_once(message: str) -> None:
-    """Log a warning the first time this process meets it."""
-    if message not in _noticed:
-        _noticed.add(message)
-        log.warning(message)
