@@ -168,6 +168,7 @@ def file_sha256(path: Path) -> str:
     try:
         status = path.stat()
         if stat.S_ISDIR(status.st_mode):
+            os.scandir(path).close()  # an unreadable folder says so (PermissionError) rather than what it is
             raise VideoError(f'{name}: is a folder, not a video file')
         if not stat.S_ISREG(status.st_mode):
             raise VideoError(f'{name}: not a regular file')

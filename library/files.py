@@ -19,14 +19,17 @@ MAX_QUERY_PIXELS = 100_000_000  # a query image's width x height: beyond, decodi
 
 
 def find_videos(paths: Iterable[str | Path]) -> Iterator[Path]:
-    """Every video file named in `paths`: files as given, folders searched recursively (sorted)."""
+    """Every video file named in `paths`: files as given, folders searched recursively (sorted).
+    A folder that cannot be listed is yielded itself, so that indexing it fails with the reason."""
     for raw in paths:
         path = Path(raw)
         if not path.is_dir():
             yield path
             continue
-        seen = set()
-        for folder, dirs, files in os.walk(path, followlinks=True):
+        seen, unreadable = set(), []
+        for folder, dirs, files in os.walk(path, followlinks=True, onerror=unreadable.append):
+            yield from (Path(e.filename) for e in unreadable)
+            unreadable.clear()
             real = os.path.realpath(folder)
             if real in seen:  # a symlink loop
                 dirs[:] = []
@@ -36,6 +39,7 @@ def find_videos(paths: Iterable[str | Path]) -> Iterator[Path]:
             for name in sorted(files):
                 if Path(name).suffix.lower() in VIDEO_EXTENSIONS:
                     yield Path(folder) / name
+        yield from (Path(e.filename) for e in unreadable)
 
 
 def read_image(source: str | Path | BinaryIO, name: str = '') -> np.ndarray:

@@ -185,3 +185,28 @@ def test_an_archive_that_would_run_code_when_unpickled_is_refused(tiny_checkpoin
     with pytest.raises(ModelError, match='hostile.pt is not a CLIP checkpoint VCED can load safely'):
         load_checkpoint(str(hostile), 'cpu')
     assert not (tmp_path / 'ran').exists()
+
+
+def test_a_folder_that_cannot_be_read_is_a_failed_line_and_the_rest_is_indexed(capsys, tmp_path, workspace,
+                                                                               tiny_checkpoint, monkeypatch):
+    import os
+
+    folder = tmp_path / 'videos'
+    make_video(folder / 'good.mp4', duration=2, size='64x48', rate=10)
+    make_video(folder / 'locked' / 'hidden.mp4', duration=2, size='64x48', rate=10)
+    (folder / 'locked').chmod(0)
+    if os.geteuid() == 0:  # root reads a mode-000 folder anyway: refuse it as the kernel would for a user
+        scandir = os.scandir
+
+        def as_a_user(path='.'):
+            if isinstance(path, (str, os.PathLike)) and os.fspath(path).endswith('locked'):
+                raise PermissionError(13, 'Permission denied', os.fspath(path))
+            return scandir(path)
+        monkeypatch.setattr(os, 'scandir', as_a_user)
+    try:
+        code, out, err = cli(capsys, 'index', folder, '--workspace', workspace, '--model', tiny_checkpoint,
+                             '--asr', 'off')
+    finally:
+        (folder / 'locked').chmod(0o755)
+    assert code == 1 and '1 indexed' in out and 'Traceback' not in err
+    assert err.strip() == 'failed: locked: cannot read it (Permission denied)', err
