@@ -40,7 +40,7 @@ def group_segments(scores: np.ndarray, timestamps: np.ndarray, duration: float, 
     times = np.asarray(timestamps, dtype=np.float64)
     if len(scores) != len(times):
         raise ValueError(f'{len(scores)} scores for {len(times)} timestamps')
-    interval = sampling_interval(times, duration)
+    interval = min(sampling_interval(times, duration), max_segment)  # keyframes hours apart: still one moment's length
     # the growing walks over Python floats: the same values and comparisons as over the arrays, many
     # times faster one element at a time (a search groups a few thousand keyframes per query)
     values, seconds = scores.tolist(), times.tolist()

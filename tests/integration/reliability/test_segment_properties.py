@@ -9,7 +9,7 @@ from executors.retrieval.segments import group_segments
 @st.composite
 def videos(draw):
     """(scores, keyframe times, duration, shot cuts): times strictly increasing inside [0, duration)."""
-    duration = draw(st.floats(0.05, 600, allow_nan=False))
+    duration = draw(st.floats(0.05, 600, allow_nan=False) | st.floats(3600, 40_000, allow_nan=False))
     count = draw(st.integers(1, 60))
     fractions = draw(st.lists(st.floats(0, 1, exclude_max=True), min_size=count, max_size=count, unique=True))
     times = np.array(sorted(fractions)) * duration
@@ -33,6 +33,7 @@ def test_segments_never_overlap_stay_inside_the_video_and_contain_their_best_key
     for s in segments:
         assert 0 <= s.start <= times[s.peak] <= s.end <= duration  # inside the video, around its best keyframe
         assert s.start < s.end or times[s.peak] == duration
+        assert s.end - s.start <= max_segment + 1e-9  # however far apart the keyframes are
         assert s.first <= s.peak <= s.last and s.score == scores[s.peak] == scores[s.first:s.last + 1].max()
     spans = sorted((s.start, s.end) for s in segments)
     assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:]))  # never overlap
