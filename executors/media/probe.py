@@ -13,6 +13,9 @@ from executors.errors import VideoError
 from executors.media.ffmpeg_binary import FfmpegBinary, find_ffmpeg
 from executors.media.cutting import printable
 
+# seconds: a container whose timestamps start later may state its duration from 0 (an MP4 edit list
+# starting at 100000 s says 27:46:45 for 5 s); its packets then give the real span.
+LATE_START = 1.0
 # Still images that ffmpeg opens as one-frame "videos".
 IMAGE_FORMATS = re.compile(r'^(image2|\w+_pipe)$')
 
@@ -45,7 +48,7 @@ def probe(path: Path, ffmpeg: FfmpegBinary | None = None) -> VideoInfo:
     with open(path, 'rb') as f:
         head = f.read(12)
     info = parse_probe(result.stderr, printable(path.name), head)
-    if info.duration <= 0:
+    if info.duration <= 0 or _start(result.stderr) > LATE_START:  # a late start may be counted in the duration
         info = VideoInfo(demuxed_duration(path, ffmpeg), info.fps, info.width, info.height, info.rotation)
     return info
 
@@ -85,7 +88,8 @@ def parse_probe(stderr: str, name: str, head: bytes = b'') -> VideoInfo:
 
 
 def demuxed_duration(path: Path, ffmpeg: FfmpegBinary) -> float:
-    """Duration of a container that does not state it: where its last video packet ends (no decoding).
+    """Duration of a container that does not state it, or starts late: where its last video packet ends,
+    counted from its first (ffmpeg starts the copied packets at 0; no decoding).
 
     framecrc lists each packet as `stream, dts, pts, duration, size, crc` after a `#tb 0: num/den`
     header, alike in every ffmpeg (the progress line's `time=` is the last packet's start in 5.1).
@@ -107,6 +111,11 @@ def packets_end(framecrc_lines) -> float:
         elif not line.startswith('#') and (fields := [f.strip() for f in line.split(',')])[0] == '0':
             end = max(end, int(fields[2]) + int(fields[3]))
     return float(end * time_base) if time_base else 0.0
+
+
+def _start(stderr: str) -> float:
+    found = re.search(r'Duration: [^\n]*, start: (-?[\d.]+)', stderr)
+    return float(found.group(1)) if found else 0.0
 
 
 def _duration(stderr: str) -> float:

@@ -1,6 +1,7 @@
 """Trust, round two: hostile files fail alone, a restored backup never shrinks the library, workspaces are
 created whole, and what is read back is what was stored."""
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -210,3 +211,21 @@ def test_a_folder_that_cannot_be_read_is_a_failed_line_and_the_rest_is_indexed(c
         (folder / 'locked').chmod(0o755)
     assert code == 1 and '1 indexed' in out and 'Traceback' not in err
     assert err.strip() == 'failed: locked: cannot read it (Permission denied)', err
+
+
+def test_a_late_starting_clip_lasts_its_real_span_and_far_apart_keyframes_make_short_moments(
+        capsys, tmp_path, workspace, tiny_checkpoint):
+    import json
+
+    late = make_video(tmp_path / 'late.mp4', duration=5, size='64x48', rate=10, extra_args=('-output_ts_offset', '100000'))
+    sparse = make_video(tmp_path / 'sparse.mkv', duration=36001, size='64x48', rate=1,  # frames at 0 s, 5 h, 10 h
+                        extra_args=('-vf', 'setpts=N*18000/TB', '-fps_mode', 'passthrough'))
+    common = ('--workspace', workspace, '--model', tiny_checkpoint)
+    assert cli(capsys, 'index', late, sparse, *common, '--asr', 'off')[0] == 0
+    code, out, _ = cli(capsys, 'list', '--json', '--workspace', workspace)
+    durations = {Path(v['video']).name: v['duration'] for v in json.loads(out)}
+    assert durations['late.mp4'] == pytest.approx(5, abs=0.2)  # was 100005 s, listed as 27:46:45
+    assert durations['sparse.mkv'] == pytest.approx(36001, abs=1)
+    code, out, _ = cli(capsys, 'search', 'a test pattern', '--json', '--top', '20', '--in', 'visual', *common)
+    results = json.loads(out)
+    assert results and all(r['end'] - r['start'] <= 30 for r in results)  # flow.yml's max_segment
