@@ -17,6 +17,7 @@ from executors.documents import SCREEN, CueDoc, DocList, DuplicateDoc, FrameDoc,
 from executors.errors import QueryError, WorkspaceError
 from executors.retrieval.answer import LISTS, Settings, answer
 from executors.storage.interface import Frames, ImageSpace, Storage, VideoRecord
+from executors.stored import as_document, missing_thumbnails, named_videos
 from executors.storage.backends import (HnswOptions, IvfOptions, MilvusOptions, check_engine, engine_options,
                                         open_storage)
 from executors.vectors import unit_rows
@@ -225,7 +226,7 @@ class Indexer(Executor):
     def list_videos(self, docs: DocList[VideoDoc]) -> DocList[VideoDoc]:
         """Every stored video with its frame and cue counts and the time it was added."""
         screen = self.storage.screen_counts()
-        return DocList[VideoDoc]([_video_doc(v, screen.get(v.id, 0)) for v in self.storage.videos()])
+        return DocList[VideoDoc]([as_document(v, screen.get(v.id, 0)) for v in self.storage.videos()])
 
     @requests(on='/video')
     @_one_at_a_time
@@ -233,9 +234,9 @@ class Indexer(Executor):
         """Each named video as stored: its keyframes (time, thumbnail, embedding), shots and cues."""
         found = DocList[VideoDoc]()
         for doc in docs:
-            for video in _matching(self.storage, doc):
+            for video in named_videos(self.storage, doc):
                 frames = self.storage.frames(video.id)
-                stored = _video_doc(video)
+                stored = as_document(video)
                 stored.frames = DocList[FrameDoc]([FrameDoc(video_id=video.id, timestamp=float(t), thumbnail=thumb,
                                                             embedding=e)
                                                    for t, thumb, e in zip(frames.timestamps, frames.thumbnails,
@@ -246,15 +247,22 @@ class Indexer(Executor):
                 found.append(stored)
         return found
 
+    @requests(on='/thumbnails')
+    @_one_at_a_time
+    def missing_thumbnails(self, docs: DocList[VideoDoc]) -> DocList[VideoDoc]:
+        """Each named video whose thumbnails are not all there: its file, and the keyframes (time, thumbnail) missing."""
+        found = (missing_thumbnails(self.storage, video) for doc in docs for video in named_videos(self.storage, doc))
+        return DocList[VideoDoc]([video for video in found if video])
+
     @requests(on='/delete')
     @_one_at_a_time
     def delete(self, docs: DocList[VideoDoc]) -> DocList[VideoDoc]:
         """Delete each video named by id, id prefix (6+ hex characters) or path; return what was deleted."""
         deleted = DocList[VideoDoc]()
         for doc in docs:
-            for video in _matching(self.storage, doc):
+            for video in named_videos(self.storage, doc):
                 if self.storage.delete(video.id):
-                    deleted.append(_video_doc(video))
+                    deleted.append(as_document(video))
         return deleted
 
     def close(self) -> None:
@@ -295,27 +303,3 @@ def _to_store(doc: VideoDoc, earlier: list) -> tuple[VideoRecord, Frames, list[f
     frames = Frames(np.concatenate([p.timestamps for p in pieces]), np.concatenate([p.vectors for p in pieces]),
                     [thumbnail for p in pieces for thumbnail in p.thumbnails])
     return record, frames, list(doc.shots), list(doc.cues)
-
-
-def _matching(storage: Storage, doc: VideoDoc) -> list[VideoRecord]:
-    """The stored videos `doc` names; WorkspaceError when none (or an ambiguous id prefix)."""
-    if doc.video_id:
-        if len(doc.video_id) < 6 or any(c not in '0123456789abcdef' for c in doc.video_id.lower()):
-            raise WorkspaceError(f"'{doc.video_id}' is not a video id (6 to 64 hex characters)")
-        found = storage.find(video_id=doc.video_id)
-        if len(found) > 1:
-            raise WorkspaceError(f"video id '{doc.video_id}' is ambiguous: {len(found)} videos start with it")
-    elif doc.uri:
-        found = storage.find(path=doc.uri)
-    else:
-        raise WorkspaceError('a video id or a path is needed')
-    if not found:
-        raise WorkspaceError(f"no indexed video matches '{doc.video_id or doc.uri}' in {storage.location}")
-    return found
-
-
-def _video_doc(video: VideoRecord, screen_count: int = 0) -> VideoDoc:
-    """A stored video as a document; `cue_count` counts subtitles and speech, `screen_count` on-screen text."""
-    return VideoDoc(uri=video.path, video_id=video.id, duration=video.duration, fps=video.fps, width=video.width,
-                    height=video.height, frame_count=video.frame_count, cue_count=max(video.cue_count - screen_count, 0),
-                    screen_count=screen_count, added=video.added, size=video.size, mtime_ns=video.mtime_ns)

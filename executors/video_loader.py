@@ -13,10 +13,10 @@ from executors.base import Executor, requests
 from executors.documents import DocList, FrameDoc, Status, VideoDoc
 from executors.errors import ConfigError, VideoError
 from executors.media.ffmpeg_binary import FfmpegBinary, find_ffmpeg
-from executors.media.frame_reader import Decoder, FrameReader, check_log_format
+from executors.media.frame_reader import Decoder, FrameReader, check_log_format, frame_at
 from executors.media.cutting import printable
 from executors.media.sampling import Sampling
-from executors.media.thumbnails import save_thumbnail, staging_folder
+from executors.media.thumbnails import redraw, save_thumbnail, staging_folder
 from executors.media.probe import probe
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,16 @@ class VideoLoader(Executor):
     def encode(self, docs: DocList[VideoDoc], parameters: dict) -> DocList[VideoDoc]:
         """As /index but without thumbnails: /encode embeds videos that are not added to the workspace."""
         return _whole(docs, self._pieces(docs, parameters, None, 0))
+
+    @requests(on='/mend')
+    def mend(self, docs: DocList[VideoDoc]) -> DocList[VideoDoc]:
+        """Draw again, from each video's file, the thumbnails of the keyframes given (time, thumbnail path)."""
+        for doc in docs:
+            try:
+                redraw_thumbnails(doc, self.decoding)
+            except (VideoError, OSError) as e:
+                log.warning('%s: its missing thumbnails cannot be drawn again: %s', printable(doc.uri), e)
+        return docs
 
     def _pieces(self, docs: DocList[VideoDoc], parameters: dict, workspace: Path | None,
                 chunk_frames: int) -> Iterator[DocList[VideoDoc]]:
@@ -155,6 +165,15 @@ def load_video(doc: VideoDoc, decoding: Decoding, workspace: Path | None, indexe
         progress(doc, 'decode', count, count)
     doc.frames, doc.shots, doc.last_chunk = frames, reader.shots, True
     yield doc
+
+
+def redraw_thumbnails(doc: VideoDoc, decoding: Decoding) -> None:
+    """Save the thumbnail of each of `doc`'s keyframes again, decoded from its file at the keyframe's time."""
+    path = Path(doc.uri)
+    info = probe(path, decoding.ffmpeg)
+    for frame in doc.frames:
+        redraw(frame.thumbnail, frame_at(path, info, frame.timestamp, decoding.size, decoding.ffmpeg))
+    log.info('%s: %d thumbnail(s) drawn again', printable(path.name), len(doc.frames))
 
 
 def _piece(doc: VideoDoc, frames: DocList[FrameDoc]) -> VideoDoc:

@@ -8,6 +8,7 @@ import numpy as np
 from executors.documents import SCREEN, CueDoc, DocList, DuplicateDoc, QueryDoc, SegmentDoc, Status, VideoDoc
 from executors.errors import ModelError, QueryError, VcedError, VideoError, WorkspaceError
 from executors.media.cutting import cut_segment
+from executors.media.thumbnails import checked
 from executors.video_loader import file_sha256
 from library.files import VIDEO_EXTENSIONS, find_videos, read_image, safe_file_name, save_upload
 from library.report import (IndexSummary, format_time, highlight, local_time, one_line, plural, progress_fraction,
@@ -67,11 +68,21 @@ class Library:
             return
         stored, by_file = self._stored_files()
         requests = _requests((_triage(p, stored, by_file) for p in find_videos(paths)))
+        known = DocList[VideoDoc]()
         try:
             for docs in self.flow.stream('/index', requests, parameters={'progress': progress}):
+                known.extend(doc for doc in docs if doc.status == Status.ALREADY_INDEXED)
                 yield from docs
         finally:
             self.flow.post('/save')  # the search graph, once per batch
+        self._mend_thumbnails(known)
+
+    def _mend_thumbnails(self, videos: DocList[VideoDoc]) -> None:
+        """Draw again the thumbnails of stored videos that have gone missing (derived files are rebuilt)."""
+        if videos and all(any(e.handles(endpoint) for e in self.flow.executors) for endpoint in ('/thumbnails', '/mend')):
+            missing = self.flow.post('/thumbnails', DocList[VideoDoc]([VideoDoc(video_id=v.video_id) for v in videos]))
+            if missing:
+                self.flow.post('/mend', missing)
 
     def _index_on_ray(self, paths: Iterable[str | Path], address: str, progress: Progress | None) -> Iterator[VideoDoc]:
         """The flow's executors on Ray's workers, its storing step here; a file whose path, size and
@@ -135,7 +146,7 @@ class Library:
             raise QueryError(f'{Path(clip).name}: no keyframes could be read from it')
         query = QueryDoc(frames=video.frames, duration=video.duration)
         found = self.flow.post('/locate', DocList[QueryDoc]([query]), parameters={'top': top + offset})[0].matches
-        return list(found)[offset:offset + top]
+        return [match.model_copy(update={'thumbnail': checked(match.thumbnail)}) for match in found[offset:offset + top]]
 
     def duplicates(self, threshold: float = 0.9) -> list[DuplicateDoc]:
         """Groups of stored videos that share footage (copies, trims, re-encodes), each video with the
@@ -150,7 +161,10 @@ class Library:
         if not 0 <= offset <= MAX_RESULTS:
             raise QueryError(f'offset must be from 0 to {MAX_RESULTS}, not {offset}')
         parameters = {'top': top, 'by': by, 'within': within, 'offset': offset}
-        return list(self.flow.post('/search', DocList[QueryDoc]([query]), parameters=parameters)[0].matches)
+        matches = list(self.flow.post('/search', DocList[QueryDoc]([query]), parameters=parameters)[0].matches)
+        for match in matches:
+            match.thumbnail = checked(match.thumbnail)
+        return matches
 
     # ---------------------------------------------------------------- the library's contents
 

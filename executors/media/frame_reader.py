@@ -172,6 +172,19 @@ class FrameReader:
                           + (f': {line!r}' if line else ': no showinfo line'))
 
 
+def frame_at(path: Path, info: VideoInfo, seconds: float, size: int, ffmpeg: FfmpegBinary) -> np.ndarray:
+    """The picture shown `seconds` into the video, as RGB uint8 at short side `size` (as the keyframes are)."""
+    width, height = info.scaled(size)
+    command = [ffmpeg.path, '-hide_banner', '-nostdin', '-v', 'error', '-ss', f'{seconds:.3f}', '-i', str(path),
+               '-map', '0:V:0', '-frames:v', '1', '-vf', f'scale={width}:{height}:flags=bicubic',
+               '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:']
+    result = subprocess.run(command, capture_output=True)
+    if result.returncode != 0 or len(result.stdout) != width * height * 3:
+        detail = result.stderr.decode('utf-8', 'replace').strip().splitlines()[-1:] or ['no picture']
+        raise VideoError(f'{path.name}: cannot decode the frame at {seconds:.3f} s ({detail[0][:160]})')
+    return np.frombuffer(result.stdout, dtype=np.uint8).reshape(height, width, 3)
+
+
 @functools.lru_cache(maxsize=8)
 def check_log_format(ffmpeg: FfmpegBinary) -> None:
     """Make sure this reader understands `ffmpeg`'s log: a generated clip with one cut must give its keyframe

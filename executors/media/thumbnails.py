@@ -3,13 +3,18 @@
 A staging folder is `<workspace>/thumbnails/.staging/<pid>-<video id>-<random>`: only the storage,
 under the write lock, renames it to `thumbnails/<video id>` when the video is new, so two runs that
 index the same file never overwrite each other's thumbnails, and a writer removes only the
-staging folders of processes that died.
+staging folders of processes that died. Each placed folder holds checksums.json, the crc32 of each
+JPEG: a thumbnail that is missing, cut short or swapped is known when read (`intact`), and the
+loader draws it again from the video (`redraw`, when the video is indexed again).
 """
+import contextlib
+import json
 import logging
 import os
 import shutil
 import tempfile
 import time
+import zlib
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -21,6 +26,7 @@ from executors.errors import VideoError
 log = logging.getLogger(__name__)
 
 STAGING = '.staging'
+CHECKSUMS = 'checksums.json'
 
 
 def staging_folder(workspace: str | Path, video_id: str) -> Path:
@@ -69,15 +75,69 @@ def place_thumbnails(folder: Path, video_id: str, thumbnails: list[str]) -> list
         shutil.rmtree(final, ignore_errors=True)
         final.parent.mkdir(parents=True, exist_ok=True)
         if len(sources) == 1 and is_staged(next(iter(sources))):
-            os.replace(sources.pop(), final)
+            staged = sources.pop()
+            record_checksums(staged)
+            os.replace(staged, final)
         else:
             final.mkdir()
             for thumbnail in filter(None, thumbnails):
                 shutil.copyfile(thumbnail, final / Path(thumbnail).name)
+            record_checksums(final)
     except OSError:
         shutil.rmtree(final, ignore_errors=True)
         raise
     return [str(final / Path(t).name) if t else '' for t in thumbnails]
+
+
+def record_checksums(folder: Path) -> None:
+    """Write folder/checksums.json: the crc32 of each of its JPEGs."""
+    _write_checksums(folder, {p.name: zlib.crc32(p.read_bytes()) for p in sorted(folder.glob('*.jpg'))})
+
+
+def intact(thumbnail: str) -> bool:
+    """Whether a stored thumbnail is there and is the picture that was stored (its folder's checksum;
+    thumbnails stored before checksums were kept need only be there)."""
+    path = Path(thumbnail)
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    expected = _checksums(path.parent).get(path.name)
+    return expected is None or zlib.crc32(data) == expected
+
+
+def checked(thumbnail: str) -> str:
+    """`thumbnail` when it is intact, else '' (a damaged file is removed: it is derived, and the next
+    index of its video draws it again, as it does a missing one)."""
+    if not thumbnail or intact(thumbnail):
+        return thumbnail
+    log.warning('%s: thumbnail missing or damaged; indexing its video again draws it anew', thumbnail)
+    with contextlib.suppress(OSError):
+        os.remove(thumbnail)
+    return ''
+
+
+def redraw(thumbnail: str, rgb: np.ndarray) -> None:
+    """Save a keyframe's thumbnail again (in place of a missing or damaged one) and its checksum."""
+    path = Path(thumbnail)
+    partial = path.with_name(f'.{path.name}.{os.getpid()}')
+    save_thumbnail(rgb, partial)
+    os.replace(partial, path)
+    _write_checksums(path.parent, {**_checksums(path.parent), path.name: zlib.crc32(path.read_bytes())})
+
+
+def _checksums(folder: Path) -> dict[str, int]:
+    try:
+        found = json.loads((folder / CHECKSUMS).read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _write_checksums(folder: Path, checksums: dict[str, int]) -> None:
+    partial = folder / f'.{CHECKSUMS}.{os.getpid()}'
+    partial.write_text(json.dumps(checksums))
+    os.replace(partial, folder / CHECKSUMS)
 
 
 def remove_staged(thumbnails: list[str]) -> None:

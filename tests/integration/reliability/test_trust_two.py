@@ -229,3 +229,34 @@ def test_a_late_starting_clip_lasts_its_real_span_and_far_apart_keyframes_make_s
     code, out, _ = cli(capsys, 'search', 'a test pattern', '--json', '--top', '20', '--in', 'visual', *common)
     results = json.loads(out)
     assert results and all(r['end'] - r['start'] <= 30 for r in results)  # flow.yml's max_segment
+
+
+def test_a_deleted_or_swapped_thumbnail_is_never_served_and_indexing_again_draws_it_anew(capsys, tmp_path, workspace,
+                                                                                       tiny_checkpoint):
+    import json
+
+    from PIL import Image
+
+    videos = [make_video(tmp_path / f'{source}.mp4', duration=4, size='128x96', rate=10, source=source)
+              for source in ('smptebars', 'testsrc2')]
+    common = ('--workspace', workspace, '--model', tiny_checkpoint)
+    assert cli(capsys, 'index', *videos, *common, '--asr', 'off')[0] == 0
+
+    def thumbnails():
+        code, out, _ = cli(capsys, 'search', 'a test card', '--json', '--top', '50', '--in', 'visual', *common)
+        return [r['thumbnail'] for r in json.loads(out)]
+
+    first = thumbnails()
+    assert len(first) >= 2 and all(Path(t).is_file() for t in first)
+    gone, swapped = Path(first[0]), Path(first[1])
+    other = next(p for p in sorted(swapped.parent.glob('*.jpg')) if p != swapped)
+    gone.unlink()
+    swapped.write_bytes(other.read_bytes())  # another keyframe's picture, a valid JPEG
+    served = thumbnails()
+    assert served[0] == served[1] == '' and all(Path(t).is_file() for t in served[2:]), served
+
+    code, out, _ = cli(capsys, 'index', *videos, *common, '--asr', 'off')
+    assert code == 0 and '2 already indexed' in out
+    assert thumbnails() == first  # both are drawn again where they were
+    with Image.open(gone) as redrawn, Image.open(other) as stored:
+        assert redrawn.size == stored.size
