@@ -117,7 +117,7 @@ class Catalog:
         columns = {row[1] for row in self.db.execute('PRAGMA table_info(videos)')}
         missing = [name for name in ADDED_COLUMNS if name not in columns]
         present = {row[0] for row in self.db.execute('SELECT name FROM sqlite_master')}
-        if missing or ('cues' in present and 'cue_keys' not in present):
+        if missing or cue_table.outdated(self.db, present):
             with self.transaction():
                 columns = {row[1] for row in self.db.execute('PRAGMA table_info(videos)')}  # another process's?
                 for name in (n for n in missing if n not in columns):

@@ -2,7 +2,9 @@
 holding a key, fts5vocab counts them) and its text embedding, written in the video's transaction.
 Ranking is executors/retrieval/cue_search.py's, the same for every backend."""
 import functools
+import logging
 import sqlite3
+import zlib
 from typing import Callable
 
 import numpy as np
@@ -22,7 +24,8 @@ CREATE TABLE IF NOT EXISTS cues (
     source TEXT NOT NULL,      -- srt | vtt | stream | asr
     language TEXT NOT NULL,    -- ISO 639-1, '' when unknown
     keys TEXT NOT NULL,        -- what finds it (executors/retrieval/cue_text.py: keys)
-    vector BLOB                -- float16 text embedding (the query's text tower), NULL when none
+    vector BLOB,               -- float16 text embedding (the query's text tower), NULL when none
+    crc INTEGER NOT NULL DEFAULT -1  -- crc32 of its times and text (checksum()); -1: stored before checksums
 );
 CREATE INDEX IF NOT EXISTS cues_video ON cues(video, start);
 CREATE VIRTUAL TABLE IF NOT EXISTS cue_keys USING fts5(
@@ -37,14 +40,30 @@ END;
 """
 OLD_CUE_TABLES = ('cues_fts_insert', 'cues_fts_delete', 'cues_fts_update', 'cue_fts', 'cues')  # before keys
 COLUMNS = 'video, cue, start, "end", text, source, language'
+CHECKED = f'{COLUMNS}, crc'  # what a read checks: the columns, then the checksum
+
+log = logging.getLogger(__name__)
+
+
+def checksum(start: float, end: float, text: str) -> int:
+    return zlib.crc32(f'{float(start)!r} {float(end)!r} {text}'.encode('utf-8', 'surrogatepass'))
+
+
+def _intact(rows) -> list[tuple]:
+    """The rows (CHECKED columns) whose times and text are as stored; a damaged cue is left out, said once per read."""
+    kept = [row[:-1] for row in rows if row[-1] in (-1, checksum(row[2], row[3], row[4]))]
+    if len(kept) < len(rows):
+        log.warning('%d cue(s) fail their checksum and are left out: index their videos again to mend them',
+                    len(rows) - len(kept))
+    return kept
 
 
 def add_cues(db: sqlite3.Connection, video_id: str, cues: list[CueDoc]) -> int:
     """Insert a video's cues with their keys and embeddings (call it inside the video's transaction)."""
     rows = [(video_id, i, float(c.start), float(c.end), c.text, c.source, c.language or '', ' '.join(keys(c.text)),
-             _blob(c.embedding))
+             _blob(c.embedding), checksum(c.start, c.end, c.text))
             for i, c in enumerate(c for c in cues if c.text.strip())]
-    db.executemany(f'INSERT INTO cues ({COLUMNS}, keys, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)', rows)
+    db.executemany(f'INSERT INTO cues ({COLUMNS}, keys, vector, crc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', rows)
     return len(rows)
 
 
@@ -56,10 +75,18 @@ def _blob(embedding) -> bytes | None:
     return (vector / norm).astype(np.float16).tobytes() if np.isfinite(norm) and norm > 0 else None
 
 
+def outdated(db: sqlite3.Connection, present: set[str]) -> bool:
+    """Whether the cues lack what upgrade() adds, or the full-text index a creation cut short left out."""
+    columns = {row[1] for row in db.execute('PRAGMA table_info(cues)')}
+    return 'cues' in present and ('cue_keys' not in present or not {'keys', 'crc'} <= columns)
+
+
 def upgrade(db: sqlite3.Connection) -> None:
-    """Re-make the cues of a catalog written before keys and vectors (inside a transaction)."""
+    """Re-make the cues of a catalog written before keys and vectors; add checksums' column (inside a transaction)."""
     columns = {row[1] for row in db.execute('PRAGMA table_info(cues)')}
     if 'keys' in columns:
+        if 'crc' not in columns:
+            db.execute('ALTER TABLE cues ADD COLUMN crc INTEGER NOT NULL DEFAULT -1')
         return
     old = db.execute('SELECT video, start, "end", text, source, language FROM cues ORDER BY video, start, id'
                      ).fetchall() if columns else []
@@ -112,9 +139,9 @@ class CueTable:
     @_reports_errors
     def cues_with(self, key: str, limit: int) -> list[CueRow]:
         rows = self.db.execute(
-            f'SELECT {", ".join("c." + c for c in COLUMNS.split(", "))} FROM cue_keys JOIN cues c ON c.id = cue_keys.rowid '
+            f'SELECT {", ".join("c." + c for c in CHECKED.split(", "))} FROM cue_keys JOIN cues c ON c.id = cue_keys.rowid '
             'WHERE cue_keys MATCH ? ORDER BY c.video, c.cue LIMIT ?', ('"' + key.replace('"', '""') + '"', int(limit)))
-        return [CueRow(*row) for row in rows]
+        return [CueRow(*row) for row in _intact(rows.fetchall())]
 
     @_reports_errors
     def nearest(self, query: np.ndarray, k: int, version: object) -> list[tuple[CueRow, float]]:
@@ -122,7 +149,8 @@ class CueTable:
         read once per `version` of the catalog."""
         if self._vectors is None or self._vectors[0] != version:
             rows, vectors = [], []
-            for *row, blob in self.db.execute(f'SELECT {COLUMNS}, vector FROM cues WHERE vector IS NOT NULL'):
+            for *row, blob in _intact(self.db.execute(f'SELECT {COLUMNS}, vector, crc FROM cues WHERE vector IS NOT NULL'
+                                                      ).fetchall()):
                 rows.append(CueRow(*row))
                 vectors.append(np.frombuffer(blob, dtype=np.float16))
             dims = {len(v) for v in vectors}
@@ -138,9 +166,9 @@ class CueTable:
 
 def video_cues(db: sqlite3.Connection, video_id: str) -> list[CueDoc]:
     """Every cue of a video, in time order."""
-    rows = db.execute('SELECT start, "end", text, source, language FROM cues WHERE video = ? ORDER BY start, id',
-                      (video_id,)).fetchall()
-    return [CueDoc(video_id=video_id, start=s, end=e, text=t, source=src, language=lang) for s, e, t, src, lang in rows]
+    rows = db.execute(f'SELECT {CHECKED} FROM cues WHERE video = ? ORDER BY start, id', (video_id,)).fetchall()
+    return [CueDoc(video_id=video_id, start=s, end=e, text=t, source=src, language=lang)
+            for _, _, s, e, t, src, lang in _intact(rows)]
 
 
 def cue_counts(db: sqlite3.Connection) -> dict[str, int]:

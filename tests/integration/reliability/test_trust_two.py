@@ -260,3 +260,21 @@ def test_a_deleted_or_swapped_thumbnail_is_never_served_and_indexing_again_draws
     assert thumbnails() == first  # both are drawn again where they were
     with Image.open(gone) as redrawn, Image.open(other) as stored:
         assert redrawn.size == stored.size
+
+
+def test_a_cue_whose_text_was_damaged_on_disk_is_left_out_not_shown_garbled(capsys, caplog, tmp_path, workspace,
+                                                                           tiny_checkpoint):
+    import json
+
+    video = make_video(tmp_path / 'fox.mp4', duration=3, size='64x48', rate=10)
+    (tmp_path / 'fox.srt').write_text('1\n00:00:00,500 --> 00:00:02,000\nover the lazy dog\n\n'
+                                      '2\n00:00:02,000 --> 00:00:02,900\nthe lazy cat sleeps\n')
+    common = ('--workspace', workspace, '--model', tiny_checkpoint)
+    assert cli(capsys, 'index', video, *common, '--asr', 'off')[0] == 0
+    with sqlite3.connect(workspace / 'catalog.sqlite') as db:  # a flipped byte, as a failing disk leaves it
+        db.execute("UPDATE cues SET text = 'over the mazy dog' WHERE text = 'over the lazy dog'")
+    code, out, err = cli(capsys, 'search', 'lazy', '--json', '--in', 'speech', *common)
+    assert code == 0 and [r['text'] for r in json.loads(out)] == ['the lazy cat sleeps']
+    assert any('fail their checksum' in r.getMessage() for r in caplog.records)
+    code, out, _ = cli(capsys, 'transcript', video, '--workspace', workspace)
+    assert 'mazy' not in out and 'the lazy cat sleeps' in out
