@@ -164,6 +164,26 @@ def parse_vtt(text: str, name: str = 'subtitles') -> list[tuple[float, float, st
     return _parse_blocks(text.split('\n', 1)[1] if '\n' in text else '', name, 'WebVTT')
 
 
+def parse_ass(text: str, name: str = 'subtitles') -> list[tuple[float, float, str]]:
+    """(start, end, text) of each Dialogue line of ASS/SSA text, in time order (override tags dropped)."""
+    fields = ['layer', 'start', 'end', 'style', 'name', 'marginl', 'marginr', 'marginv', 'effect', 'text']
+    cues, skipped = [], 0
+    for line in text.lstrip('\ufeff').splitlines():
+        if line.startswith('Format:'):
+            fields = [f.strip().lower() for f in line[len('Format:'):].split(',')]
+        elif line.startswith('Dialogue:') and {'start', 'end', 'text'} <= set(fields):
+            values = dict(zip(fields, line[len('Dialogue:'):].split(',', len(fields) - 1)))
+            start, end = _seconds(values.get('start', '').strip()), _seconds(values.get('end', '').strip())
+            words = clean_text(values.get('text', ''))
+            if start is None or end is None or end < start:
+                skipped += 1
+            elif words:
+                cues.append((start, end, words))
+    if not cues and skipped:
+        raise SubtitleError(f'{name}: no ASS dialogue line could be read ({skipped} with unreadable times)')
+    return sorted(cues, key=lambda cue: cue[:2])
+
+
 def _parse_blocks(text: str, name: str, kind: str) -> list[tuple[float, float, str]]:
     text = text.lstrip('\ufeff').replace('\r\n', '\n').replace('\r', '\n')
     cues, skipped = [], 0
@@ -234,9 +254,12 @@ def has_audio(video: Path) -> bool:
 
 
 def read_stream(video: Path, stream: SubtitleStream, video_id: str) -> list[CueDoc]:
-    """The cues of a text subtitle stream, extracted by ffmpeg as SRT; SubtitleError when that fails."""
+    """The cues of a text subtitle stream, extracted by ffmpeg (ASS as it is: ffmpeg's conversion to SRT takes
+    time that grows with the square of a line's length; others as SRT); SubtitleError when that fails."""
+    as_ass = stream.codec in ('ass', 'ssa')
+    conversion = ['-c:s', 'copy', '-f', 'ass'] if as_ass else ['-c:s', 'srt', '-f', 'srt']
     command = [ffmpeg_path(), '-nostdin', '-v', 'error', '-i', str(video), '-map', f'0:s:{stream.number}',
-               '-c:s', 'srt', '-f', 'srt', 'pipe:1']
+               *conversion, 'pipe:1']
     label = f'{Path(video).name} subtitle stream {stream.number} ({stream.codec})'
     try:
         result = subprocess.run(command, capture_output=True, timeout=EXTRACT_TIMEOUT)
@@ -249,8 +272,9 @@ def read_stream(video: Path, stream: SubtitleStream, video_id: str) -> list[CueD
         return []
     if len(result.stdout) > MAX_SUBTITLE_BYTES:
         raise SubtitleError(f'{label}: over {MAX_SUBTITLE_BYTES >> 20} MB of text, not subtitles')
+    parse = parse_ass if as_ass else parse_srt
     return [CueDoc(video_id=video_id, start=start, end=end, text=_cut(text), source='stream', language=stream.language)
-            for start, end, text in parse_srt(decode_text(result.stdout, label, stream.language), label)]
+            for start, end, text in parse(decode_text(result.stdout, label, stream.language), label)]
 
 
 def subtitle_cues(video: Path, video_id: str) -> list[CueDoc]:

@@ -8,7 +8,7 @@ from executors.documents import DocList, VideoDoc
 from executors.speech_reader import SpeechReader, read_cues
 from library import format_srt
 from executors.media import subtitles
-from executors.media.subtitles import (SubtitleError, SubtitleStream, find_sidecars, language_code, list_subtitle_streams, parse_srt,
+from executors.media.subtitles import (MAX_CUE_CHARS, SubtitleError, SubtitleStream, find_sidecars, language_code, list_subtitle_streams, parse_ass, parse_srt,
                                  parse_vtt, read_sidecar, subtitle_cues)
 from executors.video_loader import VideoLoader
 from tests.factories import make_video
@@ -184,3 +184,24 @@ def read_cues_from_text(text: str):
     from executors.documents import CueDoc
 
     return [CueDoc(start=s, end=e, text=t, source='srt') for s, e, t in parse_srt(text)]
+
+
+def test_ass_dialogue_lines_give_their_times_and_plain_text():
+    text = ('[Script Info]\nScriptType: v4.00+\n\n[Events]\n'
+            'Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n'
+            'Dialogue: 0,0:00:03.50,0:00:05.00,Default,,0,0,0,,{\\i1}Wait,{\\i0} for me,\\Nplease\n'
+            'Comment: 0,0:00:04.00,0:00:05.00,Default,,0,0,0,,not shown\n'
+            'Dialogue: 0,0:00:01.00,0:00:02.25,Default,,0,0,0,,first line\n'
+            'Dialogue: 0,bad,0:00:02.25,Default,,0,0,0,,no time\n')
+    assert parse_ass(text) == [(1.0, 2.25, 'first line'), (3.5, 5.0, 'Wait, for me, please')]
+
+
+def test_a_long_ass_line_in_a_stream_is_read_without_ffmpeg_s_srt_conversion(tmp_path):
+    """ffmpeg's ASS -> SRT conversion took 16 s for a 0.9 MB line (and minutes for 6 MB): the stream is
+    copied as ASS and its dialogue read here, so the cue is cut to MAX_CUE_CHARS as any other."""
+    (tmp_path / 'lines.srt').write_text('1\n00:00:00,000 --> 00:00:01,000\n' + 'word ' * 20_000 + '\n\n'
+                                       '2\n00:00:01,000 --> 00:00:02,000\nhello there\n')
+    video = video_with_streams(tmp_path / 'long.mkv', [(tmp_path / 'lines.srt', 'eng')], duration=2, codec='ass')
+    [first, second] = subtitle_cues(video, 'id')
+    assert first.text.startswith('word word') and len(first.text) <= MAX_CUE_CHARS + 2
+    assert (second.start, second.end, second.text, second.language) == (1.0, 2.0, 'hello there', 'en')
