@@ -1,5 +1,4 @@
 """The workspace's metadata in SQLite: videos, their keyframes (label -> time, thumbnail), shot cuts, cues."""
-import functools
 import logging
 import os
 import re
@@ -8,11 +7,11 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from executors.storage.local import cue_table
+from executors.storage.local.cue_table import reports_errors
 from executors.documents import CueDoc
 from executors.errors import WorkspaceError
 
@@ -63,16 +62,6 @@ class VideoRow:
     checksum: int = -1
 
 
-def _reports_errors(method: Callable) -> Callable:
-    """SQLite errors met mid-query become a WorkspaceError naming the catalog and the cause."""
-    @functools.wraps(method)
-    def checked(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except sqlite3.DatabaseError as e:
-            raise catalog_error(self.path, e) from e
-    return checked
-
 SCHEMA_OBJECTS = re.findall(r'CREATE (?:VIRTUAL )?(?:TABLE|INDEX|TRIGGER) IF NOT EXISTS (\w+)',
                             SCHEMA + cue_table.CUE_SCHEMA)
 
@@ -98,9 +87,13 @@ class Catalog:
                 self.db.execute('PRAGMA journal_mode=WAL')
                 self._create_schema()
             self._upgrade()
-            self.cue_table = cue_table.CueTable(self.db, lambda e: catalog_error(path, e))  # cue_search reads it
+            self.cue_table = cue_table.CueTable(self.db, self.error)  # cue_search reads it
         except sqlite3.DatabaseError as e:
             raise catalog_error(path, e) from e
+
+    def error(self, e: sqlite3.DatabaseError) -> WorkspaceError:
+        """An SQLite error met mid-query as a WorkspaceError naming the catalog and the cause."""
+        return catalog_error(self.path, e)
 
     def _create_schema(self) -> None:
         """Every table, index and trigger, all or none (a full disk mid-way leaves the file as it was)."""
@@ -133,17 +126,17 @@ class Catalog:
                 with self.transaction():
                     self.db.execute("INSERT INTO cue_keys(cue_keys) VALUES ('rebuild')")
 
-    @_reports_errors
+    @reports_errors
     def version(self) -> int:
         """Changes whenever another connection commits (PRAGMA data_version)."""
         return self.db.execute('PRAGMA data_version').fetchone()[0]
 
-    @_reports_errors
+    @reports_errors
     def meta(self, key: str, default: int = 0) -> int:
         row = self.db.execute('SELECT value FROM meta WHERE key = ?', (key,)).fetchone()
         return row[0] if row else default
 
-    @_reports_errors
+    @reports_errors
     def info(self, key: str) -> str:
         row = self.db.execute('SELECT value FROM info WHERE key = ?', (key,)).fetchone()
         return row[0] if row else ''
@@ -156,17 +149,17 @@ class Catalog:
         """Counts every add and delete ever committed: a graph saved at a later generation is from the future."""
         return self.meta('generation')
 
-    @_reports_errors
+    @reports_errors
     def videos(self) -> list[VideoRow]:
         """Every stored video, oldest first."""
         rows = self.db.execute(f'SELECT {VIDEO_COLUMNS} FROM videos ORDER BY first_label').fetchall()
         return [VideoRow(row[0], _path_of(row[1]), *row[2:]) for row in rows]
 
-    @_reports_errors
+    @reports_errors
     def frame_rows(self) -> int:
         return self.db.execute('SELECT COUNT(*) FROM frames').fetchone()[0]
 
-    @_reports_errors
+    @reports_errors
     def means(self, video_ids: list[str], dim: int) -> tuple[np.ndarray, list[int]]:
         """The float32 mean frame embedding of each video, one row each, and the rows whose stored mean
         fails its checksum (zeros here: the caller computes them again from the embeddings)."""
@@ -180,20 +173,20 @@ class Catalog:
                 means[row] = np.frombuffer(blob, dtype=np.float32)
         return means, damaged
 
-    @_reports_errors
+    @reports_errors
     def frames(self, video_id: str) -> tuple[np.ndarray, list[str]]:
         """A video's keyframe timestamps (seconds, label order) and thumbnail paths."""
         rows = self.db.execute('SELECT timestamp, thumbnail FROM frames WHERE video = ? ORDER BY label',
                                (video_id,)).fetchall()
         return np.array([r[0] for r in rows], dtype=np.float64), [_path_of(r[1]) for r in rows]
 
-    @_reports_errors
+    @reports_errors
     def frame_times(self, video_id: str) -> np.ndarray:
         """A video's keyframe timestamps (seconds, label order), without the thumbnails."""
         rows = self.db.execute('SELECT timestamp FROM frames WHERE video = ? ORDER BY label', (video_id,))
         return np.fromiter((r[0] for r in rows), dtype=np.float64)
 
-    @_reports_errors
+    @reports_errors
     def all_times_and_shots(self) -> dict[str, tuple[np.ndarray, list[float]]]:
         """Every stored video's keyframe timestamps (label order) and shot cuts, by video id, in two queries."""
         found: dict[str, tuple[list[float], list[float]]] = {}
@@ -203,25 +196,25 @@ class Catalog:
             found.setdefault(video, ([], []))[1].append(time)
         return {video: (np.array(times, dtype=np.float64), shots) for video, (times, shots) in found.items()}
 
-    @_reports_errors
+    @reports_errors
     def thumbnail(self, label: int) -> str:
         """The thumbnail path of one keyframe ('' when the label is not stored)."""
         row = self.db.execute('SELECT thumbnail FROM frames WHERE label = ?', (label,)).fetchone()
         return _path_of(row[0]) if row else ''
 
-    @_reports_errors
+    @reports_errors
     def shots(self, video_id: str) -> list[float]:
         return [r[0] for r in self.db.execute('SELECT time FROM shots WHERE video = ? ORDER BY time', (video_id,))]
 
-    @_reports_errors
+    @reports_errors
     def cues(self, video_id: str) -> list[CueDoc]:
         return cue_table.video_cues(self.db, video_id)
 
-    @_reports_errors
+    @reports_errors
     def cue_counts(self) -> dict[str, int]:
         return cue_table.cue_counts(self.db)
 
-    @_reports_errors
+    @reports_errors
     def add_video(self, video: VideoRow, timestamps: list[float], thumbnails: list[str], shots: list[float],
                   cues: list[CueDoc], mean: np.ndarray, dim: int, space: dict[str, str]) -> None:
         """Insert a video with its frames, shots and cues in one transaction; advance next_label past it."""
@@ -240,7 +233,7 @@ class Catalog:
                            generation=self.generation() + 1)
             self.db.executemany('INSERT OR REPLACE INTO info VALUES (?, ?)', space.items())
 
-    @_reports_errors
+    @reports_errors
     def delete_video(self, video_id: str) -> None:
         """Remove a video, its frames, shots and cues (one transaction)."""
         with self.transaction():

@@ -106,8 +106,8 @@ def upgrade(db: sqlite3.Connection) -> None:
         add_cues(db, video, cues)
 
 
-def _reports_errors(method: Callable) -> Callable:
-    """SQLite errors met mid-read become the owner's error (the catalog's WorkspaceError naming its file)."""
+def reports_errors(method: Callable) -> Callable:
+    """SQLite errors met mid-read become the owner's `error(e)` (the catalog's WorkspaceError naming its file)."""
     @functools.wraps(method)
     def checked(self, *args, **kwargs):
         try:
@@ -125,25 +125,25 @@ class CueTable:
         self.db, self.error = db, error
         self._vectors: tuple[object, list[CueRow], np.ndarray] | None = None
 
-    @_reports_errors
+    @reports_errors
     def cue_total(self) -> int:
         return self.db.execute('SELECT count(*) FROM cues').fetchone()[0]
 
-    @_reports_errors
+    @reports_errors
     def key_frequencies(self, wanted: list[str]) -> dict[str, int]:
         if not wanted:
             return {}
         marks = ', '.join('?' * len(wanted))
         return dict(self.db.execute(f'SELECT term, doc FROM cue_key_counts WHERE term IN ({marks})', wanted))
 
-    @_reports_errors
+    @reports_errors
     def cues_with(self, key: str, limit: int) -> list[CueRow]:
         rows = self.db.execute(
             f'SELECT {", ".join("c." + c for c in CHECKED.split(", "))} FROM cue_keys JOIN cues c ON c.id = cue_keys.rowid '
             'WHERE cue_keys MATCH ? ORDER BY c.video, c.cue LIMIT ?', ('"' + key.replace('"', '""') + '"', int(limit)))
         return [CueRow(*row) for row in _intact(rows.fetchall())]
 
-    @_reports_errors
+    @reports_errors
     def nearest(self, query: np.ndarray, k: int, version: object) -> list[tuple[CueRow, float]]:
         """The `k` cues whose embeddings are nearest a unit `query` (cosine), best first; the embeddings are
         read once per `version` of the catalog."""
