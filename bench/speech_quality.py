@@ -92,7 +92,7 @@ def _video_doc(workspace: Path, video_id: str, duration: float, encoder, rng) ->
 
 def _search(section: str, indexer, encoder, truth: dict, sentences: int) -> list[Result]:
     ranks: dict[tuple[str, str], list[int | None]] = {}
-    errors = []
+    errors, ties = [], 0
     for s in range(sentences):
         video_id, start, end = truth[s]
         for kind, text in queries(s).items():
@@ -103,6 +103,7 @@ def _search(section: str, indexer, encoder, truth: dict, sentences: int) -> list
                 rank = next((r for r, m in enumerate(matches) if m.video_id == video_id
                              and m.start < end + SLACK and start - SLACK < m.end), None)
                 ranks.setdefault((kind, within), []).append(rank)
+                ties += within == 'all' and bool(rank) and matches[rank].score == matches[0].score  # lost a tie
                 if within == 'speech' and rank == 0 and kind != 'f':
                     errors.append(abs(matches[0].start - start))
     results = []
@@ -113,6 +114,8 @@ def _search(section: str, indexer, encoder, truth: dict, sentences: int) -> list
             hit5 = 100 * sum(r is not None for r in found) / len(found)
             results.append(Result(section, f'({kind}) {name}, --in {within}: hit@1', hit1, '%',
                                   note=f'hit@5 {hit5:.1f}%, {len(found)} queries'))
+    results.append(Result(section, 'exact-tie losses, --in all', ties, 'queries',
+                          note='the right moment scored as the first but ranked below it'))
     results.append(Result(section, 'median start error, --in speech top results', statistics.median(errors) if errors
                           else float('nan'), 's', note=f'{len(errors)} results; 90th percentile '
                           f'{np.percentile(errors, 90) if errors else float("nan"):.2f} s'))

@@ -5,10 +5,14 @@ Rank-only fusion (reciprocal rank fusion) gives the first of every list the same
 holding every word of the query tied with a middling keyframe, and the tie went by video id. Here
 each list says how sure it is, in 0-1:
 - a keyframe's cosine by how far it stands above the query's background, the cosines of all the
-  keyframes scored for the query: (cosine - median) / robust spread, a z-score, over CERTAIN_Z;
+  keyframes scored for the query: its robust z-score ((cosine - median) / robust spread), less what
+  chance alone gives the best of that many background keyframes (sqrt(2 ln n)), over CERTAIN_MARGIN;
+  so a visual match no better than the luck of a large library is no evidence;
 - a spoken segment by the fraction of the query's words its cue holds, times 0.9-1.0 by its bm25
   relative to the list's best (so coverage decides, bm25 orders equal coverage).
-A result's fused score is the sum over the lists that found it of weight x evidence. Results of
+A result's fused score combines the lists that found it as independent evidence (noisy-OR:
+1 - the product of 1 - weight x evidence), so a cue holding every query word (1.0) is never outscored,
+and agreeing lists add up without passing 1. Results of
 one video that overlap (within `slack` seconds) are one moment: it keeps the span, keyframe and
 thumbnail of its strongest member (never the union of their spans), the words of its best member
 that has words, and `sources`, the names of the lists that found it (`source`: that name, or 'both').
@@ -20,7 +24,7 @@ import numpy as np
 
 from executors.documents import SegmentDoc
 
-CERTAIN_Z = 6.0  # a keyframe this many robust deviations above the background is full visual evidence
+CERTAIN_MARGIN = 3.0  # robust deviations above chance's best at which a keyframe is full visual evidence
 MIN_SPREAD = 0.01  # cosine: the background's spread is at least this (a library of near-identical frames)
 
 
@@ -37,13 +41,14 @@ class Hit(Protocol):
 
 def visual_evidence(scores: Iterable[float], background: np.ndarray) -> list[float]:
     """Each cosine as evidence in 0-1: its robust z-score over the `background` cosines (the keyframes
-    scored for the query), divided by CERTAIN_Z and clipped."""
+    scored for the query) less chance's best z-score among that many, over CERTAIN_MARGIN, clipped."""
     background = np.asarray(background, dtype=np.float64)
     if not len(background):
         return [0.0 for _ in scores]
     median = float(np.median(background))
     spread = max(1.4826 * float(np.median(np.abs(background - median))), MIN_SPREAD)
-    return [float(np.clip((s - median) / spread / CERTAIN_Z, 0.0, 1.0)) for s in scores]
+    chance = float(np.sqrt(2 * np.log(len(background))))  # about the largest z-score of n draws of noise
+    return [float(np.clip(((s - median) / spread - chance) / CERTAIN_MARGIN, 0.0, 1.0)) for s in scores]
 
 
 def cue_segments(hits: Iterable[Hit], merge_gap: float = 2.0, max_segment: float = 30.0,
@@ -95,7 +100,7 @@ def fuse(lists: Mapping[str, Sequence[SegmentDoc]], top: int, weights: Mapping[s
 
     Segments are taken strongest first (weight x evidence); each joins the first moment of its video
     that it overlaps within `slack` seconds and that its list has not joined yet, else starts one.
-    A moment's `score` is the sum of its members' weighted evidence; `sources` names its lists in the
+    A moment's `score` is its members' weighted evidence combined by noisy-OR; `sources` names its lists in the
     order of `lists`; `source` is that name, or 'both' when several agree. Ties: more sources first,
     then video id and start time, so the same inputs always give the same order. A weight missing
     from `weights` is 1.
@@ -124,7 +129,8 @@ def fuse(lists: Mapping[str, Sequence[SegmentDoc]], top: int, weights: Mapping[s
 def _result(moment: _Moment, names: list[str]) -> SegmentDoc:
     sources = [name for name in names if name in moment.found]
     said = [segment for _, segment in sorted(moment.found.values(), key=lambda item: -item[0]) if segment.text]
-    return _copy(moment.lead, score=sum(weighted for weighted, _ in moment.found.values()),
+    doubt = np.prod([1.0 - min(weighted, 1.0) for weighted, _ in moment.found.values()])
+    return _copy(moment.lead, score=float(1.0 - doubt),
                  source=sources[0] if len(sources) == 1 else 'both', sources=sources,
                  text=moment.lead.text or (said[0].text if said else None),
                  thumbnail=moment.lead.thumbnail or next((s.thumbnail for _, s in moment.found.values() if s.thumbnail), ''))

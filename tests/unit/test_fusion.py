@@ -58,7 +58,7 @@ def test_the_same_words_in_two_languages_files_show_once():
 def test_visual_evidence_is_how_far_a_cosine_stands_above_the_background():
     rng = np.random.default_rng(0)
     background = rng.normal(0.2, 0.01, 500)
-    strong, middling, noise = visual_evidence([0.30, 0.23, 0.2], background)
+    strong, middling, noise = visual_evidence([0.30, 0.25, 0.23], background)  # z 10, 5 and 3 (chance: 3.5)
     assert strong == 1.0 and 0.3 < middling < 0.7 and noise < 0.05
     assert visual_evidence([0.9], np.empty(0)) == [0.0]
 
@@ -68,6 +68,14 @@ def test_a_cue_holding_every_query_word_beats_a_middling_visual_match():
     fused = fuse({'visual': [seen('a', 0, 5, score=0.5)], 'speech': [said('b', 3, 6, 0.95)]}, top=10)
     assert spans(fused) == [('b', 3, 6, 'speech'), ('a', 0, 5, 'visual')]
     assert fused[0].score > fused[1].score
+
+
+def test_no_combination_outscores_a_cue_holding_every_query_word():
+    """Issue 24 targets: `--in all` >= `--in speech`. Summed, a partial cue and a middling keyframe (0.5 + 0.6) beat
+    the cue holding every word (1.0) in another video; combined as independent evidence they cannot."""
+    fused = fuse({'visual': [seen('b', 0, 5, score=0.6)], 'speech': [said('a', 3, 6, 1.0), said('b', 1, 4, 0.5)]},
+                 top=10)
+    assert spans(fused)[0] == ('a', 3, 6, 'speech') and fused[0].score == 1.0 > fused[1].score == pytest.approx(0.8)
 
 
 def test_a_strong_visual_match_beats_a_weak_partial_spoken_one():
@@ -82,7 +90,7 @@ def test_a_moment_seen_and_said_keeps_its_strongest_span_not_the_union():
     assert spans(fused) == [('a', 5.75, 9.75, 'both'), ('b', 0, 5, 'visual')]
     both = fused[0]
     assert both.sources == ['visual', 'speech'] and both.text == 'by the fireplace'
-    assert both.score == pytest.approx(0.4 + 0.97) and both.thumbnail == '/t/a-5.75.jpg' and both.timestamp == 5.75
+    assert both.score == pytest.approx(1 - 0.6 * 0.03) and both.thumbnail == '/t/a-5.75.jpg' and both.timestamp == 5.75
     stronger_seen = fuse({'visual': [seen('a', 4, 8, score=0.9)], 'speech': [said('a', 7, 12, 0.3)]}, top=10)
     assert spans(stronger_seen) == [('a', 4, 8, 'both')] and stronger_seen[0].text == 'words'
 
@@ -110,7 +118,7 @@ def test_any_number_of_named_lists_fuse():
              'screen': [said('a', 2, 4, 0.7, 'EXIT'), said('c', 0, 2, 0.9, 'SALE')]}
     fused = fuse(lists, top=10)
     assert spans(fused) == [('a', 2, 4, 'both'), ('c', 0, 2, 'screen')]
-    assert fused[0].sources == ['visual', 'speech', 'screen'] and fused[0].score == pytest.approx(1.8)
+    assert fused[0].sources == ['visual', 'speech', 'screen'] and fused[0].score == pytest.approx(1 - 0.5 * 0.4 * 0.3)
     assert fused[1].sources == ['screen']
 
 
