@@ -105,13 +105,14 @@ class TextEncoder(ClipEncoder):
     (stored with the cue: search by meaning); a tower that cannot load leaves its cues without, said once.
     batch_wait_ms: queries searched at the same time (a server's, the page's) share a forward pass, up to
     batch_size texts, where the runtime gives each the embedding it gets alone (ONNX Runtime; on torch one
-    pass each, one at a time: executors/models/text_batching.py); a pass waits this long for more to join it.
+    pass each, one at a time: executors/models/text_batching.py); while queries come this close together,
+    a pass waits this long for more to join it.
     """
 
     def __init__(self, model: str = 'ViT-B/32', device: str = 'auto', batch_size: int = 32,
                  quantize: str | None = None, text_model: str = 'auto', multilingual_model: str = DEFAULT_MODEL,
                  aligned_to: str = 'ViT-B/32', cache_size: int = 1024, runtime: str = 'auto',
-                 cue_embeddings: bool = True, batch_wait_ms: float = 2.0):
+                 cue_embeddings: bool = True, batch_wait_ms: float = 5.0):
         super().__init__(model, device, batch_size, quantize)
         if runtime not in TEXT_RUNTIMES:
             raise ValueError(f"runtime must be one of {', '.join(TEXT_RUNTIMES)}, not {runtime!r}")

@@ -1,6 +1,7 @@
 """Concurrent text queries share one forward pass of the text tower (executors/models/text_batching.py), and
 each gets exactly the embedding it gets alone."""
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -50,10 +51,10 @@ def test_concurrent_queries_share_a_pass_and_get_exactly_their_single_query_embe
     shared = TextEncoder(model=str(tiny_checkpoint), device='cpu', text_model='clip', runtime=runtime, cache_size=0,
                          batch_size=len(QUERIES))
     shared.batchers['clip'].wait_s = 10.0
-    shared.towers['clip'].encode(['load the model first'])
+    shared.encode_queries(DocList[QueryDoc]([QueryDoc(text='load the model first')]))  # the rush starts
     found = concurrently(lambda text: shared.encode_queries(DocList[QueryDoc]([QueryDoc(text=text)]))[0].embedding,
                          QUERIES)
-    assert shared.batchers['clip'].passes == passes
+    assert shared.batchers['clip'].passes == 1 + passes
     for text, embedding, single in zip(QUERIES, found, expected):
         assert np.array_equal(embedding, single), text  # bit for bit, not approximately
 
@@ -66,8 +67,9 @@ def test_a_batch_embeds_each_distinct_text_once_and_keeps_each_callers_order():
         return np.array([[len(text), ord(text[0])] for text in texts], dtype=np.float32)
 
     batcher = QueryBatcher(encode, max_batch=8, wait_s=10)
+    batcher.encode(['f'])  # a query now: those that come within wait_s wait for each other
     found = concurrently(batcher.encode, [['ab', 'c'], ['c'], ['ddd', 'ab'], ['e']])
-    assert batcher.passes == 1 and sorted(seen[0]) == ['ab', 'c', 'ddd', 'e']
+    assert batcher.passes == 2 and sorted(seen[1]) == ['ab', 'c', 'ddd', 'e']
     assert [f.tolist() for f in found] == [[[2, 97], [1, 99]], [[1, 99]], [[3, 100], [2, 97]], [[1, 101]]]
 
 
@@ -94,9 +96,21 @@ def test_every_query_of_a_failed_pass_gets_its_error_and_the_next_pass_runs():
         return np.ones((len(texts), 2), np.float32)
 
     batcher = QueryBatcher(encode, max_batch=4, wait_s=10)
+    batcher.encode_batch = lambda texts: np.ones((len(texts), 2), np.float32)
+    batcher.encode(['first'])
+    batcher.encode_batch = encode
     outcomes = concurrently(lambda text: _outcome(batcher.encode, [text]), ['a', 'b', 'c', 'd'])
     assert outcomes == ['ModelError: the text model could not load'] * 4
     assert batcher.encode(['e']).tolist() == [[1.0, 1.0]]
+
+
+def test_a_query_after_a_quiet_spell_does_not_wait_for_company():
+    batcher = QueryBatcher(lambda texts: np.zeros((len(texts), 2), np.float32), max_batch=8, wait_s=1.0)
+    batcher.encode(['the first'])
+    time.sleep(1.1)
+    started = time.monotonic()
+    batcher.encode(['alone'])
+    assert time.monotonic() - started < 0.5  # the last query came over wait_s ago: no rush, no wait
 
 
 def test_batch_wait_ms_is_checked():
