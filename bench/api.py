@@ -36,10 +36,10 @@ WORDS = ('man woman child dog cat car bike boat beach city forest kitchen snow r
 PARTS = ('idle', 'job', 'memory')  # the rows without an index job, those during one, the long run for memory
 
 
-def run(quick: bool = False, parts: tuple[str, ...] = PARTS) -> list[Result]:
+def run(quick: bool = False, parts: tuple[str, ...] = PARTS, long_run: int | None = None) -> list[Result]:
     keyframes = 10_000 if quick else 100_000
     requests = 24 if quick else 120  # per level of concurrency
-    long_run = 300 if quick else 10_000  # searches over which the server's memory is read
+    long_run = long_run or (300 if quick else 10_000)  # searches over which the server's memory is read
     folder = OUT / f'api-{keyframes}-{BUILT}'
     checkpoint = library(folder, keyframes)
     videos = job_videos(folder / 'videos', 1 if quick else 4, 30 if quick else 90) if 'job' in parts else folder
@@ -136,6 +136,8 @@ def memory(server: ApiServer, section: str, count: int, texts) -> list[Result]:
     before = rss(server.process.pid)
     latencies, seconds, errors = asyncio.run(load(server.url, 32, count - count // 10, texts))
     after = rss(server.process.pid)
+    print(f'bench.api: memory {before / 2**20:.0f} MB after {count // 10} searches, {after / 2**20:.0f} MB after {count} '
+          f'({errors} errors, {len(latencies) / seconds:.0f}/s); load average {load_average()}', file=sys.stderr)
     return [Result(section, f'server memory after {count // 10} searches', before / 2**20, 'MB'),
             Result(section, f'server memory after {count} searches', after / 2**20, 'MB',
                    note=f'{(after - before) / 2**20:+.1f} MB over the last {count - count // 10} ({errors} errors, '
@@ -211,6 +213,8 @@ if __name__ == '__main__':
     parser.add_argument('--quick', action='store_true', help='10k keyframes and fewer requests: a smoke run')
     parser.add_argument('--only', choices=PARTS, action='append',
                         help='run only these rows (repeatable): idle, job (an index job running), memory (10k searches)')
+    parser.add_argument('--memory-searches', type=int, help='searches of the memory run (default 10,000)')
     arguments = parser.parse_args()
-    print(markdown_table(run(quick=arguments.quick, parts=tuple(arguments.only or PARTS))))
+    print(markdown_table(run(quick=arguments.quick, parts=tuple(arguments.only or PARTS),
+                             long_run=arguments.memory_searches)))
     sys.exit(0)
