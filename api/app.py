@@ -119,7 +119,10 @@ def _routes(state: _State) -> APIRouter:
                  responses={400: schemas.PROBLEM, 413: schemas.PROBLEM, 415: schemas.PROBLEM, 503: schemas.PROBLEM})
     async def search(request: Request) -> JSONResponse:
         query, image = await _search_input(request)
-        await run_in_threadpool(state.wait_ready)
+        if state.ready.is_set():
+            state.wait_ready()  # at once (or the warm-up's error): no trip to a worker thread
+        else:
+            await run_in_threadpool(state.wait_ready)
         matches = await run_in_threadpool(library.search, text=query.text, image=image, top=query.top, by=BY[query.by],
                                           within=query.within, offset=query.offset)
         return JSONResponse({'results': [match_record(m) for m in matches]})

@@ -1,5 +1,5 @@
 """The HTTP API under load: searches per second and p50/p99 latency at 1, 8 and 32 concurrent clients, idle
-and while an index job runs, over a library of 100k keyframes (`python -m bench.api [--quick]`).
+and while an index job runs, over a library of 100k keyframes (`python -m bench.api [--quick] [--only idle|job|memory]`).
 
 The library is bench/indexer.py's synthetic keyframes (videos of 500, clustered in shots), stored under the
 image space of a randomly initialised ViT-B/32 checkpoint, which the server loads: its text tower costs
@@ -33,13 +33,16 @@ WORDS = ('man woman child dog cat car bike boat beach city forest kitchen snow r
          'football birthday cake mountain river road train plane sofa street market garden').split()
 
 
-def run(quick: bool = False) -> list[Result]:
+PARTS = ('idle', 'job', 'memory')  # the rows without an index job, those during one, the long run for memory
+
+
+def run(quick: bool = False, parts: tuple[str, ...] = PARTS, long_run: int | None = None) -> list[Result]:
     keyframes = 10_000 if quick else 100_000
     requests = 24 if quick else 120  # per level of concurrency
-    long_run = 300 if quick else 10_000  # searches over which the server's memory is read
+    long_run = long_run or (300 if quick else 10_000)  # searches over which the server's memory is read
     folder = OUT / f'api-{keyframes}-{BUILT}'
     checkpoint = library(folder, keyframes)
-    videos = job_videos(folder / 'videos', 1 if quick else 4, 30 if quick else 90)
+    videos = job_videos(folder / 'videos', 1 if quick else 4, 30 if quick else 90) if 'job' in parts else folder
     server = ApiServer(['--workspace', folder / 'workspace', '--model', checkpoint, '--text-model', 'clip', '--asr', 'off',
                         '--allow-dir', videos], folder / 'server.log', ready_within=600)
     section = f'{keyframes // 1000}k keyframes'
@@ -47,13 +50,16 @@ def run(quick: bool = False) -> list[Result]:
     results = []
     try:
         asyncio.run(load(server.url, 4, 20, texts))  # warm: the first queries build the ONNX session's caches
-        for clients in CLIENTS:
-            results += rows(section, f'{clients} clients', *measured(server, clients, requests, texts))
         cached = itertools.cycle(list(itertools.islice(sentences(seed=1), 16)))
         asyncio.run(load(server.url, 8, 32, cached))
-        results += rows(section, '8 clients, cached query embeddings', *measured(server, 8, requests, cached))
-        results += during_job(server, section, videos, requests, texts)
-        results += memory(server, section, long_run, cached)
+        if 'idle' in parts:
+            for clients in CLIENTS:
+                results += rows(section, f'{clients} clients', *measured(server, clients, requests, texts))
+            results += rows(section, '8 clients, cached query embeddings', *measured(server, 8, requests, cached))
+        if 'job' in parts:
+            results += during_job(server, section, videos, requests, texts)
+        if 'memory' in parts:
+            results += memory(server, section, long_run, cached)
     finally:
         server.close()
     return results
@@ -130,6 +136,8 @@ def memory(server: ApiServer, section: str, count: int, texts) -> list[Result]:
     before = rss(server.process.pid)
     latencies, seconds, errors = asyncio.run(load(server.url, 32, count - count // 10, texts))
     after = rss(server.process.pid)
+    print(f'bench.api: memory {before / 2**20:.0f} MB after {count // 10} searches, {after / 2**20:.0f} MB after {count} '
+          f'({errors} errors, {len(latencies) / seconds:.0f}/s); load average {load_average()}', file=sys.stderr)
     return [Result(section, f'server memory after {count // 10} searches', before / 2**20, 'MB'),
             Result(section, f'server memory after {count} searches', after / 2**20, 'MB',
                    note=f'{(after - before) / 2**20:+.1f} MB over the last {count - count // 10} ({errors} errors, '
@@ -203,5 +211,10 @@ if __name__ == '__main__':
 
     parser = argparse.ArgumentParser(prog='python -m bench.api', description=__doc__.split('\n\n')[0])
     parser.add_argument('--quick', action='store_true', help='10k keyframes and fewer requests: a smoke run')
-    print(markdown_table(run(quick=parser.parse_args().quick)))
+    parser.add_argument('--only', choices=PARTS, action='append',
+                        help='run only these rows (repeatable): idle, job (an index job running), memory (10k searches)')
+    parser.add_argument('--memory-searches', type=int, help='searches of the memory run (default 10,000)')
+    arguments = parser.parse_args()
+    print(markdown_table(run(quick=arguments.quick, parts=tuple(arguments.only or PARTS),
+                             long_run=arguments.memory_searches)))
     sys.exit(0)

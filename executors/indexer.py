@@ -20,7 +20,7 @@ from executors.storage.interface import Frames, ImageSpace, Storage, VideoRecord
 from executors.stored import as_document, missing_thumbnails, named_videos
 from executors.storage.backends import (HnswOptions, IvfOptions, MilvusOptions, check_engine, engine_options,
                                         open_storage)
-from executors.vectors import unit_rows
+from executors.vectors import torch_on_this_thread, unit_rows
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +165,10 @@ class Indexer(Executor):
             raise QueryError(f"within must be one of {', '.join(WITHIN)}, not {within!r}")
         if top < 1 or offset < 0:
             raise QueryError(f'top must be at least 1 and offset at least 0, not {top} and {offset}')
-        for doc in docs:
-            matches = self._matches(doc, top + offset, by, within)
-            doc.matches = DocList[SegmentDoc](matches[offset:offset + top])
+        with torch_on_this_thread():
+            for doc in docs:
+                matches = self._matches(doc, top + offset, by, within)
+                doc.matches = DocList[SegmentDoc](matches[offset:offset + top])
         return docs
 
     def _matches(self, query: QueryDoc, count: int, by: str, within: str) -> list[SegmentDoc]:

@@ -12,6 +12,7 @@ import numpy as np
 
 from executors.base import requests
 from executors.models.clip_encoding import TEXT_RUNTIMES, encode_texts
+from executors.models.text_batching import QueryBatcher
 from executors.models.clip_model import ClipEncoder, load_clip
 from executors.documents import CueDoc, DocList, QueryDoc, Status, VideoDoc
 from executors.notices import notice_once
@@ -46,6 +47,12 @@ class ClipTextTower(TextTower):
 
         saved = cache_file(self.space) if self.runtime != 'torch' else None
         return encode_texts(self.model, texts, runtime=self.runtime, saved_export=saved)
+
+    def exact_in_batches(self) -> bool:
+        """On ONNX Runtime, yes (tests/unit/test_text_batching.py); torch's products differ in the last bits."""
+        from executors.models.text_onnx import onnx_suits  # imports torch
+
+        return self.runtime == 'onnxruntime' or (self.runtime == 'auto' and onnx_suits(self.model))
 
 
 class QueryCache:
@@ -96,12 +103,16 @@ class TextEncoder(ClipEncoder):
     with no image is a QueryError.
     cue_embeddings: on /index, embed every cue of each video by the tower a query in its language uses
     (stored with the cue: search by meaning); a tower that cannot load leaves its cues without, said once.
+    batch_wait_ms: queries searched at the same time (a server's, the page's) share a forward pass, up to
+    batch_size texts, where the runtime gives each the embedding it gets alone (ONNX Runtime; on torch one
+    pass each, one at a time: executors/models/text_batching.py); while queries come this close together,
+    a pass waits this long for more to join it.
     """
 
     def __init__(self, model: str = 'ViT-B/32', device: str = 'auto', batch_size: int = 32,
                  quantize: str | None = None, text_model: str = 'auto', multilingual_model: str = DEFAULT_MODEL,
                  aligned_to: str = 'ViT-B/32', cache_size: int = 1024, runtime: str = 'auto',
-                 cue_embeddings: bool = True):
+                 cue_embeddings: bool = True, batch_wait_ms: float = 5.0):
         super().__init__(model, device, batch_size, quantize)
         if runtime not in TEXT_RUNTIMES:
             raise ValueError(f"runtime must be one of {', '.join(TEXT_RUNTIMES)}, not {runtime!r}")
@@ -109,10 +120,14 @@ class TextEncoder(ClipEncoder):
             raise ValueError(f"text_model must be one of {', '.join(TEXT_MODELS)}, not {text_model!r}")
         if not isinstance(cache_size, int) or cache_size < 0:
             raise ValueError(f'cache_size must be a whole number >= 0, not {cache_size!r}')
+        if not isinstance(batch_wait_ms, (int, float)) or not 0 <= batch_wait_ms <= 1000:
+            raise ValueError(f'batch_wait_ms must be a number of milliseconds from 0 to 1000, not {batch_wait_ms!r}')
         self.text_model = text_model
         self.towers = {'clip': ClipTextTower(model, device, quantize, runtime),
                        'multilingual': SentenceTextTower(multilingual_model, aligned_to, device, quantize)}
         self.cache = QueryCache(cache_size)
+        self.batchers = {name: QueryBatcher(tower.encode, batch_size, batch_wait_ms / 1000, tower.exact_in_batches)
+                         for name, tower in self.towers.items()}
         self.cue_embeddings = bool(cue_embeddings)
         self._failed: set[str] = set()  # towers that could not load for cues (said once)
 
@@ -133,7 +148,8 @@ class TextEncoder(ClipEncoder):
         pending = [query for query in docs if query.embedding is None and query.text.strip()]
         for tower_name, queries in group_by_tower(pending, self.text_model).items():
             try:
-                embed_queries(self.towers[tower_name], queries, self.cache, self.batch_size)
+                embed_queries(self.towers[tower_name], queries, self.cache, self.batch_size,
+                              encode=self.batchers[tower_name].encode)
             except ModelError as e:
                 if tower_name == 'clip' or parameters.get('within') != 'all':
                     raise
@@ -190,15 +206,16 @@ def group_by_tower(queries: list[QueryDoc], text_model: str) -> dict[str, list[Q
     return groups
 
 
-def embed_queries(tower, queries: list[QueryDoc], cache: QueryCache, batch_size: int) -> None:
-    """Set each query's embedding (from the cache, else from `tower`, batch_size distinct texts per
-    forward pass), its image space and its language."""
+def embed_queries(tower, queries: list[QueryDoc], cache: QueryCache, batch_size: int, encode=None) -> None:
+    """Set each query's embedding (from the cache, else from `encode`, by default `tower`'s, batch_size
+    distinct texts per call), its image space and its language."""
+    encode = encode or tower.encode
     keys = [(tower.kind, ' '.join(query.text.split())) for query in queries]
     found = {key: cache.get(key) for key in dict.fromkeys(keys)}
     missing = [key for key, embedding in found.items() if embedding is None]
     for start in range(0, len(missing), batch_size):
         batch = missing[start:start + batch_size]
-        for key, embedding in zip(batch, tower.encode([text for _, text in batch])):
+        for key, embedding in zip(batch, encode([text for _, text in batch])):
             found[key] = cache.put(key, embedding)
     space = tower.space
     for query, key in zip(queries, keys):

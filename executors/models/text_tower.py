@@ -42,3 +42,7 @@ class TextTower:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError
+
+    def exact_in_batches(self) -> bool:
+        """Whether a text's embedding is the same, bit for bit, in a batch with other texts as alone."""
+        return False

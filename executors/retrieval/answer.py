@@ -40,13 +40,15 @@ def answer(storage: Storage, vector: np.ndarray | None, text: str, *, count: int
     # one pool for every page when lists are fused: a fused list ranked from fewer visual segments merges
     # differently, so paging (top + offset growing) would skip or repeat results
     pool = max(count, settings.speech_candidates) if len(lists) > 1 else count
-    if 'visual' in lists and vector is not None:
-        found['visual'], background = visual_segments(storage, vector, count=pool, candidates=settings.candidates,
-                                                      grouping=settings.grouping)
     if text.strip() and ('speech' in lists or SCREEN in lists):  # what is said and what is shown in writing
         said, shown = cue_lists(storage, text, pool, settings, meaning)
-        found.update({name: segments for name, segments in (('speech', said), (SCREEN, shown)) if name in lists})
-    found = {name: segments for name, segments in found.items() if segments}
+        found.update({name: segments for name, segments in (('speech', said), (SCREEN, shown))
+                      if name in lists and segments})
+    if 'visual' in lists and vector is not None:
+        # the pool's videos are ranked either way; with no other list to fuse, only the first `count` moments show
+        visual, background = visual_segments(storage, vector, count=pool, candidates=settings.candidates,
+                                             grouping=settings.grouping, keep=pool if found else count)
+        found = {'visual': visual, **found} if visual else found
     if len(found) < 2:
         return next(iter(found.values()), [])[:count]
     if 'visual' in found:  # cosines become evidence; the spoken list's scores already are

@@ -45,13 +45,14 @@ def rank_segments(storage: Storage, video_ids: list[str], query: np.ndarray, *, 
     return ranked_segments(storage, video_ids, query, count=count, grouping=grouping)[0]
 
 
-def visual_segments(storage: Storage, query: np.ndarray, *, count: int, candidates: int,
-                    grouping: Grouping) -> tuple[list[SegmentDoc], np.ndarray]:
+def visual_segments(storage: Storage, query: np.ndarray, *, count: int, candidates: int, grouping: Grouping,
+                    keep: int | None = None) -> tuple[list[SegmentDoc], np.ndarray]:
     """search_segments' segments, and the background they stand out from: the cosines of every keyframe
-    of the videos scored (executors.retrieval.fusion.visual_evidence)."""
+    of the videos scored (executors.retrieval.fusion.visual_evidence). `keep` (at most `count`): only the
+    first `keep` of those segments, the same ones, without building the rest."""
     neighbours = storage.nearest(query, max(candidates, count))
-    return ranked_segments(storage, list(dict.fromkeys(neighbours.video_ids))[:count], query, count=count,
-                           grouping=grouping)
+    return ranked_segments(storage, list(dict.fromkeys(neighbours.video_ids))[:count], query,
+                           count=min(count, keep or count), grouping=grouping)
 
 
 def ranked_segments(storage: Storage, video_ids: list[str], query: np.ndarray, *, count: int,

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from flow import main
+from library import Library, match_record
 from tests.factories import make_video
 from tests.integration.api_server import ROOT, ApiServer
 
@@ -108,6 +109,29 @@ def test_list_and_search_answer_what_the_cli_prints_with_json(http, indexed, opt
     found = http.post('/v1/search', json=query).json()['results']
     assert found and found == cli_json('search', query['text'], '--top', 5, *options[:-2])
     assert http.get('/v1/videos', params={'offset': 1, 'limit': 1}).json()['videos'] == listed['videos'][1:2]
+
+
+def test_concurrent_searches_answer_exactly_what_each_one_alone_does(http, indexed, folders, tiny_checkpoint):
+    """Searches that arrive together share one pass of the text tower (executors/models/text_batching.py):
+    each still gets, to the last digit, what the same search alone in another process gets."""
+    texts = [f'{colour} {thing} on a test card {n}' for n, (colour, thing) in
+             enumerate(zip(['red', 'green', 'blue', 'white'] * 2, ['bars', 'circles', 'noise', 'stripes'] * 2))]
+    with Library('flow.yml', workspace=str(folders['workspace']), model=str(tiny_checkpoint), text_model='clip',
+                 asr='off', create=False) as alone:
+        expected = [[match_record(m) for m in alone.search(text, top=5)] for text in texts]
+    found, start = {}, threading.Barrier(len(texts))
+
+    def search(text: str) -> None:
+        with httpx.Client(base_url=http.base_url, timeout=60) as client:
+            start.wait()
+            found[text] = client.post('/v1/search', json={'text': text, 'top': 5}).json()['results']
+
+    threads = [threading.Thread(target=search, args=(text,)) for text in texts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [found.get(text) for text in texts] == expected
 
 
 def test_search_by_an_uploaded_image_finds_the_video_it_shows(http, indexed):
