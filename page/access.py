@@ -75,7 +75,12 @@ def gate_ui(address: str | None) -> None:
     if not password_mode(address):
         return
     if Runtime.exists():  # not under streamlit.testing
-        UPLOADS.install(Runtime.instance())
+        UPLOADS.install(Runtime.instance())  # too late for uploads before this first run: serve.py's gate is not
+        if not UPLOADS.gated:
+            st.error('This page asks for a password, but it was started without its upload gate, so anyone could '
+                     'upload before signing in. Start it with `streamlit run serve.py -- ...` (as `make demo-shared` '
+                     'does).', icon=':material/lock:')
+            st.stop()
     session = get_script_run_ctx().session_id
     if not st.session_state.get('signed_in') and valid_cookie(st.context.cookies.get(COOKIE)):
         _admit(session, ticket=False)
