@@ -163,7 +163,7 @@ def test_other_tabs_stop_showing_a_deleted_video(indexed):
 
 
 def test_image_with_text_says_which_was_used(indexed, sample_videos, tmp_path):
-    from tests.browser.test_browser import first_frame_png
+    from tests.browser.helpers import first_frame_png
 
     image = first_frame_png(sample_videos[1], tmp_path)
     indexed.file_uploader(key='query_image').set_value(('frame.png', image.read_bytes(), 'image/png'))
