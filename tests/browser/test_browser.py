@@ -129,3 +129,26 @@ def test_a_200_mb_video_plays_with_flat_server_memory(server, browser, flow_args
     print(report)
     assert size_mb > BIG_VIDEO_MB * 0.9 and len(ranges) > 2
     assert peak - before < 40, report  # streamed in 256 KB pieces, never held whole
+
+
+def test_the_player_keeps_playing_through_runs_that_change_the_page_above_it(server, browser, sample_videos, flow_args):
+    """A video deleted elsewhere redraws the results with a line above the player: the same <video> plays on
+    (it used to be replaced, starting the segment over); a new search starts afresh."""
+    from playwright.sync_api import expect
+
+    assert cli(flow_args, 'index', *map(str, sample_videos)).returncode == 0
+    page = open_tab(browser, server.url)
+    search(page, 'colour bars')
+    expect(page.get_by_text(CARD).first).to_be_visible()
+    playing = Path(wait_playing(page)['src'].split('#')[0]).name
+    page.evaluate('document.querySelector("video").dataset.seen = "before"')
+    other = next(v for v in sample_videos if v.name != playing)
+    deleted = cli(flow_args[:4], 'delete', str(other))
+    assert deleted.returncode == 0, deleted.stderr
+    expect(page.get_by_text('1 result left out: deleted from the library.')).to_be_visible(timeout=15_000)
+    assert page.evaluate('document.querySelector("video").dataset.seen') == 'before'
+    assert playing in page.evaluate('document.querySelector("video").currentSrc')
+
+    search(page, 'colour bars')  # the same best result: played again from its start, in a new element
+    page.wait_for_function('!document.querySelector("video").dataset.seen')
+    wait_playing(page)
