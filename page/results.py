@@ -14,6 +14,9 @@ from page.media_server import MediaServer
 
 CARDS_PER_ROW = 4
 STRENGTHS = [(0.9, 'best match'), (0.75, 'strong match'), (0.5, 'fair match'), (0.0, 'weak match')]
+# `autoplay` alone sometimes left a loaded, visible, muted video paused at its start (Chromium 156: no play
+# event after canplaythrough, about 1 new tab in 8); play() on a muted video needs no gesture and starts it.
+START = '<script>(v => { v.muted = true; v.play().catch(() => {}); })(document.currentScript.previousElementSibling)</script>'
 SOURCES = {'visual': 'seen', 'speech': 'said', 'screen': 'on screen'}  # the lists that can find a moment, in words
 PLACEHOLDER = ('<div class="vced-spoken" style="aspect-ratio:16/9;display:flex;align-items:center;justify-content:'
                'center;border-radius:.5rem;background:#efe9fb;color:#6b4fbb;font-size:.95rem">'
@@ -81,7 +84,7 @@ def player_ui(lib: Library, media: MediaServer, match: SegmentDoc, best: float) 
             url = f'{st.session_state.media_base}{media.publish(match.uri)}#t={match.start:.2f},{match.end:.2f}'
             st.html(f'<video src="{html.escape(url)}" data-play="{st.session_state.get("plays", 0)}" controls autoplay '
                     'muted playsinline preload="auto" style="width:100%;max-height:60vh;background:#000;'
-                    'border-radius:.5rem"></video>')
+                    f'border-radius:.5rem"></video>{START}', unsafe_allow_javascript=True)
             st.caption('Starts muted (browsers only autoplay silent video): unmute in the player.')
         else:
             st.warning(f'{match.uri} is no longer there: delete it in the Library tab and add it again.')
