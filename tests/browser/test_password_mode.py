@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from tests.browser.conftest import PASSWORD, password_secrets, start_page, stop
-from tests.browser.helpers import CHROMIUM_ARGS, add_videos, rss_mb
+from tests.browser.helpers import CHROMIUM_ARGS, add_videos, rss_mb, wait_playing
 
 UPLOAD_MB = 100
 
@@ -174,8 +174,7 @@ def test_signed_in_a_browser_stays_signed_in_uploads_and_plays_and_others_get_no
             query = other.get_by_label('Describe the moment')
             query.fill('colour bars')
             query.press('Enter')
-            other.wait_for_function('(v => v && v.currentTime > 0)(document.querySelector("video"))')
-            source = other.evaluate('document.querySelector("video").currentSrc').split('#')[0]
+            source = wait_playing(other)['src'].split('#')[0]
             assert f':{media_port}/media/' in source
             with pytest.raises(urllib.error.HTTPError) as refused:  # the URL alone, without the cookie
                 urllib.request.urlopen(source, timeout=10)
