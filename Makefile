@@ -14,12 +14,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 MEDIA_PORT ?= 8502
 
 demo: $(VENV)/.installed
-	$(BIN)/streamlit run app.py --server.headless true --browser.gatherUsageStats false
+	$(BIN)/streamlit run serve.py --server.headless true --browser.gatherUsageStats false
 
 # The page for other machines: every address, behind the password in .streamlit/secrets.toml (make password).
 demo-shared: $(VENV)/.installed
 	@grep -qs '^password_hash' .streamlit/secrets.toml || { echo 'set a password first: make password'; exit 1; }
-	$(BIN)/streamlit run app.py --server.headless true --browser.gatherUsageStats false --server.address 0.0.0.0 -- --media-port $(MEDIA_PORT)
+	$(BIN)/streamlit run serve.py --server.headless true --browser.gatherUsageStats false --server.address 0.0.0.0 -- --media-port $(MEDIA_PORT)
 
 password: $(VENV)/.installed
 	@mkdir -p .streamlit && $(BIN)/python -m page.access >> .streamlit/secrets.toml

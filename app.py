@@ -1,6 +1,6 @@
 """VCED's web page: add videos, search them by a description or an image, play the moments found.
 
-    streamlit run app.py -- [--flow FILE] [--workspace DIR] [--model NAME_OR_PATH] [--backend local|milvus] [--uri URI] ...
+    streamlit run serve.py -- [--flow FILE] [--workspace DIR] [--model NAME_OR_PATH] [--backend local|milvus] [--uri URI] ...
 
 UI only: the library layer (one Library shared by every session of the server) does the work, and
 media_server plays the files to the browser by range requests. The parts are in page/: access (the
@@ -24,7 +24,7 @@ from page.resources import Loaded, failed, load_library, media_server
 from page.search import search_ui
 
 WATCH_SECONDS = 5  # how often an open page checks whether another page or the CLI changed the library
-USAGE = ('streamlit run app.py -- [--flow FILE] [--workspace DIR] [--model NAME_OR_PATH] [--text-model clip|multilingual|auto] '
+USAGE = ('streamlit run serve.py -- [--flow FILE] [--workspace DIR] [--model NAME_OR_PATH] [--text-model clip|multilingual|auto] '
          '[--asr NAME|off] [--ocr auto|off|PATH] [--backend local|milvus] [--uri URI] [--videos DIR] [--media-port N] '
          '[--media-url URL]')
 

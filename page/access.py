@@ -74,8 +74,13 @@ def gate_ui(address: str | None) -> None:
     (or its browser holds the sign-in cookie of an earlier sign-in)."""
     if not password_mode(address):
         return
-    if Runtime.exists():  # not under streamlit.testing
-        UPLOADS.install(Runtime.instance())
+    if _served():
+        UPLOADS.install(Runtime.instance())  # too late for uploads before this first run: serve.py's gate is not
+        if not UPLOADS.gated:
+            st.error('This page asks for a password, but it was started without its upload gate, so anyone could '
+                     'upload before signing in. Start it with `streamlit run serve.py -- ...` (as `make demo-shared` '
+                     'does).', icon=':material/lock:')
+            st.stop()
     session = get_script_run_ctx().session_id
     if not st.session_state.get('signed_in') and valid_cookie(st.context.cookies.get(COOKIE)):
         _admit(session, ticket=False)
@@ -105,6 +110,11 @@ def gate_ui(address: str | None) -> None:
             THROTTLE.failed(client)
             st.error('Wrong password.', icon=':material/error:')
     st.stop()
+
+
+def _served() -> bool:
+    """Whether a Streamlit server runs the page (streamlit.testing's AppTest stands in a mock Runtime)."""
+    return Runtime.exists() and type(Runtime.instance()) is Runtime
 
 
 def _admit(session: str, ticket: bool) -> None:

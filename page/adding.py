@@ -26,7 +26,8 @@ def add_ui(lib: Library, folder: Path, ready: threading.Event | None = None) -> 
         add = st.form_submit_button('Add and index', type='primary', icon=':material/upload:', disabled=running)
     videos = [f for f in files or [] if Path(f.name).suffix.lower() in VIDEO_EXTENSIONS]
     if add and not videos:
-        st.warning('Choose one or more video files first.')
+        st.warning('No video has been uploaded to this form yet: choose one or more video files, wait until each '
+                   'is listed with its size, then click Add and index.')
     elif add:
         try:
             saved = {save_upload(f.name, f, folder): Path(f.name).name for f in videos}

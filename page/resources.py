@@ -55,7 +55,7 @@ class Loaded:
 @st.cache_resource(show_spinner='Opening the library…', on_release=Loaded.close)
 def load_library(flow: str, settings: tuple[tuple[str, str], ...]) -> Loaded:
     """The Library every session shares; `settings`: the options' overrides of flow.yml (library.options),
-    a value an executor refuses blamed on the command line (`streamlit run app.py -- ...`). The model
+    a value an executor refuses blamed on the command line (`streamlit run serve.py -- ...`). The model
     libraries are imported here, before any upload starts indexing in a thread of its own."""
     import_models()
     return Loaded(Library(flow, origin=ORIGIN, **dict(settings)))

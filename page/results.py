@@ -14,6 +14,9 @@ from page.media_server import MediaServer
 
 CARDS_PER_ROW = 4
 STRENGTHS = [(0.9, 'best match'), (0.75, 'strong match'), (0.5, 'fair match'), (0.0, 'weak match')]
+# `autoplay` alone sometimes left a loaded, visible, muted video paused at its start (Chromium 156: no play
+# event after canplaythrough, about 1 new tab in 8); play() on a muted video needs no gesture and starts it.
+START = '<script>(v => { v.muted = true; v.play().catch(() => {}); })(document.currentScript.previousElementSibling)</script>'
 SOURCES = {'visual': 'seen', 'speech': 'said', 'screen': 'on screen'}  # the lists that can find a moment, in words
 PLACEHOLDER = ('<div class="vced-spoken" style="aspect-ratio:16/9;display:flex;align-items:center;justify-content:'
                'center;border-radius:.5rem;background:#efe9fb;color:#6b4fbb;font-size:.95rem">'
@@ -70,13 +73,18 @@ def results_ui(lib: Library, media: MediaServer, live: set[str]) -> None:
 
 
 def player_ui(lib: Library, media: MediaServer, match: SegmentDoc, best: float) -> None:
-    """The original file, streamed by the media server, playing (muted: what browsers allow) from the start."""
-    video, info = st.container(border=True).columns([1, 1])
+    """The original file, streamed by the media server, playing (muted: what browsers allow) from the start.
+
+    Keyed, so the browser keeps its <video> through the page's later runs (the models finishing loading, a
+    video deleted elsewhere) even when something above it comes or goes: unkeyed, such a run made a new
+    element that started the segment over. A new search or a Play click starts it afresh (`play`)."""
+    video, info = st.container(border=True, key='player').columns([1, 1])
     with video:
         if Path(match.uri).is_file():
             url = f'{st.session_state.media_base}{media.publish(match.uri)}#t={match.start:.2f},{match.end:.2f}'
-            st.html(f'<video src="{html.escape(url)}" controls autoplay muted playsinline preload="auto" '
-                    'style="width:100%;max-height:60vh;background:#000;border-radius:.5rem"></video>')
+            st.html(f'<video src="{html.escape(url)}" data-play="{st.session_state.get("plays", 0)}" controls autoplay '
+                    'muted playsinline preload="auto" style="width:100%;max-height:60vh;background:#000;'
+                    f'border-radius:.5rem"></video>{START}', unsafe_allow_javascript=True)
             st.caption('Starts muted (browsers only autoplay silent video): unmute in the player.')
         else:
             st.warning(f'{match.uri} is no longer there: delete it in the Library tab and add it again.')
@@ -102,7 +110,7 @@ def card_ui(rank: int, match: SegmentDoc, playing: bool, offset: int, best: floa
         if match.source != 'visual':
             said_ui(match, 160)
         st.button('Playing' if playing else 'Play', key=f'play-{rank}', icon=':material/play_arrow:', width='stretch',
-                  disabled=playing, on_click=_play, args=(rank,))
+                  disabled=playing, on_click=play, args=(rank,))
         st.button('More like this', key=f'similar-{rank}', icon=':material/image_search:', width='stretch',
                   on_click=_more_like, args=(match,), help='Moments that look like this keyframe')
 
@@ -137,5 +145,7 @@ def _more_like(match: SegmentDoc) -> None:
          'offset': 0, 'label': f'{Path(match.uri).name} at {format_time(match.timestamp)}', 'note': ''})
 
 
-def _play(rank: int) -> None:
+def play(rank: int) -> None:
+    """Play the `rank`-th result from its start (a new <video>, even where the same one was showing)."""
     st.session_state.playing = rank
+    st.session_state.plays = st.session_state.get('plays', 0) + 1

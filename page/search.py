@@ -7,7 +7,7 @@ from library import Library, read_image
 from page.adding import indexing
 from page.media_server import MediaServer
 from page.resources import Loaded
-from page.results import ask, results_ui
+from page.results import ask, play, results_ui
 
 IMAGE_TYPES = ['png', 'jpg', 'jpeg', 'webp', 'bmp', 'gif']
 RANKINGS = {'segment': 'Moments', 'video': 'Whole videos'}
@@ -50,7 +50,7 @@ def search_ui(loaded: Loaded, media: MediaServer, videos: list[VideoDoc]) -> Non
                 if loaded.error is not None:
                     st.rerun()  # the page says why
                 st.session_state.results = _run(lib, st.session_state.asked)
-            st.session_state.playing = 0
+            play(0)
     except VcedError as e:
         st.session_state.pop('results', None)
         st.error(str(e), icon=':material/error:')

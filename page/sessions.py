@@ -5,6 +5,7 @@ Everything here lives in this process only: a restart signs everyone out.
 """
 import hashlib
 import hmac
+import re
 import secrets
 import threading
 import time
@@ -120,6 +121,7 @@ class UploadGuard:
         self._signed: set[str] = set()
         self._lock = threading.Lock()
         self._installed = False
+        self.gated = False  # an UploadGate stands in front of the server (serve.py): closed from its first request
 
     def admit(self, session_id: str) -> None:
         with self._lock:
@@ -137,6 +139,29 @@ class UploadGuard:
             active = runtime.is_active_session
             runtime.is_active_session = lambda session_id: self.admitted(session_id) and active(session_id)
             self._installed = True
+
+
+UPLOAD_PATH = re.compile(r'/_stcore/upload_file/([^/]+)/')
+
+
+class UploadGate:
+    """ASGI middleware that serve.py puts in front of Streamlit's own, so it holds from the server's
+    first request on (UploadGuard.install only from the first page load): while `guarded()` (password
+    mode), a request to the upload endpoint for a session that has not signed in is answered 403
+    before a byte of its body is read."""
+
+    def __init__(self, app, guarded: Callable[[], bool], guard: 'UploadGuard | None' = None):
+        self.app, self.guarded, self.guard = app, guarded, guard or UPLOADS
+        self.guard.gated = True
+
+    async def __call__(self, scope, receive, send) -> None:
+        found = UPLOAD_PATH.search(scope.get('path', '')) if scope['type'] == 'http' else None
+        if found and scope['method'] != 'OPTIONS' and self.guarded() and not self.guard.admitted(found.group(1)):
+            await send({'type': 'http.response.start', 'status': 403,
+                        'headers': [(b'content-length', b'0'), (b'connection', b'close')]})
+            await send({'type': 'http.response.body', 'body': b''})
+            return
+        await self.app(scope, receive, send)
 
 
 TICKETS, THROTTLE, UPLOADS = Tickets(), Throttle(), UploadGuard()

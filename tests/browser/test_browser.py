@@ -1,127 +1,27 @@
-"""The page in a real browser: Debian's Chromium, driven by Playwright, against `streamlit run app.py`."""
+"""The page in a real browser: Debian's Chromium, driven by Playwright, against `streamlit run serve.py`."""
 import json
 import re
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
-import pytest
-
+from tests.browser.helpers import ARTIFACTS, add_videos, cli, first_frame_png, open_tab, rss_mb, search, wait_playing
 from tests.factories import make_video
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / 'tests' / 'artifacts'
-CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking']
 CARD = re.compile(r'^\d\d:\d\d–\d\d:\d\d · [▰▱]{5} ')
 BIG_VIDEO_MB = 200
-
-
-def first_frame_png(video: Path, folder: Path) -> Path:
-    from executors.media.cutting import ffmpeg_path
-
-    path = folder / 'frame.png'
-    subprocess.run([ffmpeg_path(), '-v', 'error', '-y', '-i', str(video), '-frames:v', '1', str(path)], check=True)
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process, in MB (Linux)."""
-    status = Path(f'/proc/{pid}/status').read_text()
-    return int(re.search(r'VmRSS:\s+(\d+) kB', status).group(1)) / 1024
-
-
-def cli(flow_args: list[str], *args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, str(ROOT / 'flow.py'), *args, *flow_args]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
-
-
-@pytest.fixture
-def server(flow_args, tmp_path):
-    """`streamlit run app.py` on a free local port (its media server on another); stopped whatever the test does."""
-    port, log_path = free_port(), tmp_path / 'streamlit.log'
-    command = [sys.executable, '-m', 'streamlit', 'run', str(ROOT / 'app.py'), '--server.address', '127.0.0.1',
-               '--server.port', str(port), '--server.headless', 'true', '--browser.gatherUsageStats', 'false',
-               '--', *flow_args, '--videos', str(tmp_path / 'uploads'), '--media-port', str(free_port())]
-    with open(log_path, 'wb') as log:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        url = f'http://127.0.0.1:{port}'
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f'{url}/_stcore/health', timeout=2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f'streamlit did not start:\n{log_path.read_text(errors="replace")[-3000:]}')
-                time.sleep(0.3)
-        yield url, process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-@pytest.fixture
-def browser(chromium):
-    from playwright.sync_api import expect, sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    expect.set_options(timeout=60_000)  # the first page load starts the model
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, timeout=60_000)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-def open_tab(browser, url: str):
-    page = browser.new_page(viewport={'width': 1280, 'height': 1500})
-    page.set_default_timeout(60_000)
-    page.goto(url)
-    return page
-
-
-def search(page, text: str) -> None:
-    page.get_by_role('tab', name='Search').click()
-    query = page.get_by_label('Describe the moment')
-    query.fill(text)
-    query.press('Enter')
-
-
-def wait_playing(page, after: float = 0.0, timeout: float = 60_000) -> dict:
-    """The page's <video> once it has played by itself past `after` seconds (it may have reached the
-    segment's end and paused again by the time a busy machine looks): its state."""
-    page.wait_for_function(f'(v => v && v.currentTime > {after})(document.querySelector("video"))', timeout=timeout)
-    return page.evaluate('(v => ({src: v.currentSrc, muted: v.muted, time: v.currentTime}))(document.querySelector("video"))')
 
 
 def test_upload_search_play_delete_in_a_browser(server, browser, sample_videos, flow_args, tmp_path):
     from playwright.sync_api import expect
 
-    url, _ = server
+    url = server.url
     page = open_tab(browser, url)
     media = []
     page.on('response', lambda r: media.append((r.status, r.request.headers.get('range'))) if '/media/' in r.url else None)
     expect(page.get_by_text('Nothing is indexed yet')).to_be_visible()
 
-    page.get_by_role('tab', name='Add videos').click()
-    page.locator('input[type="file"][multiple]').set_input_files([str(v) for v in sample_videos])
-    page.get_by_role('button', name='Add and index').click()
+    add_videos(page, sample_videos)
     expect(page.get_by_text('3 indexed, 0 already indexed, 0 failed')).to_be_visible(timeout=240_000)  # models load meanwhile
     page.screenshot(path=ARTIFACTS / 'add.png')
 
@@ -156,9 +56,7 @@ def test_upload_search_play_delete_in_a_browser(server, browser, sample_videos, 
 
     # a second tab: uploading a file already indexed is told at once
     other = open_tab(browser, url)
-    other.get_by_role('tab', name='Add videos').click()
-    other.locator('input[type="file"][multiple]').set_input_files(str(sample_videos[0]))
-    other.get_by_role('button', name='Add and index').click()
+    add_videos(other, sample_videos[:1])
     expect(other.get_by_text('0 indexed, 1 already indexed, 0 failed')).to_be_visible(timeout=30_000)
 
     # deleting in the second tab: one confirmation, for that video only; the first tab drops it by itself
@@ -196,7 +94,7 @@ def test_a_200_mb_video_plays_with_flat_server_memory(server, browser, flow_args
     indexed = cli(flow_args, 'index', str(big))
     assert indexed.returncode == 0, indexed.stderr
 
-    url, process = server
+    url, process = server.url, server.process
     page = open_tab(browser, url)
     ranges = []
     page.on('request', lambda r: ranges.append(r.headers.get('range')) if '/media/' in r.url else None)
@@ -231,3 +129,26 @@ def test_a_200_mb_video_plays_with_flat_server_memory(server, browser, flow_args
     print(report)
     assert size_mb > BIG_VIDEO_MB * 0.9 and len(ranges) > 2
     assert peak - before < 40, report  # streamed in 256 KB pieces, never held whole
+
+
+def test_the_player_keeps_playing_through_runs_that_change_the_page_above_it(server, browser, sample_videos, flow_args):
+    """A video deleted elsewhere redraws the results with a line above the player: the same <video> plays on
+    (it used to be replaced, starting the segment over); a new search starts afresh."""
+    from playwright.sync_api import expect
+
+    assert cli(flow_args, 'index', *map(str, sample_videos)).returncode == 0
+    page = open_tab(browser, server.url)
+    search(page, 'colour bars')
+    expect(page.get_by_text(CARD).first).to_be_visible()
+    playing = Path(wait_playing(page)['src'].split('#')[0]).name
+    page.evaluate('document.querySelector("video").dataset.seen = "before"')
+    other = next(v for v in sample_videos if v.name != playing)
+    deleted = cli(flow_args[:4], 'delete', str(other))
+    assert deleted.returncode == 0, deleted.stderr
+    expect(page.get_by_text('1 result left out: deleted from the library.')).to_be_visible(timeout=15_000)
+    assert page.evaluate('document.querySelector("video").dataset.seen') == 'before'
+    assert playing in page.evaluate('document.querySelector("video").currentSrc')
+
+    search(page, 'colour bars')  # the same best result: played again from its start, in a new element
+    page.wait_for_function('!document.querySelector("video").dataset.seen')
+    wait_playing(page)

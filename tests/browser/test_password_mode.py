@@ -1,9 +1,7 @@
-"""Password mode against a real `streamlit run app.py`: nothing is accepted before sign-in, a signed-in
+"""Password mode against a real `streamlit run serve.py`: nothing is accepted before sign-in, a signed-in
 browser stays signed in across reloads, and videos play to signed-in browsers only."""
 import asyncio
 import http.client
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -11,56 +9,30 @@ import uuid
 
 import pytest
 
-from tests.browser.test_browser import CHROMIUM_ARGS, ROOT, free_port, rss_mb
+from tests.browser.conftest import PASSWORD, password_secrets, start_page, stop
+from tests.browser.helpers import CHROMIUM_ARGS, add_videos, rss_mb, wait_playing
 
-PASSWORD = 'correct horse battery'
 UPLOAD_MB = 100
 
 
-@pytest.fixture
-def guarded_server(flow_args, tmp_path):
-    """The page on 127.0.0.1 told to ask for a password (require_password: as behind a proxy)."""
-    from page.access import hash_password
-
-    secrets = tmp_path / 'secrets.toml'
-    secrets.write_text(f'password_hash = "{hash_password(PASSWORD)}"\nrequire_password = true\n')
-    port, media_port, log_path = free_port(), free_port(), tmp_path / 'streamlit.log'
-    command = [sys.executable, '-m', 'streamlit', 'run', str(ROOT / 'app.py'), '--server.address', '127.0.0.1',
-               '--server.port', str(port), '--server.headless', 'true', '--secrets.files', str(secrets),
-               '--', *flow_args, '--videos', str(tmp_path / 'uploads'), '--media-port', str(media_port)]
-    with open(log_path, 'wb') as log:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f'http://127.0.0.1:{port}/_stcore/health', timeout=2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f'streamlit did not start:\n{log_path.read_text(errors="replace")[-3000:]}')
-                time.sleep(0.3)
-        yield port, media_port, process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-async def sign_in_form_session(port: int, then) -> None:
-    """What any visitor can do: take the XSRF cookie, open a session and let the page draw (the sign-in
-    form); `then(session_id, cookie)` runs while the session is open."""
+async def open_session(port: int):
+    """What any visitor can do: take the XSRF cookie and open a websocket session (nothing drawn yet)."""
     import websockets
-    from streamlit.proto.BackMsg_pb2 import BackMsg
-    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
     with urllib.request.urlopen(f'http://127.0.0.1:{port}/_stcore/health') as response:
         cookie = response.headers['Set-Cookie'].split(';')[0]
-    async with websockets.connect(f'ws://127.0.0.1:{port}/_stcore/stream', subprotocols=['streamlit', cookie.split('=', 1)[1]],
-                                  additional_headers={'Cookie': cookie, 'Origin': f'http://127.0.0.1:{port}'}) as ws:
+    socket = await websockets.connect(f'ws://127.0.0.1:{port}/_stcore/stream', subprotocols=['streamlit', cookie.split('=', 1)[1]],
+                                      additional_headers={'Cookie': cookie, 'Origin': f'http://127.0.0.1:{port}'})
+    return socket, cookie
+
+
+async def drawn_session(port: int, then) -> None:
+    """A visitor's session that lets the page draw; `then(session_id, cookie, text drawn)` runs while it is open."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    ws, cookie = await open_session(port)
+    async with ws:
         rerun = BackMsg()
         rerun.rerun_script.query_string = ''
         await ws.send(rerun.SerializeToString())
@@ -73,7 +45,28 @@ async def sign_in_form_session(port: int, then) -> None:
             drawn.append(str(message.delta) if kind == 'delta' else '')
             if kind == 'script_finished':
                 break
-        assert 'Password' in ''.join(drawn) and 'Describe the moment' not in ''.join(drawn)
+        await asyncio.to_thread(then, session_id, cookie, ''.join(drawn))
+
+
+async def undrawn_session(port: int, then) -> None:
+    """A hand-made session that never lets the page run: it asks the server for upload URLs (as the file
+    uploader does), which name its session; `then(session_id, cookie)` runs while it is open."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    ws, cookie = await open_session(port)
+    async with ws:
+        ask = BackMsg()
+        ask.file_urls_request.request_id = 'r1'
+        ask.file_urls_request.file_names.append('big.mp4')
+        await ws.send(ask.SerializeToString())
+        while True:
+            message = ForwardMsg()
+            message.ParseFromString(await asyncio.wait_for(ws.recv(), 60))
+            assert message.WhichOneof('type') not in ('new_session', 'delta'), message  # the page never ran
+            if message.WhichOneof('type') == 'file_urls_response':
+                break
+        session_id = message.file_urls_response.file_urls[0].upload_url.rstrip('/').split('/')[-2]
         await asyncio.to_thread(then, session_id, cookie)
 
 
@@ -106,30 +99,52 @@ def put_upload(port: int, session_id: str, cookie: str, megabytes: int) -> int:
         connection.close()
 
 
+def upload_attack(server, session_id: str, cookie: str) -> dict:
+    """Four 100 MB PUTs to the upload endpoint for `session_id`: their statuses, and the server's memory."""
+    before = rss_mb(server.process.pid)
+    statuses = [put_upload(server.port, session_id, cookie, UPLOAD_MB) for _ in range(4)]
+    time.sleep(1)
+    return {'statuses': statuses, 'before': before, 'after': rss_mb(server.process.pid)}
+
+
 def test_a_session_that_only_saw_the_sign_in_form_cannot_upload(guarded_server):
-    port, _, process = guarded_server
     results = {}
 
-    def attack(session_id: str, cookie: str) -> None:
-        results['before'] = rss_mb(process.pid)
-        results['statuses'] = [put_upload(port, session_id, cookie, UPLOAD_MB) for _ in range(4)]
-        time.sleep(1)
-        results['after'] = rss_mb(process.pid)
+    def attack(session_id: str, cookie: str, drawn: str) -> None:
+        assert 'Password' in drawn and 'Describe the moment' not in drawn
+        results.update(upload_attack(guarded_server, session_id, cookie))
 
-    asyncio.run(sign_in_form_session(port, attack))
+    asyncio.run(drawn_session(guarded_server.port, attack))
     print(results)
-    assert all(status in (400, 0) for status in results['statuses']), results  # never 204 (stored)
+    assert all(status in (403, 0) for status in results['statuses']), results  # never 204 (stored)
     assert results['after'] - results['before'] < 50, results  # 400 MB sent, none of it held
 
 
-@pytest.mark.xfail(reason='after the final merges the upload in password mode is not registered ' 
-                   '("Choose one or more video files first"); left for the next session, see the closing note', strict=False)
+def test_before_any_page_load_a_fresh_server_refuses_uploads(guarded_server):
+    """From the server's first request: a session that never let the page run (so app.py never ran in
+    this process) is refused too, and nothing it sends is held."""
+    results = {}
+    asyncio.run(undrawn_session(guarded_server.port, lambda *session: results.update(upload_attack(guarded_server, *session))))
+    print(results)
+    assert all(status in (403, 0) for status in results['statuses']), results
+    assert results['after'] - results['before'] < 50, results
+
+
+def test_started_without_its_upload_gate_the_page_asks_for_serve_py_and_shows_nothing(flow_args, tmp_path):
+    served = start_page(flow_args, tmp_path, '--secrets.files', str(password_secrets(tmp_path)), script='app.py')
+    try:
+        seen = []
+        asyncio.run(drawn_session(served.port, lambda *session: seen.append(session[2])))
+    finally:
+        stop(served.process)
+    assert 'streamlit run serve.py' in seen[0] and 'Password' not in seen[0] and 'Describe the moment' not in seen[0]
+
+
 def test_signed_in_a_browser_stays_signed_in_uploads_and_plays_and_others_get_nothing(guarded_server, chromium,
                                                                                           sample_videos):
     from playwright.sync_api import expect, sync_playwright
 
-    port, media_port, _ = guarded_server
-    url = f'http://127.0.0.1:{port}'
+    url, media_port = guarded_server.url, guarded_server.media_port
     expect.set_options(timeout=60_000)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, timeout=60_000)
@@ -150,9 +165,7 @@ def test_signed_in_a_browser_stays_signed_in_uploads_and_plays_and_others_get_no
             [cookie] = [c for c in context.cookies() if c['name'] == 'vced_session']
             assert cookie['httpOnly'] and cookie['sameSite'] == 'Strict' and cookie['expires'] > time.time() + 3600
 
-            page.get_by_role('tab', name='Add videos').click()
-            page.locator('input[type="file"][multiple]').set_input_files(str(sample_videos[0]))
-            page.get_by_role('button', name='Add and index').click()
+            add_videos(page, sample_videos[:1])
             expect(page.get_by_text('1 indexed, 0 already indexed, 0 failed')).to_be_visible(timeout=240_000)  # a busy machine
 
             other = context.new_page()  # a new tab (and a reload) of the same browser: no password asked
@@ -161,8 +174,7 @@ def test_signed_in_a_browser_stays_signed_in_uploads_and_plays_and_others_get_no
             query = other.get_by_label('Describe the moment')
             query.fill('colour bars')
             query.press('Enter')
-            other.wait_for_function('(v => v && v.currentTime > 0)(document.querySelector("video"))')
-            source = other.evaluate('document.querySelector("video").currentSrc').split('#')[0]
+            source = wait_playing(other)['src'].split('#')[0]
             assert f':{media_port}/media/' in source
             with pytest.raises(urllib.error.HTTPError) as refused:  # the URL alone, without the cookie
                 urllib.request.urlopen(source, timeout=10)

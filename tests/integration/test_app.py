@@ -81,6 +81,14 @@ def test_empty_index_explains_what_to_do(page):
     assert any('library is empty' in text for text in infos)
 
 
+def test_add_with_no_video_uploaded_yet_says_to_wait_for_the_upload(page):
+    """A click before the browser finished uploading submits the form without the file (Streamlit counts a
+    file only once it is uploaded): the page says to wait for it, not that nothing was chosen."""
+    at = click(page, 'Add and index')
+    assert [w.value for w in at.warning] == ['No video has been uploaded to this form yet: choose one or more video '
+                                             'files, wait until each is listed with its size, then click Add and index.']
+
+
 def test_upload_index_search_play(page, sample_videos, uploads):
     bars, pattern, _ = sample_videos
     files = [('plage été 東京 🎬.mp4', bars.read_bytes()), ('../../pattern.mp4', pattern.read_bytes()),
@@ -163,7 +171,7 @@ def test_other_tabs_stop_showing_a_deleted_video(indexed):
 
 
 def test_image_with_text_says_which_was_used(indexed, sample_videos, tmp_path):
-    from tests.browser.test_browser import first_frame_png
+    from tests.browser.helpers import first_frame_png
 
     image = first_frame_png(sample_videos[1], tmp_path)
     indexed.file_uploader(key='query_image').set_value(('frame.png', image.read_bytes(), 'image/png'))

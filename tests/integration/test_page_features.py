@@ -34,7 +34,7 @@ def test_a_spoken_only_card_has_a_picture_and_its_words_marked_at_any_ending(ind
 
 
 def test_the_query_image_is_shown(indexed, sample_videos, tmp_path):
-    from tests.browser.test_browser import first_frame_png
+    from tests.browser.helpers import first_frame_png
 
     image = first_frame_png(sample_videos[1], tmp_path)
     indexed.file_uploader(key='query_image').set_value(('frame.png', image.read_bytes(), 'image/png'))

@@ -1,5 +1,7 @@
-"""page.sessions: the sign-in cookie, one-time tickets and the throttle on wrong passwords."""
-from page.sessions import COOKIE_SECONDS, Throttle, Tickets, make_cookie, valid_cookie
+"""page.sessions: the sign-in cookie, one-time tickets, the throttle on wrong passwords and the upload gate."""
+import asyncio
+
+from page.sessions import COOKIE_SECONDS, Throttle, Tickets, UploadGate, UploadGuard, make_cookie, valid_cookie
 
 
 class Clock:
@@ -49,3 +51,36 @@ def test_wrong_passwords_wait_longer_and_longer_per_client_and_for_everyone():
     assert throttle.wait('someone-new') > 60
     clock.now += Throttle.WINDOW + 1
     assert throttle.wait('someone-new') == 0
+
+
+
+def ask_gate(guard: UploadGuard, path: str, method: str = 'PUT', guarded: bool = True) -> tuple[int | None, bool]:
+    """The status UploadGate answers a request for `path` with (None: none), and whether it passed it on;
+    it must never read the body itself."""
+    sent, passed = [], []
+
+    async def app(scope, receive, send):
+        passed.append(scope['path'])
+
+    async def receive():
+        raise AssertionError('the gate read the body')
+
+    async def send(message):
+        sent.append(message)
+
+    gate = UploadGate(app, guarded=lambda: guarded, guard=guard)
+    asyncio.run(gate({'type': 'http', 'method': method, 'path': path}, receive, send))
+    assert not sent or sent[-1]['body'] == b''
+    return (sent[0]['status'] if sent else None), bool(passed)
+
+
+def test_the_upload_gate_refuses_sessions_not_signed_in_before_reading_a_byte():
+    guard = UploadGuard()
+    assert ask_gate(guard, '/_stcore/upload_file/s1/f1') == (403, False) and guard.gated
+    assert ask_gate(guard, '/base/_stcore/upload_file/s1/f1', 'DELETE') == (403, False)  # under server.baseUrlPath
+    assert ask_gate(guard, '/_stcore/upload_file/s1/f1', 'OPTIONS') == (None, True)  # CORS preflight
+    assert ask_gate(guard, '/_stcore/health') == (None, True)
+    guard.admit('s1')
+    assert ask_gate(guard, '/_stcore/upload_file/s1/f1') == (None, True)
+    assert ask_gate(guard, '/_stcore/upload_file/s2/f1') == (403, False)
+    assert ask_gate(UploadGuard(), '/_stcore/upload_file/s9/f1', guarded=False) == (None, True)  # this machine only
