@@ -15,7 +15,10 @@ __all__ = ['Alignment', 'align', 'keyframe_interval']
 
 MIN_SIMILARITY = 0.8  # cosine below which two keyframes are not the same picture
 VOTES_PER_FRAME = 5  # a query keyframe's best matches that vote for an offset
-DISTINCT_MARGIN = 0.05  # how much better the best offset must match than any offset farther than 3 intervals
+# how much better the best offset must match than any offset farther than 3 intervals, as a share of what the
+# runner-up lacks to a perfect match: keyframes of one video are all alike in CLIP (cosine ~0.9), so an absolute
+# margin would take a copy for a still picture; a still picture's offsets all match equally (share ~0)
+DISTINCT_SHARE = 0.25
 
 
 class Alignment(NamedTuple):
@@ -68,7 +71,7 @@ def align(query_times: np.ndarray, query_vectors: np.ndarray, times: np.ndarray,
                                                      min_similarity)
         if other_overlap >= max(3, overlap / 2):  # an offset that keeps much of the query inside the video
             runner_up = max(runner_up, other_score * overlap / other_overlap)
-    return Alignment(offset, score, matched_score, matched, score - runner_up >= DISTINCT_MARGIN)
+    return Alignment(offset, score, matched_score, matched, score - runner_up >= DISTINCT_SHARE * (1.0 - runner_up))
 
 
 def _score_at(offset: float, query_times: np.ndarray, times: np.ndarray, similarity: np.ndarray, interval: float,
