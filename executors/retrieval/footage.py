@@ -6,6 +6,7 @@ all pairs) and decide with the time alignment of executors/retrieval/alignment.p
 from typing import Callable, NamedTuple
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from executors.documents import DocList, DuplicateDoc, QueryDoc, SegmentDoc
 from executors.retrieval.alignment import MIN_SIMILARITY, align, keyframe_interval
@@ -57,6 +58,13 @@ def locate_clip(storage: Storage, times: np.ndarray, vectors: np.ndarray, durati
 def find_duplicates(storage: Storage, threshold: float, probes: int = 3) -> list[Shared]:
     """Groups of stored videos that share footage scoring at least `threshold` (the mean cosine of the
     aligned keyframes), with the shared range in each; best groups first."""
+    # thousands of small matrix products (a list against its probes, a pair's keyframes): a BLAS thread pool
+    # only waits on itself for them, badly so on busy cores (1k videos: 13 s with 2 threads, 3 s with one)
+    with threadpool_limits(1, user_api='blas'):
+        return _find_duplicates(storage, threshold, probes)
+
+
+def _find_duplicates(storage: Storage, threshold: float, probes: int) -> list[Shared]:
     durations = {v.id: v.duration for v in storage.videos()}
     owners, queries = [], []
     for video_id in durations:  # only the probes are kept: a library's keyframes may not fit in memory
