@@ -55,9 +55,9 @@ def test_the_library_marks_the_videos_that_share_footage(page):
     lines = video_lines(page)
     assert len(lines) == 6
     assert re.search(r'same footage as mandelbrot(_letterboxed)?\.mp4, mandelbrot(_letterboxed)?\.mp4 '
-                     r'\(00:00–00:0[78] here\)', lines['mandelbrot_excerpt.mp4'])
+                     r'\(00:00–00:0\d here\)', lines['mandelbrot_excerpt.mp4'])
     assert 'same footage as mandelbrot_excerpt.mp4' in lines['mandelbrot.mp4']
-    assert re.search(r'\(00:0[01]–00:1[12] here\)', lines['mandelbrot.mp4'])
+    assert re.search(r'\(00:0[0-2]–00:1[0-2] here\)', lines['mandelbrot.mp4'])
     assert 'same footage as' in lines['mandelbrot_letterboxed.mp4']
     for alone in ['gradients.mp4', 'bars.mp4', 'bars_30fps.mp4']:  # two videos of one still pattern are not a copy
         assert 'same footage' not in lines[alone] and 'shared with' not in lines[alone]
