@@ -1,29 +1,38 @@
 """Shared footage at scale: `duplicates` precision and recall on planted variants, the offset error of
 found copies, and its time at 1k and 10k videos.
 
-Keyframe embeddings are synthetic, with the statistics that matter here: each video is a smooth
-trajectory of 512-d unit vectors (a random walk around its own direction: consecutive keyframes
-of a shot are close, the video drifts) with a shot cut every 5-15 s, one keyframe per second, 30 to
-120 s long; all videos sit in a narrow cone (a shared mean direction: mean pairwise cosine of
-unrelated keyframes about 0.5, as CLIP ViT-B/32's). A planted variant is a copy re-encoded (noise
-of cosine ~0.98 on every keyframe), trimmed at either end (0-20 %), sampled at another phase (its
-keyframes fall 0-0.9 s later, as 25 vs 30 fps gives) and missing 5 % of its keyframes. Negatives
-that look alike: pairs of videos of one still picture (a test pattern), and pairs that share only a
-4-s intro. Stored through the default backend's own add path.
+Keyframe embeddings are synthetic, drawn by bench/clip_like.py (CLIP ViT-B/32's statistics: a narrow
+cone, a power-law spectrum, topics and subtopics, shots that drift, one keyframe per second), each
+video 30 to 120 s long (clip_like's own 1-15 minutes would make 10k videos 5M keyframes: more than
+this machine builds in a bench's time). Unrelated videos of one subtopic have keyframes at cosine
+~0.78, shots of one video ~0.87: look-alikes the alignment must tell from copies. A planted variant is
+a copy re-encoded (noise of cosine ~0.98 on every keyframe), trimmed at either end (0-20 %), sampled
+at another phase (its keyframes fall 0-0.9 s later, as 25 vs 30 fps gives) and missing 5 % of its
+keyframes. Negatives that look alike: pairs of videos of one still picture (a test pattern), and
+pairs that share only a 4-s intro. Stored through the default backend's own add path; the 1k and
+10k libraries are built once into the system's temporary folder and reused by later runs (the time
+reported is that of `duplicates` only).
 """
 import hashlib
+import shutil
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
 
+from bench import clip_like
 from bench.common import Result
 from executors.retrieval.footage import find_duplicates
+from executors.storage.ann.base import IndexConfig
 from executors.storage.backends import open_storage
+from executors.storage.local.catalog import Catalog, VideoRow, now_iso
+from executors.storage.local.vector_store import VectorStore
 from executors.storage.interface import Frames, ImageSpace, VideoRecord
 
 DIM = 512
+VERSION = 'v2'  # of the generated libraries kept between runs: change it with the generator
 SPACE = ImageSpace('c' * 64, 'bench vectors')
 THRESHOLD = 0.9  # the CLI's default
 
@@ -68,23 +77,69 @@ def quality(videos: int, planted: int) -> list[Result]:
 
 
 def speed(count: int) -> list[Result]:
-    rng = np.random.default_rng(1)
-    with tempfile.TemporaryDirectory() as folder:
-        storage = open_storage('hnswlib', workspace=folder)
-        _library(storage, rng, count, count // 20)
-        storage.save()
-        start = time.perf_counter()
-        find_duplicates(storage, THRESHOLD)
-        seconds = time.perf_counter() - start
+    storage = open_storage('hnswlib', workspace=str(library_folder(count)))
+    storage.preload()
+    start = time.perf_counter()
+    groups = find_duplicates(storage, THRESHOLD)
+    seconds = time.perf_counter() - start
+    videos, keyframes = len(storage.videos()), sum(v.frame_count for v in storage.videos())
+    storage.close()
+    return [Result('duplicates time', f'{videos} videos ({keyframes} keyframes)', seconds, 's',
+                   note=f'{len(groups)} groups; target <= 60 s at 10k')]
+
+
+def library_folder(count: int) -> Path:
+    """The workspace of `count` generated videos (and count / 20 planted copies), built on first use."""
+    folder = Path(tempfile.gettempdir()) / f'vced-bench-footage-{count}-{VERSION}'
+    if not (folder / 'built').is_file():  # a library left half-built by an interrupted run is built again
+        shutil.rmtree(folder, ignore_errors=True)
+        writer = _BulkWriter(folder)
+        _library(writer, np.random.default_rng(1), count, count // 20)
+        writer.flush()
+        storage = open_storage('hnswlib', workspace=str(folder))
+        storage.preload()  # builds the index from the rows, and saves it
         storage.close()
-    return [Result('duplicates time', f'{count + count // 20} videos', seconds, 's', note='target <= 60 s at 10k')]
+        (folder / 'built').touch()
+    return folder
+
+
+class _BulkWriter:
+    """The 1k/10k libraries written with the local backend's own parts: float16 rows appended a few
+    hundred videos at a time, then one catalog transaction per video; the index is built from the rows
+    when the workspace is first opened, as after an upgrade. storage.add (an fsync and an index update per
+    video) takes over an hour for 10k videos on this shared machine."""
+
+    def __init__(self, folder: Path):
+        folder.mkdir(parents=True)
+        self.folder, self.pending = folder, []
+        self.catalog = Catalog(folder / 'catalog.sqlite', create=True)
+        self.vectors = VectorStore(folder, DIM, IndexConfig())
+
+    def add(self, record: VideoRecord, frames: Frames, *_) -> None:
+        self.pending.append((record, frames))
+        if len(self.pending) >= 500:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        first, _ = self.vectors.append(np.vstack([frames.vectors for _, frames in self.pending]))
+        self.vectors.forget_adding()
+        for record, frames in self.pending:
+            rows = np.ascontiguousarray(frames.vectors, dtype=np.float16)
+            row = VideoRow(record.id, record.path, record.duration, record.fps, record.width, record.height, now_iso(),
+                           first, len(rows), checksum=zlib.crc32(rows.tobytes()))
+            self.catalog.add_video(row, list(frames.timestamps), list(frames.thumbnails), [], [],
+                                   rows.astype(np.float32).mean(axis=0), DIM,
+                                   {'image_space': SPACE.identity, 'image_model': SPACE.name})
+            first += len(rows)
+        self.pending = []
 
 
 def _library(storage, rng, videos: int, planted: int):
-    cone = _unit(rng.normal(size=DIM))
     stored, truth = [], {}
     for n in range(videos):
-        vectors = _video(rng, cone, int(rng.integers(30, 121)))
+        vectors = _video(n, int(rng.integers(30, 121)))
         stored.append(_add(storage, f'v{n}', np.arange(len(vectors), dtype=float), vectors))
     for n in range(planted):
         original = stored[n]
@@ -94,24 +149,19 @@ def _library(storage, rng, videos: int, planted: int):
         phase = rng.uniform(0, 0.9)
         copy = _add(storage, f'copy{n}', times[keep] - times[cut[0]] + phase, _noisy(rng, vectors[keep]))
         truth[original[0]] = (copy[0], times[cut[0]] - phase)
-    still = _unit(cone * 2 + rng.normal(size=DIM))
+    still = _video(videos + 1, 1)[0]  # one picture, every keyframe of it a little different (noise)
     stills = [(_add(storage, 'still_a', np.arange(20.0), _noisy(rng, np.tile(still, (20, 1))))[0],
                _add(storage, 'still_b', np.arange(30.0), _noisy(rng, np.tile(still, (30, 1))))[0])]
-    intro = _video(rng, cone, 4)
-    intros = [(_add(storage, 'intro_a', np.arange(44.0), np.vstack([intro, _video(rng, cone, 40)]))[0],
-               _add(storage, 'intro_b', np.arange(34.0), np.vstack([_noisy(rng, intro), _video(rng, cone, 30)]))[0])]
+    intro = _video(videos + 2, 4)
+    intros = [(_add(storage, 'intro_a', np.arange(44.0), np.vstack([intro, _video(videos + 3, 40)]))[0],
+               _add(storage, 'intro_b', np.arange(34.0), np.vstack([_noisy(rng, intro), _video(videos + 4, 30)]))[0])]
     return truth, stills, intros
 
 
-def _video(rng, cone: np.ndarray, seconds: int) -> np.ndarray:
-    shots, frames = [], 0
-    while frames < seconds:
-        length = min(int(rng.integers(5, 16)), seconds - frames)
-        centre = cone * 1.4 + rng.normal(size=DIM) / np.sqrt(DIM) * 1.4
-        walk = np.cumsum(rng.normal(size=(length, DIM)) / np.sqrt(DIM) * 0.5, axis=0)  # 1 s apart: cos ~0.97
-        shots.append(centre + walk)
-        frames += length
-    return _unit(np.vstack(shots))
+def _video(number: int, seconds: int) -> np.ndarray:
+    """Keyframe embeddings of clip_like's video `number`, `seconds` long (one keyframe a second)."""
+    semantic, _, _ = clip_like.video(number, seconds)
+    return clip_like.images(semantic, np.random.default_rng([number, 2]))
 
 
 def _noisy(rng, vectors: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ from executors.models.clip_encoding import encode_images, encode_query_image
 from executors.models.precision import resolve_precision
 from executors.models.clip_model import ClipEncoder, resolve_device
 from executors.documents import DocList, QueryDoc, VideoDoc
+from executors.media.borders import content_box
 from executors.media.heap import release_free_memory
 from executors.media.near_duplicates import reuse_sources
 
@@ -19,6 +20,8 @@ class ImageEncoder(ClipEncoder):
     reuse_below: a keyframe whose 32 x 32 grey thumbnail differs from the last encoded keyframe's by
     less than this mean absolute difference (0-255 grey levels) takes that keyframe's embedding
     instead of being encoded (static shots, slides, talking heads); 0 encodes every keyframe.
+    crop_black_borders: embed the keyframes without the black bars they all share (letterboxing,
+    pillarboxing), so a letterboxed copy of a video embeds like the video (executors/media/borders.py).
     precision: 'auto' (bf16 where the device runs it natively: a CPU with AMX or AVX512-BF16, a CUDA
     GPU with bfloat16; else fp32), 'fp32', or 'bf16' (bfloat16 matrix products under autocast, on the
     CPU or a CUDA GPU). `self.precision` is the one chosen, on first use: device 'auto' asks torch
@@ -26,7 +29,8 @@ class ImageEncoder(ClipEncoder):
     """
 
     def __init__(self, model: str = 'ViT-B/32', device: str = 'auto', batch_size: int = 32,
-                 quantize: str | None = None, reuse_below: float = 2.0, precision: str = 'auto'):
+                 quantize: str | None = None, reuse_below: float = 2.0, precision: str = 'auto',
+                 crop_black_borders: bool = True):
         super().__init__(model, device, batch_size, quantize)
         resolve_precision(precision, 'cpu' if device == 'auto' else device, quantize)
         self._precision = precision
@@ -34,6 +38,9 @@ class ImageEncoder(ClipEncoder):
             raise ValueError(f'reuse_below must be a number of grey levels >= 0 (0: encode every keyframe), '
                              f'not {reuse_below!r}')
         self.reuse_below = float(reuse_below)
+        if not isinstance(crop_black_borders, bool):
+            raise ValueError(f'crop_black_borders must be true or false, not {crop_black_borders!r}')
+        self.crop_black_borders = crop_black_borders
 
     @functools.cached_property
     def precision(self) -> str:
@@ -56,9 +63,11 @@ class ImageEncoder(ClipEncoder):
         for i, frame in enumerate(frames):
             if sources[i] != i:
                 frame.tensor = None  # never encoded: its pixels can go now
+        box = content_box([frames[i].tensor for i in kept]) if self.crop_black_borders else None
         for start in range(0, len(kept), self.batch_size):
             batch = kept[start:start + self.batch_size]
-            for i, embedding in zip(batch, encode_images(self.model, [frames[i].tensor for i in batch], self.precision)):
+            pixels = [frames[i].tensor if box is None else frames[i].tensor[box] for i in batch]
+            for i, embedding in zip(batch, encode_images(self.model, pixels, self.precision)):
                 frames[i].embedding, frames[i].tensor = embedding, None
             done = kept[start + self.batch_size] if start + self.batch_size < len(kept) else total
             for i in range(batch[0], done):  # a kept frame's near-duplicates follow it

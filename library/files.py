@@ -1,8 +1,10 @@
 """Files users hand to VCED: video folders, uploads and query images."""
+import contextlib
 import itertools
 import os
 import re
 import shutil
+import tempfile
 import unicodedata
 import warnings
 from pathlib import Path
@@ -93,6 +95,14 @@ def save_upload(name: str, data: bytes | BinaryIO, folder: str | Path = 'data/vi
         except OSError as e:
             path.unlink(missing_ok=True)
             raise WorkspaceError(f'{path}: cannot save the upload ({e.strerror})') from e
+
+
+@contextlib.contextmanager
+def query_file(name: str, data: bytes | BinaryIO) -> Iterator[Path]:
+    """An uploaded query (a clip to locate) saved under a safe form of its name in a temporary folder,
+    removed when the block ends."""
+    with tempfile.TemporaryDirectory(prefix='vced-query-') as folder:
+        yield save_upload(name, data, folder)
 
 
 def safe_file_name(name: str) -> tuple[str, str]:

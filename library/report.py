@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
-from executors.documents import SCREEN, CueDoc, SegmentDoc, Status, VideoDoc
+from executors.documents import SCREEN, CueDoc, DuplicateDoc, SegmentDoc, Status, VideoDoc
 
 
 @dataclass
@@ -172,3 +172,19 @@ def video_line(row: dict) -> str:
     screen = f"{row['screen_texts']:>5} on screen" if row['screen_texts'] else ' no screen text'
     return (f"{row['video_id'][:12]}  {format_time(row['duration'])}  {row['frames']:>6} frames  {speech}  {screen}  "
             f"{row['added']}  {one_line(row['video'])}")
+
+
+def shared_footage_notes(groups: list[DuplicateDoc], names: int = 3) -> dict[str, list[str]]:
+    """By video id, a line for its group of `duplicates`: 'same footage as b.mp4, c.mp4 (00:02–00:09 here)',
+    the range being what it shares with the others (or 'only the intro (00:00–00:04 here) shared with b.mp4');
+    at most `names` others named, the rest counted."""
+    notes: dict[str, list[str]] = {}
+    for group in groups:
+        for video in group.videos:
+            others = [os.path.basename(o.uri) for o in group.videos if o.video_id != video.video_id]
+            named = ', '.join(others[:names]) + (f' and {len(others) - names} more' if len(others) > names else '')
+            here = time_range(video.start, video.end)
+            notes.setdefault(video.video_id, []).append(
+                f'same footage as {named} ({here} here)' if group.part == 'footage'
+                else f'only the {group.part} ({here} here) shared with {named}')
+    return notes

@@ -1,12 +1,12 @@
-"""The Library tab: every indexed video with a keyframe, its timed-text lines, found by name and sorted;
-deleting asks first, for that video only."""
+"""The Library tab: every indexed video with a keyframe, its timed-text lines and the videos it shares
+footage with, found by name and sorted; deleting asks first, for that video only."""
 from pathlib import Path
 
 import streamlit as st
 
 from executors.documents import VideoDoc
 from executors.errors import VcedError
-from library import Library, format_time, local_time, plural
+from library import Library, format_time, local_time, plural, shared_footage_notes
 from page.adding import escape_markdown as _markdown
 from page.media_server import MediaServer
 from page.subtitles import line_counts
@@ -27,6 +27,16 @@ def details(_lib: Library, video_id: str, cue_count: int) -> tuple[str | None, s
     return thumbnail, line_counts(list(stored.cues), cue_count)
 
 
+@st.cache_resource(max_entries=4, show_spinner='Looking for videos that share footage…')
+def shared_footage(_lib: Library, version: tuple[str, ...]) -> dict[str, list[str]]:
+    """Per video id, the lines that say which other videos hold the same footage (`duplicates`); found
+    again only when the library changed (`version`: its video ids)."""
+    try:
+        return shared_footage_notes(_lib.duplicates())
+    except VcedError:  # changed meanwhile: the page redraws with the new library
+        return {}
+
+
 def library_ui(lib: Library, media: MediaServer, videos: list[VideoDoc]) -> None:
     if not videos:
         st.info('The library is empty. Add videos in the **Add videos** tab.', icon=':material/info:')
@@ -40,13 +50,15 @@ def library_ui(lib: Library, media: MediaServer, videos: list[VideoDoc]) -> None
     for column, label in zip(st.columns(widths), ['', 'Video', 'Duration', 'Keyframes', 'Added', '']):
         column.caption(label)
     confirming = st.session_state.get('confirm_delete')
+    shared = shared_footage(lib, tuple(v.video_id for v in videos))
     for video in shown:
         picture, name, duration, keyframes, added, delete = st.columns(widths, vertical_alignment='center')
         thumbnail, lines = details(lib, video.video_id, video.cue_count)
         if thumbnail and Path(thumbnail).is_file():
             picture.image(thumbnail, width='stretch')
         name.markdown(f'**{_markdown(Path(video.uri).name)}**  \n:gray[{video.width}×{video.height} · '
-                      f'{video.fps:.3g} fps · {_markdown(lines)}]', help=video.uri)
+                      f'{video.fps:.3g} fps · {_markdown(lines)}]' + _shared_lines(shared.get(video.video_id, [])),
+                      help=video.uri)
         duration.write(format_time(video.duration))
         keyframes.write(str(video.frame_count))
         added.write(local_time(video.added))
@@ -60,6 +72,10 @@ def library_ui(lib: Library, media: MediaServer, videos: list[VideoDoc]) -> None
             yes.button('Yes, delete', key=f'delete-{video.video_id}', type='primary',
                        on_click=delete_video, args=(lib, media, video))
             no.button('Cancel', key=f'cancel-{video.video_id}', on_click=_set, args=('confirm_delete', None))
+
+
+def _shared_lines(notes: list[str]) -> str:
+    return ''.join(f'  \n:violet[:material/content_copy: {_markdown(n)}]' for n in notes)
 
 
 def sorted_videos(videos: list[VideoDoc], sort: str) -> list[VideoDoc]:

@@ -48,12 +48,16 @@ def results_ui(lib: Library, media: MediaServer, live: set[str]) -> None:
         st.info(query['note'], icon=':material/image_search:')
     if query.get('image') is not None:
         st.image(query['image'], width=160, caption=f'Searched by {query["label"]}')
+    if query.get('video'):
+        st.caption(f'Where the clip {_markdown(query["label"])} comes from: each result is the range of a video that '
+                   'holds its footage, and plays from where the clip starts.')
     gone = [m for m in matches if m.video_id not in live]
     if gone:  # deleted meanwhile, in this page or another
         matches = st.session_state.results = [m for m in matches if m.video_id in live]
         st.caption(f'{plural(len(gone), "result")} left out: deleted from the library.')
     if not matches:
-        st.info('No matches. Try describing what is visible in other words.' if not query['offset'] else 'No more results.')
+        st.info('No more results.' if query['offset'] else 'No video in the library holds this clip.' if query.get('video')
+                else 'No matches. Try describing what is visible in other words.')
         paging_ui(query, 0)
         return
     first = query['offset'] + 1

@@ -1,15 +1,16 @@
-"""The Search tab: a description or an image, the results below (page.results)."""
+"""The Search tab: a description, an image or a clip (where it comes from), the results below (page.results)."""
 import streamlit as st
 
 from executors.documents import SegmentDoc, VideoDoc
 from executors.errors import VcedError
-from library import Library, read_image
+from library import VIDEO_EXTENSIONS, Library, query_file, read_image
 from page.adding import indexing
 from page.media_server import MediaServer
 from page.resources import Loaded
 from page.results import ask, play, results_ui
 
 IMAGE_TYPES = ['png', 'jpg', 'jpeg', 'webp', 'bmp', 'gif']
+VIDEO_TYPES = sorted(e.lstrip('.') for e in VIDEO_EXTENSIONS)
 RANKINGS = {'segment': 'Moments', 'video': 'Whole videos'}
 
 
@@ -31,6 +32,9 @@ def search_ui(loaded: Loaded, media: MediaServer, videos: list[VideoDoc]) -> Non
         searched = go_col.form_submit_button('Search', type='primary', icon=':material/search:', width='stretch')
         with st.expander('Search by image instead'):
             image = st.file_uploader('An image like the moment you want', type=IMAGE_TYPES, key='query_image')
+        with st.expander('Search by video instead'):
+            clip = st.file_uploader('A short clip (3 s or more): which of your videos it comes from, and where',
+                                    type=VIDEO_TYPES, key='query_video')
     if not loaded.ready.is_set():
         st.caption('Loading the models: a search starts as soon as the text model is ready.')
     if loaded.notices:
@@ -41,9 +45,10 @@ def search_ui(loaded: Loaded, media: MediaServer, videos: list[VideoDoc]) -> Non
         st.caption('Describe it in any language: queries that are not plain English go to the multilingual text model.')
     try:
         if searched:
-            ask(_form_query(text, image, int(top), by))
+            ask(_form_query(text, image, clip, int(top), by))
         if st.session_state.pop('pending', False):
-            text_only = not ('similar' in st.session_state.asked or st.session_state.asked['image'] is not None)
+            asked = st.session_state.asked
+            text_only = not ('similar' in asked or asked.get('image') is not None or asked.get('video'))
             with st.spinner('Searching…' if (loaded.text_ready if text_only else loaded.ready).is_set()
                             else 'Loading the models, then searching…'):
                 (loaded.text_ready if text_only else loaded.ready).wait()
@@ -66,10 +71,17 @@ def multilingual_notice_ui() -> None:
                'in any language.', icon=':material/translate:')
 
 
-def _form_query(text: str, image, top: int, by: str) -> dict:
-    """The search the form asks for; an attached image wins over typed text, and the page says so."""
+def _form_query(text: str, image, clip, top: int, by: str) -> dict:
+    """The search the form asks for; an attached clip wins over an image, an image over typed text, and the
+    page says so."""
     query = {'text': text, 'image': None, 'top': top, 'by': by, 'offset': 0, 'label': text, 'note': ''}
-    if image is not None:
+    if clip is not None:
+        query.update(text='', video=(clip.name, clip.getvalue()), by='segment', label=clip.name)
+        unused = ' and '.join(n for n, given in (('image', image is not None), ('typed text', text.strip())) if given)
+        if unused:
+            query['note'] = (f'Searched for where the clip {clip.name} comes from; the {unused} was not used. '
+                             'Remove the clip (under “Search by video instead”) to search by them.')
+    elif image is not None:
         query.update(text='', image=read_image(image, image.name), label=image.name)
         if text.strip():
             query['note'] = (f'Searched by the image {image.name}; the typed text was not used. '
@@ -78,6 +90,10 @@ def _form_query(text: str, image, top: int, by: str) -> dict:
 
 
 def _run(lib: Library, query: dict) -> list[SegmentDoc]:
+    if query.get('video'):
+        name, data = query['video']
+        with query_file(name, data) as clip:
+            return lib.locate(clip, top=query['top'], offset=query['offset'])
     if 'similar' in query:
         return lib.similar(*query['similar'], top=query['top'], offset=query['offset'])
     return lib.search(text=query['text'], image=query['image'], top=query['top'], by=query['by'], offset=query['offset'])

@@ -15,7 +15,11 @@ __all__ = ['Alignment', 'align', 'keyframe_interval']
 
 MIN_SIMILARITY = 0.8  # cosine below which two keyframes are not the same picture
 VOTES_PER_FRAME = 5  # a query keyframe's best matches that vote for an offset
-DISTINCT_MARGIN = 0.05  # how much better the best offset must match than any offset farther than 3 intervals
+# how much better the best offset must match than any offset farther than 3 intervals, as a share of what the
+# runner-up lacks to a perfect match: keyframes of one video are all alike in CLIP (cosine ~0.9), so an absolute
+# margin would take a copy for a still picture; a still picture's offsets all match equally (share ~0)
+DISTINCT_SHARE = 0.25
+DISTINCT_FLOOR = 0.01  # and by at least this cosine: pictures a model cannot tell apart (all ~0.9999) say nothing
 
 
 class Alignment(NamedTuple):
@@ -68,7 +72,9 @@ def align(query_times: np.ndarray, query_vectors: np.ndarray, times: np.ndarray,
                                                      min_similarity)
         if other_overlap >= max(3, overlap / 2):  # an offset that keeps much of the query inside the video
             runner_up = max(runner_up, other_score * overlap / other_overlap)
-    return Alignment(offset, score, matched_score, matched, score - runner_up >= DISTINCT_MARGIN)
+    distinct = score - runner_up >= max(DISTINCT_SHARE * (1.0 - runner_up), DISTINCT_FLOOR)
+    return Alignment(offset, score, matched_score, matched, distinct and _room_elsewhere(chosen, query_times, times,
+                                                                                         interval, overlap))
 
 
 def _score_at(offset: float, query_times: np.ndarray, times: np.ndarray, similarity: np.ndarray, interval: float,
@@ -85,3 +91,17 @@ def _score_at(offset: float, query_times: np.ndarray, times: np.ndarray, similar
         return float(best.mean()), 0.0, (0.0, 0.0), overlap
     span = (float(query_times[matched[0]]), float(query_times[matched[-1]]))
     return float(best.mean()), float(best[matched].mean()), span, overlap
+
+
+def _room_elsewhere(chosen: int, query_times: np.ndarray, times: np.ndarray, interval: float, overlap: int) -> bool:
+    """Whether some offset farther than 3 intervals keeps as much of the query inside the video as the runner-up
+    needs: without one (videos of a few keyframes), nothing shows that the pictures pin the offset down."""
+    lowest = int(np.floor((times.min() - query_times.max()) / interval))
+    highest = int(np.ceil((times.max() - query_times.min()) / interval))
+    for other in range(lowest, highest + 1):
+        if abs(other - chosen) > 3:
+            shifted = query_times + other * interval
+            inside = int((np.abs(times[None, :] - shifted[:, None]) <= interval * 1.01).any(axis=1).sum())
+            if inside >= max(3, overlap / 2):
+                return True
+    return False

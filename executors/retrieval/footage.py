@@ -3,19 +3,20 @@
 Both start from the ANN index (a few keyframes' nearest neighbours name the candidate videos, never
 all pairs) and decide with the time alignment of executors/retrieval/alignment.py.
 """
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from executors.documents import DocList, DuplicateDoc, QueryDoc, SegmentDoc
 from executors.retrieval.alignment import MIN_SIMILARITY, align, keyframe_interval
-from executors.storage.interface import Storage
+from executors.storage.interface import Frames, Storage
 
 __all__ = ['Located', 'Shared', 'locate_clip', 'find_duplicates', 'clip_sources', 'duplicate_groups']
 
 PROBES = 16  # a clip's keyframes that look up candidate videos
 NEIGHBOURS = 32  # nearest keyframes fetched per probe
-BATCH = 1024  # probes searched in one index call
+BATCH = 16384  # probes searched in one index call (IVF scores each probed list against all its probes at once)
 INTRO_SHARE = 0.25  # a shared range under this share of both videos, at both starts (or ends), is an intro (outro)
 
 
@@ -57,9 +58,16 @@ def locate_clip(storage: Storage, times: np.ndarray, vectors: np.ndarray, durati
 def find_duplicates(storage: Storage, threshold: float, probes: int = 3) -> list[Shared]:
     """Groups of stored videos that share footage scoring at least `threshold` (the mean cosine of the
     aligned keyframes), with the shared range in each; best groups first."""
+    # thousands of small matrix products (a list against its probes, a pair's keyframes): a BLAS thread pool
+    # only waits on itself for them, badly so on busy cores (1k videos: 13 s with 2 threads, 3 s with one)
+    with threadpool_limits(1, user_api='blas'):
+        return _find_duplicates(storage, threshold, probes)
+
+
+def _find_duplicates(storage: Storage, threshold: float, probes: int) -> list[Shared]:
     durations = {v.id: v.duration for v in storage.videos()}
     owners, queries = [], []
-    for video_id in durations:
+    for video_id in durations:  # only the probes are kept: a library's keyframes may not fit in memory
         vectors = storage.frames(video_id).vectors
         rows = _probe_rows(len(vectors), probes)
         owners += [video_id] * len(rows)
@@ -69,17 +77,33 @@ def find_duplicates(storage: Storage, threshold: float, probes: int = 3) -> list
         queries = np.concatenate(queries)
         for first in range(0, len(queries), BATCH):  # one index call per batch: far cheaper than one per query
             for owner, near in zip(owners[first:first + BATCH], storage.nearest_many(queries[first:first + BATCH],
-                                                                                      NEIGHBOURS)):
-                pairs |= {tuple(sorted((owner, v))) for v, s in zip(near.video_ids, near.scores)
-                          if v != owner and s >= MIN_SIMILARITY}
-    links = [link for pair in sorted(pairs) if (link := _shared(storage, *pair, durations, threshold))]
+                                                                                      NEIGHBOURS, near=True)):
+                pairs |= {(owner, v) if owner < v else (v, owner)
+                          for v, score in zip(near.video_ids, near.scores) if v != owner and score >= MIN_SIMILARITY}
+    frames = _FramesCache(storage)
+    links = [link for pair in sorted(pairs) if (link := _shared(frames, *pair, durations, threshold))]
     return sorted(_groups(links), key=lambda g: (-g.score, g.videos))
+
+
+class _FramesCache:
+    """Each video's stored keyframes, read once while its pairs are aligned (pairs come sorted, so a
+    video's pairs with later videos follow one another)."""
+
+    def __init__(self, storage: Storage, keep: int = 256):
+        self.storage, self.keep, self.held = storage, keep, {}
+
+    def __call__(self, video_id: str):
+        if video_id not in self.held:
+            if len(self.held) >= self.keep:
+                self.held.pop(next(iter(self.held)))  # the oldest read
+            self.held[video_id] = self.storage.frames(video_id)
+        return self.held[video_id]
 
 
 def _candidates(storage: Storage, vectors: np.ndarray, exclude: str, probes: int = PROBES) -> list[str]:
     """Videos whose keyframes are near a few of `vectors`, most often near first."""
     votes: dict[str, int] = {}
-    for near in storage.nearest_many(vectors[_probe_rows(len(vectors), probes)], NEIGHBOURS):
+    for near in storage.nearest_many(vectors[_probe_rows(len(vectors), probes)], NEIGHBOURS, near=True):
         for video_id, score in zip(near.video_ids, near.scores):
             if video_id != exclude and score >= MIN_SIMILARITY:
                 votes[video_id] = votes.get(video_id, 0) + 1
@@ -93,9 +117,9 @@ def _probe_rows(count: int, probes: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, count - 1, min(probes, count) + 2)[1:-1]).astype(int))
 
 
-def _shared(storage: Storage, first: str, second: str, durations: dict[str, float],
+def _shared(frames: Callable[[str], Frames], first: str, second: str, durations: dict[str, float],
             threshold: float) -> Shared | None:
-    a, b = storage.frames(first), storage.frames(second)
+    a, b = frames(first), frames(second)
     if len(a) > len(b):  # the shorter one is aligned within the longer
         (first, a), (second, b) = (second, b), (first, a)
     alignment = align(a.timestamps, a.vectors, b.timestamps, b.vectors)

@@ -128,8 +128,9 @@ class Storage(ABC):
     def nearest(self, query: np.ndarray, k: int) -> Neighbours:
         """About the `k` keyframes nearest to a unit `query` (inner product), best first."""
 
-    def nearest_many(self, queries: np.ndarray, k: int) -> list[Neighbours]:
-        """nearest() of each row of `queries`; a backend may answer them in one call."""
+    def nearest_many(self, queries: np.ndarray, k: int, near: bool = False) -> list[Neighbours]:
+        """nearest() of each row of `queries`; a backend may answer them in one call. `near`: only keyframes
+        that are nearly the same picture (cosine >= ~0.8: copies) are wanted, so an index may search less widely."""
         return [self.nearest(query, k) for query in queries]
 
     @abstractmethod

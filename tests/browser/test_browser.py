@@ -38,7 +38,8 @@ def test_upload_search_play_delete_in_a_browser(server, browser, sample_videos, 
 
     # by image: a frame of the fractal video finds that video first; the player switches to it and plays
     page.get_by_text('Search by image instead').click()
-    page.get_by_test_id('stExpanderDetails').locator('input[type="file"]').set_input_files(str(first_frame_png(sample_videos[2], tmp_path)))
+    by_image = page.get_by_test_id('stExpander').filter(has_text='Search by image instead')  # not the one by video
+    by_image.locator('input[type="file"]').set_input_files(str(first_frame_png(sample_videos[2], tmp_path)))
     page.get_by_role('button', name='Search').click()
     expect(page.get_by_text(re.compile('results? \\(1–\\d+\\) for “frame.png”'))).to_be_visible()
     expect(page.get_by_role('heading', name='fractal.mp4')).to_be_visible()

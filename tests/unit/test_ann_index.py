@@ -191,3 +191,32 @@ def test_a_workspace_saved_with_one_kind_builds_the_other_from_its_rows(tmp_path
     assert best == own_frames(queries)
     switched.close()
     assert (tmp_path / 'ivf.faiss').exists() and (tmp_path / 'hnsw.bin').read_bytes() == graph  # left as it was
+
+
+@pytest.mark.parametrize('count', [1_500, 6_000])  # exact (one list) and clustered into lists
+def test_a_batch_search_answers_as_one_search_per_query(tmp_path, count):
+    vectors = clustered_vectors(count + 50, DIM, centres=50, noise=1.0, seed=5)
+    store = grown_store(tmp_path, vectors[:count], 500)
+    queries = vectors[count:]
+    labels, scores = store.nearest_many(queries, 10)
+    for query, got, got_scores in zip(queries, labels, scores):
+        one, one_scores = store.nearest(query, 10)
+        assert got.tolist() == one.tolist() and np.allclose(got_scores, one_scores, atol=1e-5)
+
+
+def test_a_batch_search_for_near_copies_finds_them_probing_few_lists(tmp_path):
+    vectors = clustered_vectors(6_000, DIM, centres=50, noise=1.0, seed=6)
+    store = grown_store(tmp_path, vectors, 500)
+    assert lists(store) > 4
+    rng = np.random.default_rng(7)
+    picked = rng.choice(len(vectors), 200, replace=False)
+    copies = vectors[picked] + rng.normal(scale=0.02, size=(200, DIM)).astype(np.float32)  # cosine ~0.99
+    copies /= np.linalg.norm(copies, axis=1, keepdims=True)
+    labels, scores = store.nearest_many(copies, 5, near=True)
+    assert np.mean(labels[:, 0] == picked) >= 0.98 and (np.diff(scores, axis=1) <= 0).all()
+
+
+def test_a_batch_search_pads_with_minus_one_when_fewer_are_stored(tmp_path):
+    store = grown_store(tmp_path, clustered_vectors(5, DIM, centres=2, noise=1.0, seed=8), 5)
+    labels, scores = store.nearest_many(clustered_vectors(3, DIM, centres=2, noise=1.0, seed=9), 5)
+    assert labels.shape == (3, 5) and sorted(labels[0].tolist()) == [0, 1, 2, 3, 4]

@@ -45,8 +45,9 @@ class AnnIndex(Protocol):
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Labels and scores of (about) the k nearest, best first; may return fewer."""
 
-    def search_many(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """search() of each row at once: labels and scores (n x k), -1 labels where fewer were found."""
+    def search_many(self, queries: np.ndarray, k: int, near: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """search() of each row at once: labels and scores (n x k), -1 labels where fewer were found; `near`:
+        only vectors nearly equal to the query (cosine >= ~0.8) are wanted, so it may search less widely."""
 
     def outgrown(self, live: int) -> bool:
         """Whether `live` vectors call for another layout (rebuild it from the rows)."""

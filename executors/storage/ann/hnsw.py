@@ -10,6 +10,8 @@ import numpy as np
 
 from executors.storage.ann.base import IndexConfig, TrainingRows
 
+NEAR_EF = 64  # search effort of search_many when only near-copies are wanted: a greedy walk reaches them at once
+
 
 class HnswIndex:
     """Inner-product hnswlib graph; M, ef_construction, ef_search as the Indexer documents them."""
@@ -57,8 +59,8 @@ class HnswIndex:
                     raise
                 k //= 2
 
-    def search_many(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        self.graph.set_ef(max(self.ef_search, k))
+    def search_many(self, queries: np.ndarray, k: int, near: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        self.graph.set_ef(max(NEAR_EF if near else self.ef_search, k))
         labels, distances = self.graph.knn_query(np.asarray(queries, dtype=np.float32), k=k)
         return labels.astype(np.int64), 1.0 - distances
 

@@ -24,6 +24,8 @@ from executors.storage.ann.base import IndexConfig, TrainingRows
 
 LIST_MULTIPLE = 64  # nlist is a multiple of this
 TRAINING_POINTS_PER_LIST = 40  # k-means sample size per list (faiss warns below 39)
+NEAR_LISTS = 4  # lists search_many probes when only near-copies are wanted: they sit in the query's nearest lists
+QUERY_CHUNK = 2048  # queries scored against one list at a time in search_many
 KMEANS_ITERATIONS = 10  # faiss's default is 25; 10 gives the same recall on the bench, 2.5x sooner
 
 
@@ -112,9 +114,47 @@ class IvfIndex:
         found = labels[0] >= 0  # the probed lists may hold fewer than k
         return labels[0][found], scores[0][found]
 
-    def search_many(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        scores, labels = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+    def search_many(self, queries: np.ndarray, k: int, near: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """search() of every row of `queries`: the same lists probed and the same float16 rows scored, but
+        list by list, each list's rows widened once and scored against all of its queries in one matrix
+        product (faiss's scan of float16 codes runs one query at a time without SIMD in the wheel: 14 ms a
+        query at 80k vectors, nprobe 32, where this takes well under 1 ms on a batch)."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        labels = np.full((len(queries), k), -1, dtype=np.int64)
+        if not len(queries) or not k:
+            return labels, scores
+        _use_every_core()
+        _, probed = self._assigner().search(queries, min(NEAR_LISTS, self.index.nprobe) if near else self.index.nprobe)
+        query_of = np.repeat(np.arange(len(queries)), probed.shape[1])
+        order = np.argsort(probed.ravel(), kind='stable')
+        lists, starts = np.unique(probed.ravel()[order], return_index=True)
+        for number, first, last in zip(lists, starts, np.append(starts[1:], len(order))):
+            if number >= 0:
+                self._scan(int(number), query_of[order[first:last]], queries, scores, labels)
+        best = np.argsort(-scores, axis=1, kind='stable')  # each query's k kept unordered until here
+        labels, scores = np.take_along_axis(labels, best, axis=1), np.take_along_axis(scores, best, axis=1)
+        labels[~np.isfinite(scores)] = -1
         return labels, scores
+
+    def _scan(self, number: int, asking: np.ndarray, queries: np.ndarray, scores: np.ndarray,
+              labels: np.ndarray) -> None:
+        """Merge list `number`'s matches for the queries `asking` into their best k so far (unordered)."""
+        lists, k = self.index.invlists, scores.shape[1]
+        size = lists.list_size(number)
+        if not size:
+            return
+        ids = faiss.rev_swig_ptr(lists.get_ids(number), size).copy()
+        rows = faiss.rev_swig_ptr(lists.get_codes(number), size * self.index.code_size).view(np.float16)
+        rows = rows.reshape(size, self.index.d).astype(np.float32)
+        for chunk in range(0, len(asking), QUERY_CHUNK):  # bounds the score matrix of a big list (exact search)
+            rows_of = asking[chunk:chunk + QUERY_CHUNK]
+            merged = np.hstack([scores[rows_of], queries[rows_of] @ rows.T])
+            keep = np.argpartition(merged, -k, axis=1)[:, -k:]
+            scores[rows_of] = np.take_along_axis(merged, keep, axis=1)
+            labels[rows_of] = np.where(keep < k, np.take_along_axis(labels[rows_of], np.minimum(keep, k - 1), axis=1),
+                                       ids[np.maximum(keep - k, 0)])
+
 
     def outgrown(self, live: int) -> bool:
         planned = planned_lists(live, self.exact_below)

@@ -167,9 +167,9 @@ class HnswlibStorage(Storage):
         vectors = self._searchable_vectors()
         return self._neighbours(*(vectors.nearest(query, k) if vectors else (np.empty(0, np.int64),) * 2))
 
-    def nearest_many(self, queries: np.ndarray, k: int) -> list[Neighbours]:
+    def nearest_many(self, queries: np.ndarray, k: int, near: bool = False) -> list[Neighbours]:
         vectors = self._searchable_vectors()
-        found = vectors.nearest_many(queries, k) if vectors else (np.empty((len(queries), 0), np.int64),) * 2
+        found = vectors.nearest_many(queries, k, near) if vectors else (np.empty((len(queries), 0), np.int64),) * 2
         return [self._neighbours(labels, scores) for labels, scores in zip(*found)]
 
     def _neighbours(self, labels: np.ndarray, scores: np.ndarray) -> Neighbours:

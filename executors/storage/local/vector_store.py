@@ -5,7 +5,7 @@ A vector's label is its row in `embeddings.f16`. Rows are only ever appended; ro
 videos stay on disk unused (removed from the index), so a label is never reused. Each index kind
 has its own file; a workspace opened with another kind builds the configured one from the rows
 and leaves the other kind's file as it was (brought up to date if that kind is configured again;
-delete it to reclaim the disk). torch (which widens float16 rows) is imported on first use.
+delete it to reclaim the disk). torch (which widens many float16 rows at once) is imported on first use.
 """
 import json
 import logging
@@ -20,11 +20,12 @@ import numpy as np
 from executors.storage.ann.base import INDEX_FILES, AnnIndex, IndexConfig
 from executors.storage.ann.factory import load_index, new_index
 from executors.errors import WorkspaceError
+from executors.storage.local.durable import file_crc32, storage_error, write_durably
 
 log = logging.getLogger(__name__)
 
 ROWS_PER_READ = 65536  # rows read at a time while rebuilding the index
-CHUNK = 1 << 24  # bytes hashed at a time when checking the saved index
+NUMPY_WIDENS_BELOW = 256  # rows; numpy widens float16 faster than torch up to a few hundred rows (0.5 vs 1.8 ms at 75)
 
 
 class VectorStore:
@@ -65,7 +66,7 @@ class VectorStore:
         first = self.row_count()
         data = np.ascontiguousarray(vectors, dtype=np.float16).tobytes()
         try:
-            _write_durably(self.adding_path, json.dumps({'first': first, 'count': len(vectors)}).encode())
+            write_durably(self.adding_path, json.dumps({'first': first, 'count': len(vectors)}).encode())
             written = memoryview(data)
             while written:
                 written = written[self._file.write(written):]
@@ -110,8 +111,11 @@ class VectorStore:
     def read(self, first: int, count: int, checksum: int = -1, owner: str = '') -> np.ndarray:
         """Rows first .. first + count - 1 (the keyframes of `owner`) as float32; WorkspaceError when
         they do not match `checksum` (-1: not checked)."""
+        rows = self._read16(first, count, checksum, owner)
+        if count < NUMPY_WIDENS_BELOW:  # a video's keyframes: numpy, with no torch to import (duplicates reads every video)
+            return rows.astype(np.float32)
         import torch
-        return torch.from_numpy(self._read16(first, count, checksum, owner)).float().numpy()
+        return torch.from_numpy(rows).float().numpy()
 
     def scores(self, first: int, count: int, query: np.ndarray, checksum: int = -1, owner: str = '') -> np.ndarray:
         """The inner product of `query` with each of rows first .. first + count - 1, as read() would
@@ -259,12 +263,13 @@ class VectorStore:
             return np.empty(0, np.int64), np.empty(0, np.float32)
         return self.index.search(query, k)
 
-    def nearest_many(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """nearest() of each row of `queries` in one call (n x k; -1 labels where fewer were found)."""
+    def nearest_many(self, queries: np.ndarray, k: int, near: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """nearest() of each row of `queries` in one call (n x k; -1 labels where fewer were found); `near`:
+        only near-copies are wanted (the index may search less widely)."""
         k = min(k, self.live_count)
         if k == 0:
             return np.full((len(queries), 0), -1, np.int64), np.empty((len(queries), 0), np.float32)
-        return self.index.search_many(queries, k)
+        return self.index.search_many(queries, k, near)
 
     def _check_saved_index(self, generation: int) -> str:
         """Why the saved index cannot be trusted ('' when it can): its recorded size and crc32 must match."""
@@ -275,7 +280,7 @@ class VectorStore:
             return f'has no valid check file ({self.check_path.name})'
         if saved_at > generation:
             return f'is newer than the catalog (generation {saved_at} > {generation}: a restored catalog?)'
-        if self.index_path.stat().st_size != size or _crc32(self.index_path) != crc:
+        if self.index_path.stat().st_size != size or file_crc32(self.index_path) != crc:
             return 'is damaged (size or checksum differs from when it was saved)'
         return ''
 
@@ -290,7 +295,7 @@ class VectorStore:
             with open(partial, 'rb') as f:
                 os.fsync(f.fileno())
             check = self.check_path.with_name(self.check_path.name + '.tmp')
-            check.write_text(json.dumps({'size': partial.stat().st_size, 'crc32': _crc32(partial),
+            check.write_text(json.dumps({'size': partial.stat().st_size, 'crc32': file_crc32(partial),
                                          'generation': generation}))
             os.replace(partial, self.index_path)
             os.replace(check, self.check_path)
@@ -307,23 +312,3 @@ class VectorStore:
         self._map = None
         self._file.close()
 
-
-def _write_durably(path: Path, data: bytes) -> None:
-    with open(path, 'wb') as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _crc32(path: Path) -> int:
-    crc = 0
-    with open(path, 'rb') as f:
-        while chunk := f.read(CHUNK):
-            crc = zlib.crc32(chunk, crc)
-    return crc
-
-
-def storage_error(path: Path, what: str, error: OSError) -> WorkspaceError:
-    """One line for a failed write: the file, what failed and why (disk full, permissions)."""
-    reason = 'the disk is full' if error.errno == 28 else (error.strerror or str(error))
-    return WorkspaceError(f'{path}: {what}: {reason}; what was indexed before is kept')
