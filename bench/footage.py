@@ -1,5 +1,5 @@
 """Shared footage at scale: `duplicates` precision and recall on planted variants, the offset error of
-found copies, and its time at 1k and 10k videos.
+found copies, and its time at 1k and 10k videos; where `search --video` places planted clips.
 
 Keyframe embeddings are synthetic, drawn by bench/clip_like.py (CLIP ViT-B/32's statistics: a narrow
 cone, a power-law spectrum, topics and subtopics, shots that drift, one keyframe per second), each
@@ -9,7 +9,10 @@ this machine builds in a bench's time). Unrelated videos of one subtopic have ke
 a copy re-encoded (noise of cosine ~0.98 on every keyframe), trimmed at either end (0-20 %), sampled
 at another phase (its keyframes fall 0-0.9 s later, as 25 vs 30 fps gives) and missing 5 % of its
 keyframes. Negatives that look alike: pairs of videos of one still picture (a test pattern), and
-pairs that share only a 4-s intro. Stored through the default backend's own add path; the 1k and
+pairs that share only a 4-s intro. A planted clip (one per planted copy) is 3-15 s of a stored video taken
+as a short re-encoded excerpt: noise of cosine ~0.98, another sampling phase, 5 % of keyframes missing;
+it is placed right when the first source named is its video and the start is within one keyframe
+interval (1 s) of where it was cut. Stored through the default backend's own add path; the 1k and
 10k libraries are built once into the system's temporary folder and reused by later runs (the time
 reported is that of `duplicates` only).
 """
@@ -24,7 +27,7 @@ import numpy as np
 
 from bench import clip_like
 from bench.common import Result
-from executors.retrieval.footage import find_duplicates
+from executors.retrieval.footage import find_duplicates, locate_clip
 from executors.storage.ann.base import IndexConfig
 from executors.storage.backends import open_storage
 from executors.storage.local.catalog import Catalog, VideoRow, now_iso
@@ -48,10 +51,11 @@ def quality(videos: int, planted: int) -> list[Result]:
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as folder:
         storage = open_storage('hnswlib', workspace=folder)
-        truth, stills, intros = _library(storage, rng, videos, planted)
+        truth, stills, intros, stored = _library(storage, rng, videos, planted)
         start = time.perf_counter()
         groups = find_duplicates(storage, THRESHOLD)
         seconds = time.perf_counter() - start
+        placed = _clip_errors(storage, rng, stored[planted:2 * planted])  # videos without a planted copy
         storage.close()
     found, errors = set(), []
     for group in groups:
@@ -73,7 +77,28 @@ def quality(videos: int, planted: int) -> list[Result]:
             Result(section, 'offset error, 95th percentile', float(np.percentile(errors, 95)) if errors else -1, 's'),
             Result(section, 'offset within one keyframe interval', float(np.mean(np.array(errors) <= 1.0))
                    if errors else 0.0, 'fraction'),
-            Result(section, 'duplicates time', seconds, 's')]
+            Result(section, 'duplicates time', seconds, 's'),
+            Result(section, 'clips placed within one keyframe interval (search --video)',
+                   float(np.mean(np.array(placed) <= 1.0)), 'fraction',
+                   note=f'{len(placed)} clips of 3-15 s; 95th percentile error '
+                        f'{np.percentile([e for e in placed if e < np.inf] or [np.inf], 95):.2f} s; wrong video: '
+                        f'{sum(e == np.inf for e in placed)}')]
+
+
+def _clip_errors(storage, rng, sources: list) -> list[float]:
+    """For a clip cut from each of `sources` ((video id, times, vectors)): the error of the start where the first
+    source found places it (inf when that is another video, or none is found)."""
+    errors = []
+    for video_id, times, vectors in sources:
+        length = int(rng.integers(3, 16))
+        first = int(rng.integers(0, max(len(times) - length, 1)))
+        keep = [i for i in range(first, min(first + length, len(times))) if rng.random() > 0.05] or [first]
+        phase = rng.uniform(0, 0.9)
+        found = locate_clip(storage, times[keep] - times[first] + phase, _noisy(rng, vectors[keep]).astype(np.float32),
+                            float(length), 1)
+        right = found and found[0].video_id == video_id
+        errors.append(abs(found[0].start - (times[first] - phase)) if right else np.inf)
+    return errors
 
 
 def speed(count: int) -> list[Result]:
@@ -155,7 +180,7 @@ def _library(storage, rng, videos: int, planted: int):
     intro = _video(videos + 2, 4)
     intros = [(_add(storage, 'intro_a', np.arange(44.0), np.vstack([intro, _video(videos + 3, 40)]))[0],
                _add(storage, 'intro_b', np.arange(34.0), np.vstack([_noisy(rng, intro), _video(videos + 4, 30)]))[0])]
-    return truth, stills, intros
+    return truth, stills, intros, stored
 
 
 def _video(number: int, seconds: int) -> np.ndarray:
