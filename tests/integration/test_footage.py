@@ -2,6 +2,8 @@
 CLIP whose image tower tells scenes apart (tests/footage_fixtures.py)."""
 import json
 
+import pytest
+
 from flow import main
 from tests.footage_fixtures import footage  # noqa: F401 (a fixture)
 
@@ -12,23 +14,16 @@ def run(capsys, *argv):
     return code, out, err
 
 
-def test_search_by_video_finds_the_source_and_where_the_clip_lies_in_it(capsys, footage):
+@pytest.mark.parametrize('clip', ['clip.mp4', 'clip_letterboxed.mp4'])
+def test_search_by_video_finds_the_source_and_where_the_clip_lies_in_it(capsys, footage, clip):
     root, common = footage
-    code, out, err = run(capsys, 'search', '--video', root / 'clip.mp4', '--json', '--top', '3', *common)
+    code, out, err = run(capsys, 'search', '--video', root / clip, '--json', '--top', '3', *common)
     assert code == 0, err
     best = json.loads(out)[0]
     assert best['video'].endswith('gradients.mp4') and abs(best['start'] - 4.0) <= 1.0 and abs(best['end'] - 7.2) <= 1.0
     assert set(best) == {'video', 'video_id', 'start', 'end', 'timestamp', 'score', 'thumbnail', 'source', 'sources',
                          'text'}
     assert best['source'] == 'visual' and best['text'] is None
-
-
-def test_a_letterboxed_clip_is_found_where_it_lies(capsys, footage):
-    root, common = footage
-    code, out, err = run(capsys, 'search', '--video', root / 'clip_letterboxed.mp4', '--json', '--top', '3', *common)
-    assert code == 0, err
-    best = json.loads(out)[0]
-    assert best['video'].endswith('gradients.mp4') and abs(best['start'] - 4.0) <= 1.0 and abs(best['end'] - 7.2) <= 1.0
 
 
 def test_duplicates_groups_trimmed_reencoded_and_letterboxed_copies_not_two_videos_of_one_still_pattern(capsys, footage):
