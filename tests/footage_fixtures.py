@@ -8,7 +8,10 @@ import pytest
 from flow import main
 from tests.factories import _ffmpeg, make_video, write_discriminative_clip_checkpoint
 
-GRADIENTS = 'gradients=n=3:speed=0.02:seed=7'  # colours that keep moving: every second looks unlike the others
+# colours that keep moving, so every second looks unlike the others; drawn by geq, as ffmpeg's gradients
+# source draws other colours on every run whatever its seed (the index, and which video a clip matched, varied)
+MOVING = ("color=c=black:size=160x120:rate=25,geq=r='128+127*sin(2*PI*(X/W+T/5))'"
+          ":g='128+127*sin(2*PI*(Y/H+T/7))':b='128+127*sin(2*PI*((X+Y)/(W+H)-T/3))'")
 LETTERBOX = 'pad=iw:ih*4/3:0:(oh-ih)/2'  # black bars above and below: 12.5 % of the height each (16:9 in 4:3)
 
 
@@ -18,7 +21,8 @@ def footage(tmp_path_factory) -> tuple[Path, list[str]]:
     root = tmp_path_factory.mktemp('footage')
     videos = root / 'videos'
     make_video(videos / 'mandelbrot.mp4', duration=12, size='160x120', rate=25, source='mandelbrot')
-    make_video(videos / 'gradients.mp4', duration=10, size='160x120', rate=25, source=GRADIENTS)
+    _ffmpeg(['-f', 'lavfi', '-i', MOVING, '-t', '10', '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p',
+             str(videos / 'gradients.mp4')])
     make_video(videos / 'bars.mp4', duration=8, size='160x120', rate=25, source='smptebars')
     make_video(videos / 'bars_30fps.mp4', duration=8, size='160x120', rate=30, source='smptebars')
     # a copy trimmed at both ends, smaller, at 30 fps, re-encoded at a low quality
