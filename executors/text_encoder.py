@@ -126,7 +126,8 @@ class TextEncoder(ClipEncoder):
         self.towers = {'clip': ClipTextTower(model, device, quantize, runtime),
                        'multilingual': SentenceTextTower(multilingual_model, aligned_to, device, quantize)}
         self.cache = QueryCache(cache_size)
-        self.batchers = {name: QueryBatcher(tower.encode, batch_size, batch_wait_ms / 1000, tower.exact_in_batches)
+        self.batchers = {name: QueryBatcher(lambda texts, tower=tower: tower.encode(texts),  # the tower's encode as it is
+                                            batch_size, batch_wait_ms / 1000, tower.exact_in_batches)
                          for name, tower in self.towers.items()}
         self.cue_embeddings = bool(cue_embeddings)
         self._failed: set[str] = set()  # towers that could not load for cues (said once)
