@@ -126,7 +126,7 @@ class TextEncoder(ClipEncoder):
         self.towers = {'clip': ClipTextTower(model, device, quantize, runtime),
                        'multilingual': SentenceTextTower(multilingual_model, aligned_to, device, quantize)}
         self.cache = QueryCache(cache_size)
-        self.batchers = {name: QueryBatcher(lambda texts, tower=tower: tower.encode(texts),  # the tower's encode as it is
+        self.batchers = {name: QueryBatcher(lambda texts, tower=tower: tower.encode(texts),
                                             batch_size, batch_wait_ms / 1000, tower.exact_in_batches)
                          for name, tower in self.towers.items()}
         self.cue_embeddings = bool(cue_embeddings)

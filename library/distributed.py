@@ -94,8 +94,10 @@ def _quiet_ray_data() -> None:
     import ray.data
 
     ray.data.DataContext.get_current().enable_progress_bars = False
+    ours = set(logging.getLogger().handlers)  # Ray Data may hold the root's handlers too: they must keep warnings
     for handler in logging.getLogger('ray.data').handlers:
-        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler) \
+                and handler not in ours:
             handler.setLevel(logging.ERROR)
 
 
