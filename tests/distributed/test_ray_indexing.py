@@ -94,7 +94,10 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(ray_cluster, video
     def kill_a_worker_once(doc, stage, done, total):
         if not killed.is_set():
             killed.set()
-            pids.extend(ray_workers())
+            deadline = time.time() + 10  # a piece's progress can arrive while its worker is between tasks (ray::IDLE)
+            while not pids and time.time() < deadline:
+                pids.extend(ray_workers())
+                time.sleep(0 if pids else 0.05)
             for pid in pids:
                 os.kill(pid, signal.SIGKILL)
 
