@@ -20,7 +20,7 @@ from executors.storage.interface import Frames, ImageSpace, Storage, VideoRecord
 from executors.stored import as_document, missing_thumbnails, named_videos
 from executors.storage.backends import (HnswOptions, IvfOptions, MilvusOptions, check_engine, engine_options,
                                         open_storage)
-from executors.vectors import torch_on_this_thread, unit_rows
+from executors.vectors import import_torch, torch_on_this_thread, unit_rows
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +147,7 @@ class Indexer(Executor):
     def warm(self, docs: DocList[VideoDoc]) -> DocList[VideoDoc]:
         """Read ahead what searches need, so the first ones cost what later ones do (the page starting);
         a workspace problem is left for the first search to report."""
+        import_torch()  # a long-lived process scores rows with torch (executors.vectors.loaded_torch)
         try:
             self.storage.preload()
         except WorkspaceError as e:

@@ -14,12 +14,16 @@ from executors.base import requests
 from executors.models.clip_encoding import TEXT_RUNTIMES, encode_texts
 from executors.models.text_batching import QueryBatcher
 from executors.models.clip_model import ClipEncoder, load_clip
+from executors.models.clip_tokens import tokenize
+from executors.models.onnx_text_file import cache_file, features, saved_text_session
+from executors.models.tuned_file import is_tuned_file
 from executors.documents import CueDoc, DocList, QueryDoc, Status, VideoDoc
 from executors.notices import notice_once
 from executors.errors import ModelError, QueryError
 from executors.models.multilingual import DEFAULT_MODEL, SentenceTextTower
 from executors.models.query_language import is_plain_english, query_language
 from executors.models.text_tower import TextTower
+from executors.vectors import unit_rows
 
 if TYPE_CHECKING:
     import torch
@@ -38,18 +42,33 @@ class ClipTextTower(TextTower):
                  runtime: str = 'auto'):
         super().__init__(model, model, device, quantize)
         self.runtime = runtime
+        self._saved: tuple | None = None  # saved_export(), once decided (() when there is none to use)
 
     def load(self) -> torch.nn.Module:
         return load_clip(self.name, self.device, quantize=self.quantize)
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        from executors.models.text_onnx import cache_file  # imports torch
+        saved = self.saved_export()
+        if saved:
+            session, context_length = saved
+            return unit_rows(features(session, tokenize(texts, context_length)))
+        export = cache_file(self.space) if self.runtime != 'torch' else None
+        return encode_texts(self.model, texts, runtime=self.runtime, saved_export=export)
 
-        saved = cache_file(self.space) if self.runtime != 'torch' else None
-        return encode_texts(self.model, texts, runtime=self.runtime, saved_export=saved)
+    def saved_export(self) -> tuple[object, int] | None:
+        """The checked ONNX export of this stock CLIP's text tower and its context length, when the runtime may
+        take it: run without torch or the checkpoint (executors/models/onnx_text_file.py). Decided on the first
+        query, so a process's queries all take one path; a tuned file, int8 or a GPU take the torch path."""
+        if self._saved is None:
+            usable = (self.runtime != 'torch' and not self.quantize and self.device in ('auto', 'cpu')
+                      and not is_tuned_file(self.name))
+            self._saved = (usable and saved_text_session(cache_file(self.space))) or ()
+        return self._saved or None
 
     def exact_in_batches(self) -> bool:
         """On ONNX Runtime, yes (tests/unit/test_text_batching.py); torch's products differ in the last bits."""
+        if self.saved_export():
+            return True
         from executors.models.text_onnx import onnx_suits  # imports torch
 
         return self.runtime == 'onnxruntime' or (self.runtime == 'auto' and onnx_suits(self.model))

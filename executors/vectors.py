@@ -1,5 +1,7 @@
 """Vector helpers every layer shares."""
 import contextlib
+import sys
+from types import ModuleType
 from typing import Iterator
 
 import numpy as np
@@ -11,15 +13,35 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
 
 
+def loaded_torch() -> ModuleType | None:
+    """torch where this process has imported it, else None. torch widens float16 rows and runs small products
+    several times faster than numpy, but a process without it (a CLI text search on a saved ONNX text tower)
+    would pay 1.5 s to import it for a few milliseconds saved; long-lived ones import it as they warm up."""
+    if 'torch' not in sys.modules:
+        return None
+    import torch  # waits for an import another thread has under way
+
+    return torch
+
+
+def import_torch() -> None:
+    """What a long-lived process does once before its searches (see loaded_torch)."""
+    with contextlib.suppress(ImportError):
+        import torch  # noqa: F401
+
+
 @contextlib.contextmanager
 def torch_on_this_thread() -> Iterator[None]:
     """Run torch's operations in the block on the calling thread alone. A search's exact scores are many small
     products (one per candidate video, ~0.1 ms each); torch's pool splits each over every core, and on a busy
     machine each split waits for a pool thread the OS has set aside: 20-40 ms at p99 and 2-10x the CPU, against
     0.16 ms and 0.08 ms here (bench.api, load average 7 on 2 cores). Torch's thread count is per thread once a
-    thread has used torch; only a thread's first use while the block runs takes the lower count with it."""
-    import torch
-
+    thread has used torch; only a thread's first use while the block runs takes the lower count with it.
+    A process without torch has nothing to set."""
+    torch = loaded_torch()
+    if torch is None:
+        yield
+        return
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

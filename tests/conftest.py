@@ -11,11 +11,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope='session', autouse=True)
 def onnx_exports(tmp_path_factory):
-    """Text towers exported for ONNX Runtime go to a folder of the test session, not weights/onnx/."""
-    from executors.models import text_onnx
+    """Text towers exported for ONNX Runtime, and remembered checkpoint hashes, go to folders of the test session,
+    not weights/."""
+    from executors.models import file_hashes, onnx_text_file
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(text_onnx, 'CACHE_DIR', tmp_path_factory.mktemp('onnx'))
+        patch.setattr(onnx_text_file, 'CACHE_DIR', tmp_path_factory.mktemp('onnx'))
+        patch.setattr(file_hashes, 'RECORD_DIR', tmp_path_factory.mktemp('hashes'))
         yield
 
 

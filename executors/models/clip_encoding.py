@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from executors.errors import ConfigError, QueryError
+from executors.vectors import unit_rows
 
 if TYPE_CHECKING:
     import torch
@@ -116,7 +117,7 @@ def encode_texts(model: torch.nn.Module, texts: list[str], runtime: str = 'torch
     tokens = tokenize(texts, model.context_length).to(_device(model))
     if runtime != 'torch':
         if runtime == 'onnxruntime' or onnx_suits(model):
-            return _normalised(encode_tokens_onnx(model, tokens, saved=saved_export))
+            return unit_rows(encode_tokens_onnx(model, tokens, saved=saved_export).numpy())  # as the saved export's path
     with torch.inference_mode():
         return _normalised(encode_tokens(model, tokens))
 

@@ -16,14 +16,15 @@ from typing import TYPE_CHECKING
 
 from executors.base import Executor
 from executors.errors import ConfigError, ModelError
-from executors.models.clip_weights import CHECKPOINTS, checkpoint_sha256, download
+from executors.models.clip_weights import CHECKPOINTS, WEIGHTS_DIR, checkpoint_sha256, download
+from executors.models.file_hashes import file_sha256
+from executors.models.tuned_file import is_tuned_file
 
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
 
-WEIGHTS_DIR = Path(__file__).resolve().parents[2] / 'weights'
 QUANTIZE_MODES = (None, 'int8')  # int8: dynamic quantisation of the Linear layers, CPU only
 _lock = threading.Lock()
 
@@ -66,7 +67,7 @@ def load_base_copy(model: str, device: str = 'cpu', download_root: str | Path = 
     if model not in names:
         if not os.path.isfile(model):
             raise ModelError(f"model '{model}' is neither a CLIP model name ({', '.join(names)}) nor a checkpoint file")
-        if _tuned().is_tuned_file(model):
+        if is_tuned_file(model):
             raise ModelError(f'{model}: a tuned file cannot be the base of another; train from its base model')
     path = _download(model, Path(download_root)) if model in names else model
     with warnings.catch_warnings():
@@ -131,7 +132,7 @@ def _load_cached(model: str, device: str, download_root: str, quantize: str | No
         warnings.simplefilter('ignore', FutureWarning)
         warnings.simplefilter('ignore', DeprecationWarning)
         warnings.filterwarnings('ignore', message='.*quantize_per_tensor', category=UserWarning)
-        if model not in clip.available_models() and _tuned().is_tuned_file(model):
+        if model not in clip.available_models() and is_tuned_file(model):
             clip_model = _load_tuned(model, device, Path(download_root))
         else:
             path = _download(model, Path(download_root)) if model in clip.available_models() else model
@@ -249,7 +250,7 @@ def image_space_id(model: str) -> str:
 
 @functools.cache
 def _file_identity(path: str, size: int, mtime_ns: int) -> str:
-    if _tuned().is_tuned_file(path):
+    if is_tuned_file(path):
         data = _tuned().read_tuned(path)
         if not _tuned().changes_image_space(data['method']):
             return str(data['base']['identity'])
@@ -258,8 +259,5 @@ def _file_identity(path: str, size: int, mtime_ns: int) -> str:
 
 @functools.cache
 def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    """sha256 of a file, computed once per process for a given size and modification time."""
-    import hashlib
-
-    with open(path, 'rb') as f:
-        return hashlib.file_digest(f, 'sha256').hexdigest()
+    """sha256 of a file, computed once for a given size and modification time (remembered in weights/)."""
+    return file_sha256(path, size, mtime_ns)

@@ -2,12 +2,12 @@
 token of the batch, fused causal attention on the CPU. Exactly what model.encode_text returns."""
 import torch
 
-from executors.models.clip_model import clip_package
+from executors.models import clip_tokens
 
 
 def tokenize(texts: list[str], context_length: int = 77) -> torch.Tensor:
     """CLIP's BPE tokens (N x context_length); text beyond the context is cut off, ending in end-of-text."""
-    return clip_package().tokenize(texts, context_length=context_length, truncate=True)
+    return torch.from_numpy(clip_tokens.tokenize(texts, context_length))
 
 
 def encode_tokens(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:

@@ -2,13 +2,13 @@
 fetched once into a weights folder and checked before use."""
 import hashlib
 import os
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from executors.errors import ModelError
 
-__all__ = ['CHECKPOINTS', 'checkpoint_sha256', 'download']
+__all__ = ['CHECKPOINTS', 'WEIGHTS_DIR', 'checkpoint_sha256', 'download']
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[2] / 'weights'  # checkpoints by name, exports, remembered hashes
 
 _BASE = 'https://openaipublic.azureedge.net/clip/models'
 CHECKPOINTS = {  # clip.available_models() name -> URL (.../<sha256>/<file>), as openai/CLIP publishes them
@@ -45,7 +45,7 @@ def download(name: str, folder: Path) -> Path:
         if _sha256(partial) != expected:
             raise OSError('the downloaded file does not match its sha256')
         os.replace(partial, target)
-    except (urllib.error.URLError, OSError) as e:
+    except OSError as e:  # urllib's URLError is one
         partial.unlink(missing_ok=True)
         raise ModelError(f"CLIP weights '{name}' are not in {folder}/ and could not be downloaded ({e}); "
                          f'download {url} and place it at {target}') from e
@@ -53,6 +53,8 @@ def download(name: str, folder: Path) -> Path:
 
 
 def _fetch(url: str, path: Path) -> None:
+    import urllib.request  # here: its import (ssl, http, email) would cost every command 35 ms
+
     from tqdm import tqdm
 
     with urllib.request.urlopen(url, timeout=30) as source, open(path, 'wb') as out:

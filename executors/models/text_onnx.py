@@ -18,13 +18,10 @@ import numpy as np
 import torch
 
 from executors.models.clip_text import has_lean_text_path, lean_text_transformer
-from executors.models.clip_model import WEIGHTS_DIR
+from executors.models.onnx_text_file import AGREEMENT, THREADS, features, session_options, write_probe
 from executors.errors import ModelError
 
 log = logging.getLogger(__name__)
-CACHE_DIR = WEIGHTS_DIR / 'onnx'  # exported text towers, <checkpoint identity>-text-torch<version>.onnx
-THREADS = min(2, os.cpu_count() or 1)  # measured best on 2 cores, idle and busy; a short query gains little more
-AGREEMENT = 1e-4  # largest difference from the torch path a saved export may show before it is used
 _sessions: 'weakref.WeakKeyDictionary[torch.nn.Module, dict]' = weakref.WeakKeyDictionary()  # model: threads: session
 _lock = threading.Lock()
 
@@ -35,15 +32,11 @@ def onnx_suits(model: torch.nn.Module) -> bool:
     return _why_not(model) == '' and _installed()
 
 
-def cache_file(identity: str) -> Path:
-    """Where the export of the text tower of the checkpoint `identity` (image_space_id) is kept."""
-    return CACHE_DIR / f'{identity}-text-torch{torch.__version__.split("+")[0]}.onnx'
-
-
 def onnx_text_session(model: torch.nn.Module, threads: int = THREADS, saved: Path | None = None):
     """An onnxruntime InferenceSession computing model.encode_text(tokens[:, :length]) for int64
     tokens (N x length); loaded from `saved` when that file holds a matching export, else exported
-    (and written to `saved`); then kept for the model's lifetime."""
+    (and written to `saved`, with the probe that lets later processes run it without the checkpoint:
+    executors/models/onnx_text_file.py); then kept for the model's lifetime."""
     with _lock:
         sessions = _sessions.get(model, {})
         if threads not in sessions:
@@ -55,9 +48,8 @@ def onnx_text_session(model: torch.nn.Module, threads: int = THREADS, saved: Pat
 def encode_tokens_onnx(model: torch.nn.Module, tokens: torch.Tensor, threads: int = THREADS,
                        saved: Path | None = None) -> torch.Tensor:
     """Exactly (within 1e-5) model.encode_text(tokens), on ONNX Runtime over the tokens that count."""
-    length = int(tokens.argmax(dim=-1).max()) + 1
     session = onnx_text_session(model, threads, saved)
-    return torch.from_numpy(_run(session, tokens[:, :length]))
+    return torch.from_numpy(features(session, tokens.cpu().numpy()))
 
 
 class _LeanText(torch.nn.Module):
@@ -99,22 +91,20 @@ def _session(model: torch.nn.Module, threads: int, saved: Path | None):
         import onnxruntime
     except ImportError as e:
         raise ModelError(f'the ONNX text tower needs onnxruntime and onnx ({e}); pip install onnx onnxruntime') from e
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    # threads that spin after a query take the cores from the search that follows it (p99 50 -> 20 ms end to end)
-    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options = session_options(threads)
+    tokens, expected = _probe(model)
     if saved is not None and saved.exists():
         try:
             session = onnxruntime.InferenceSession(saved.read_bytes(), options, providers=['CPUExecutionProvider'])
-            if _agrees(session, model):
+            if np.abs(features(session, tokens) - expected).max() <= AGREEMENT:
+                write_probe(saved, tokens, expected, model.context_length)
                 return session
             log.warning('%s does not match its checkpoint: exporting the text tower again', saved)
         except Exception as e:  # onnxruntime raises its own error types for an unreadable file
             log.warning('%s is unreadable (%s): exporting the text tower again', saved, str(e).splitlines()[0][:160])
     exported = _export(model)
-    if saved is not None:
-        _keep(exported, saved)
+    if saved is not None and _keep(exported, saved):
+        write_probe(saved, tokens, expected, model.context_length)
     log.info('text tower exported to ONNX (%.0f MB), running on onnxruntime with %d thread(s)',
              len(exported) / 1e6, threads)
     return onnxruntime.InferenceSession(exported, options, providers=['CPUExecutionProvider'])
@@ -135,7 +125,7 @@ def _export(model: torch.nn.Module) -> bytes:
     return buffer.getvalue()
 
 
-def _keep(exported: bytes, saved: Path) -> None:
+def _keep(exported: bytes, saved: Path) -> bool:
     """Write the export to `saved` through a temporary file (never half-written); a folder that cannot
     be written only costs the next process another export."""
     partial = saved.with_name(f'{saved.name}.{os.getpid()}.tmp')
@@ -143,21 +133,18 @@ def _keep(exported: bytes, saved: Path) -> None:
         saved.parent.mkdir(parents=True, exist_ok=True)
         partial.write_bytes(exported)
         os.replace(partial, saved)
+        return True
     except OSError as e:
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)
         log.warning('cannot keep the ONNX text tower in %s (%s): it is exported again by the next process',
                     saved.parent, e.strerror or e)
+        return False
 
 
-def _agrees(session, model: torch.nn.Module) -> bool:
-    """Whether a loaded export computes what the model's own text path does, on one probe sentence."""
+def _probe(model: torch.nn.Module) -> tuple[np.ndarray, np.ndarray]:
+    """A probe sentence's tokens and what the model's own text path computes for them."""
     tokens = torch.arange(1, 12, dtype=torch.long).unsqueeze(0)
     tokens[0, -1] = model.token_embedding.num_embeddings - 1
     with torch.inference_mode():
-        expected = lean_text_transformer(model, tokens).numpy()
-    return bool(np.abs(_run(session, tokens) - expected).max() <= AGREEMENT)
-
-
-def _run(session, tokens: torch.Tensor) -> np.ndarray:
-    return session.run(None, {'tokens': np.ascontiguousarray(tokens.cpu().numpy(), np.int64)})[0]
+        return tokens.numpy(), lean_text_transformer(model, tokens).numpy()

@@ -15,7 +15,6 @@ layer, because the encoders' model loader installs them.
 import functools
 import math
 import os
-import zipfile
 from pathlib import Path
 
 import torch
@@ -23,8 +22,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from executors.errors import ModelError, VcedError
+from executors.models.tuned_file import FORMAT, is_tuned_file  # noqa: F401 - is_tuned_file: part of this module's interface
 
-FORMAT = 'vced-tuned'
 VERSION = 1
 METHODS = ('query', 'adapter', 'prompt')
 DEFAULTS = {  # per method: the shape of the trained parts
@@ -167,16 +166,6 @@ def _tuned_class(base: type) -> type:
 
 
 # ----------------------------------------------------------------------------- the tuned file
-
-
-def is_tuned_file(path: str | Path) -> bool:
-    """Whether `path` is a tuned file (looked up in the archive's pickle, nothing unpickled)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            pickles = [n for n in archive.namelist() if n.endswith('/data.pkl')]
-            return bool(pickles) and FORMAT.encode() in archive.read(pickles[0])
-    except (OSError, zipfile.BadZipFile):
-        return False
 
 
 def read_tuned(path: str | Path) -> dict:

@@ -5,7 +5,7 @@ A vector's label is its row in `embeddings.f16`. Rows are only ever appended; ro
 videos stay on disk unused (removed from the index), so a label is never reused. Each index kind
 has its own file; a workspace opened with another kind builds the configured one from the rows
 and leaves the other kind's file as it was (brought up to date if that kind is configured again;
-delete it to reclaim the disk). torch (which widens many float16 rows at once) is imported on first use.
+delete it to reclaim the disk). torch widens many float16 rows at once where the process has it (executors.vectors.loaded_torch).
 """
 import json
 import logging
@@ -21,6 +21,7 @@ from executors.storage.ann.base import INDEX_FILES, AnnIndex, IndexConfig
 from executors.storage.ann.factory import load_index, new_index
 from executors.errors import WorkspaceError
 from executors.storage.local.durable import file_crc32, storage_error, write_durably
+from executors.vectors import loaded_torch
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +113,9 @@ class VectorStore:
         """Rows first .. first + count - 1 (the keyframes of `owner`) as float32; WorkspaceError when
         they do not match `checksum` (-1: not checked)."""
         rows = self._read16(first, count, checksum, owner)
-        if count < NUMPY_WIDENS_BELOW:  # a video's keyframes: numpy, with no torch to import (duplicates reads every video)
+        torch = loaded_torch()
+        if count < NUMPY_WIDENS_BELOW or torch is None:  # a video's keyframes: numpy (duplicates reads every video)
             return rows.astype(np.float32)
-        import torch
         return torch.from_numpy(rows).float().numpy()
 
     def scores(self, first: int, count: int, query: np.ndarray, checksum: int = -1, owner: str = '') -> np.ndarray:
@@ -122,18 +123,23 @@ class VectorStore:
         give them (float16 widened to float32), checked as read() does when `checksum` >= 0. Rows
         already checked are read in place from a memory map of the file (no copy); the widening goes
         through a buffer kept for the next call (no allocation, no page faults per search)."""
-        import torch
+        torch = loaded_torch()
         scratch = self._scratch
         if getattr(scratch, 'wide', None) is None or len(scratch.wide) < count:
             scratch.rows = np.empty((max(count, 1024), self.dim), dtype=np.float16)
-            scratch.wide = torch.empty((max(count, 1024), self.dim), dtype=torch.float32)
+            scratch.wide = np.empty((max(count, 1024), self.dim), dtype=np.float32)
         if checksum >= 0:
             rows = self._read16(first, count, checksum, owner, into=scratch.rows[:count])
         else:
             rows = self._mapped(first, count)
+        query = np.ascontiguousarray(query, dtype=np.float32)
         wide = scratch.wide[:count]
+        if torch is None:
+            np.copyto(wide, rows)
+            return wide @ query
+        wide = torch.from_numpy(wide)
         wide.copy_(torch.from_numpy(rows))
-        return torch.mv(wide, torch.from_numpy(np.ascontiguousarray(query, dtype=np.float32))).numpy()
+        return torch.mv(wide, torch.from_numpy(query)).numpy()
 
     def _mapped(self, first: int, count: int) -> np.ndarray:
         """Rows first .. first + count - 1 as a view of the file mapped into memory (copy-on-write, so
