@@ -14,7 +14,7 @@ import torch
 from bench.common import markdown_table
 
 BENCHMARKS = ['loader', 'encoders', 'indexer', 'ann', 'startup', 'footage', 'evaluation', 'speech', 'screen_text',
-              'text_models', 'training', 'scale', 'api']
+              'index_rate', 'text_models', 'training', 'scale', 'api']
 REPORT = Path(__file__).parent / 'REPORT.md'
 
 

