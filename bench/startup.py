@@ -5,7 +5,7 @@ keyframes (`--quick`: 5k).
 The workspace holds videos of 500 synthetic keyframes (bench/indexer.py's vectors) with a few subtitle
 cues each, stored in the image space of a randomly initialised ViT-B/32 checkpoint (the real weights
 cannot be downloaded here; the random ones have the same size and cost). The model is given by path:
-its sha256 (its image space) is remembered in weights/sha256.json by the untimed first run, as any first
+its sha256 (its image space) is remembered in weights/file_facts.json by the untimed first run, as any first
 search does once per checkpoint file; a model given by name (`ViT-B/32`) is never hashed. `delete` names a video that is not stored: the start-up and the lookup, not the
 rewrite of the index a real deletion does. A search is cold: a new process, the workspace's files in
 the page cache; the ONNX export of the text tower (and its probe) is made by the untimed first run, as a first

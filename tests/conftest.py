@@ -11,13 +11,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope='session', autouse=True)
 def onnx_exports(tmp_path_factory):
-    """Text towers exported for ONNX Runtime, and remembered checkpoint hashes, go to folders of the test session,
-    not weights/."""
-    from executors.models import file_hashes, onnx_text_file
+    """Text towers exported for ONNX Runtime, and remembered file facts, go to folders of the test session, not
+    weights/."""
+    from executors import file_facts
+    from executors.models import onnx_text_file
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(onnx_text_file, 'CACHE_DIR', tmp_path_factory.mktemp('onnx'))
-        patch.setattr(file_hashes, 'RECORD_DIR', tmp_path_factory.mktemp('hashes'))
+        patch.setattr(file_facts, 'RECORD_DIR', tmp_path_factory.mktemp('facts'))
         yield
 
 

@@ -13,6 +13,7 @@ import subprocess
 from dataclasses import dataclass
 
 from executors.errors import ConfigError
+from executors.file_facts import remembered
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,8 @@ def bundled_path() -> str:
 
 
 def read_binary(path: str) -> FfmpegBinary:
-    """Run `path -version` (once per version of the file: a replaced binary is read again)."""
+    """Run `path -version` (once per version of the file, remembered across processes: executors/file_facts.py;
+    a replaced binary is read again)."""
     try:
         status = os.stat(path)
     except OSError as e:
@@ -91,6 +93,12 @@ def read_binary(path: str) -> FfmpegBinary:
 
 @functools.lru_cache(maxsize=16)
 def _read_binary(path: str, mtime_ns: int, size: int) -> FfmpegBinary:
+    version = remembered('ffmpeg -version', path, size, mtime_ns, lambda: _version_line(path))
+    return FfmpegBinary(path, version, release_of(version))
+
+
+def _version_line(path: str) -> str:
+    """The first line of `path -version`; ConfigError when that is not an ffmpeg's."""
     try:
         result = subprocess.run([path, '-version'], capture_output=True, text=True, errors='replace', timeout=30)
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -98,7 +106,7 @@ def _read_binary(path: str, mtime_ns: int, size: int) -> FfmpegBinary:
     version = result.stdout.partition('\n')[0].strip()
     if result.returncode != 0 or not version.startswith('ffmpeg version'):
         raise ConfigError(f'ffmpeg: {path}: not an ffmpeg (`-version` says {version[:80] or "nothing"!r})')
-    return FfmpegBinary(path, version, release_of(version))
+    return version
 
 
 def release_of(version: str) -> tuple[int, int] | None:

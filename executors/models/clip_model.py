@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from executors.base import Executor
 from executors.errors import ConfigError, ModelError
 from executors.models.clip_weights import CHECKPOINTS, WEIGHTS_DIR, checkpoint_sha256, download
-from executors.models.file_hashes import file_sha256
+from executors.file_facts import file_sha256
 from executors.models.tuned_file import is_tuned_file
 
 if TYPE_CHECKING:

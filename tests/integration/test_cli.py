@@ -122,8 +122,9 @@ def test_missing_weights_say_which_file_to_place_without_a_traceback(tmp_path):
 COLD_SEARCH = """
 import runpy, sys
 from pathlib import Path
-from executors.models import file_hashes, onnx_text_file
-onnx_text_file.CACHE_DIR, file_hashes.RECORD_DIR = Path(sys.argv[1]), Path(sys.argv[2])
+from executors import file_facts
+from executors.models import onnx_text_file
+onnx_text_file.CACHE_DIR, file_facts.RECORD_DIR = Path(sys.argv[1]), Path(sys.argv[2])
 sys.argv = ['flow.py'] + sys.argv[3:]
 try:
     runpy.run_path('flow.py', run_name='__main__')
@@ -135,12 +136,13 @@ print('torch imported' if 'torch' in sys.modules else 'no torch', file=sys.stder
 
 def test_a_text_search_after_the_first_needs_no_torch_and_finds_the_same(capsys, flow_args, sample_videos, tmp_path):
     """The first search exports the text tower; a new process runs it from weights/onnx/ alone (#28: cold search)."""
-    from executors.models import file_hashes, onnx_text_file
+    from executors import file_facts
+    from executors.models import onnx_text_file
 
     assert run_cli(capsys, 'index', sample_videos[0].parent, *flow_args)[0] == 0
     code, first, _ = run_cli(capsys, 'search', 'colour bars', '--json', *flow_args)
     assert code == 0 and json.loads(first)
-    cold = subprocess.run([sys.executable, '-c', COLD_SEARCH, str(onnx_text_file.CACHE_DIR), str(file_hashes.RECORD_DIR),
+    cold = subprocess.run([sys.executable, '-c', COLD_SEARCH, str(onnx_text_file.CACHE_DIR), str(file_facts.RECORD_DIR),
                            'search', 'colour bars', '--json', *flow_args],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert cold.stderr.strip().splitlines()[-1] == 'no torch', cold.stderr
