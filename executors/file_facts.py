@@ -2,14 +2,13 @@
 path, size and modification time (what make and git trust too): a checkpoint's sha256, its identity (reading 350 MB
 cost every CLI search 0.5 s), and what `ffmpeg -version` says (starting ffmpeg cost every command 0.1-0.2 s).
 A file changed in place gets a new modification time, so its facts are learnt again."""
-import contextlib
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Callable
 
+from executors.atomic import replace_atomically
 from executors.models.clip_weights import WEIGHTS_DIR
 
 log = logging.getLogger(__name__)
@@ -49,12 +48,7 @@ def _read(record: Path) -> dict:
 
 
 def _write(record: Path, known: dict) -> None:
-    partial = record.with_name(f'{record.name}.{os.getpid()}.tmp')
     try:
-        record.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_text(json.dumps(known))
-        os.replace(partial, record)
+        replace_atomically(record, json.dumps(known).encode())
     except OSError as e:
-        with contextlib.suppress(OSError):
-            partial.unlink(missing_ok=True)
         log.debug('cannot remember file facts in %s (%s)', record, e.strerror or e)

@@ -5,7 +5,6 @@ Beside each saved export lies its probe, <export>.probe.json: a few tokens and t
 path gave for them when the export was checked against the checkpoint. A saved export is used only while it
 still computes those features; otherwise the caller falls back to the torch path, which checks (or exports)
 again and writes the probe anew."""
-import contextlib
 import functools
 import importlib.metadata
 import json
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from executors.atomic import replace_atomically
 from executors.models.clip_weights import WEIGHTS_DIR
 
 log = logging.getLogger(__name__)
@@ -61,15 +61,10 @@ def probe_file(saved: Path) -> Path:
 
 def write_probe(saved: Path, tokens: np.ndarray, expected: np.ndarray, context_length: int) -> None:
     """Keep what the checkpoint's text path gave for `tokens` beside the export `saved` (atomically)."""
-    probe = probe_file(saved)
-    partial = probe.with_name(f'{probe.name}.{os.getpid()}.tmp')
     body = {'context_length': context_length, 'tokens': tokens.tolist(), 'features': expected.tolist()}
     try:
-        partial.write_text(json.dumps(body))
-        os.replace(partial, probe)
+        replace_atomically(probe_file(saved), json.dumps(body).encode())
     except OSError as e:
-        with contextlib.suppress(OSError):
-            partial.unlink(missing_ok=True)
         log.warning('cannot keep the probe of %s (%s): text queries will load the checkpoint', saved, e.strerror or e)
 
 

@@ -4,11 +4,9 @@ torch at batch 1 (a 10-token query: 11.3 ms on two idle cores against torch's 15
 p99 33 against 86 ms, with both cores busy). The export (2-4 s) is saved under weights/onnx/, keyed
 by the checkpoint's identity, so only the first process ever pays it. Needs `onnx` for the export
 and `onnxruntime` to run it."""
-import contextlib
 import importlib.util
 import io
 import logging
-import os
 import threading
 import warnings
 import weakref
@@ -17,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from executors.atomic import replace_atomically
 from executors.models.clip_text import has_lean_text_path, lean_text_transformer
 from executors.models.onnx_text_file import AGREEMENT, THREADS, features, session_options, write_probe
 from executors.errors import ModelError
@@ -128,15 +127,10 @@ def _export(model: torch.nn.Module) -> bytes:
 def _keep(exported: bytes, saved: Path) -> bool:
     """Write the export to `saved` through a temporary file (never half-written); a folder that cannot
     be written only costs the next process another export."""
-    partial = saved.with_name(f'{saved.name}.{os.getpid()}.tmp')
     try:
-        saved.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_bytes(exported)
-        os.replace(partial, saved)
+        replace_atomically(saved, exported)
         return True
     except OSError as e:
-        with contextlib.suppress(OSError):
-            partial.unlink(missing_ok=True)
         log.warning('cannot keep the ONNX text tower in %s (%s): it is exported again by the next process',
                     saved.parent, e.strerror or e)
         return False
