@@ -7,19 +7,20 @@ malloc_trim(0) hands those free pages back; elsewhere than glibc this does nothi
 """
 import ctypes
 import ctypes.util
+import functools
 
 
+@functools.cache
 def _malloc_trim():
+    """glibc's malloc_trim, looked up on first use (find_library runs ldconfig: not at every command's start)."""
     try:
         return ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6').malloc_trim
     except (OSError, AttributeError):
         return None
 
 
-_TRIM = _malloc_trim()
-
-
 def release_free_memory() -> None:
     """Hand the heap's free pages back to the operating system (milliseconds; once per piece of a video)."""
-    if _TRIM is not None:
-        _TRIM(0)
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
