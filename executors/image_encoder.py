@@ -75,6 +75,14 @@ class ImageEncoder(ClipEncoder):
             if progress is not None:
                 progress(video, 'encode', done, total)
 
+    @requests(on='/warm')
+    def warm(self, docs: DocList[VideoDoc]) -> DocList[VideoDoc]:
+        """Load the model now: a long-lived process (the page, `serve`) then indexes and answers image queries
+        without a first wait, and a missing checkpoint shows at its start (text queries need only the text
+        tower's export: executors/models/onnx_text_file.py)."""
+        _ = self.model  # loaded once per process, shared with the TextEncoder's CLIP tower
+        return docs
+
     @requests(on=['/search', '/encode'])
     def encode_queries(self, docs: DocList[QueryDoc]) -> DocList[QueryDoc]:
         for query in docs:
