@@ -392,3 +392,13 @@ def test_bf16_keyframes_stay_close_to_fp32_and_bf16_is_unquantised_only(tiny_che
         path.write_text(f'with:\n  device: cpu\nexecutors:\n  - uses: ImageEncoder\n    with:\n      {setting}\n')
         with pytest.raises(ConfigError, match=message):
             Flow(path, model=str(tiny_checkpoint))
+
+
+def test_warming_up_loads_clip_though_text_queries_no_longer_need_it(tiny_checkpoint, monkeypatch):
+    """The page and `serve` warm up: CLIP loads then, not at the first upload or image query."""
+    loaded = []
+    monkeypatch.setattr('executors.models.clip_model.load_clip', lambda *args, **kwargs: loaded.append(args) or 'clip')
+    encoder = ImageEncoder(model=str(tiny_checkpoint), device='cpu')
+    assert encoder.handles('/warm') and not loaded
+    encoder.warm(DocList[VideoDoc]())
+    assert loaded == [(str(tiny_checkpoint), 'cpu')]
