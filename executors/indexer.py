@@ -48,8 +48,8 @@ class Indexer(Executor):
         backend: 'local' (the workspace folder: float16 rows, an ANN index, SQLite; 'hnswlib' is its
             old name) or 'milvus' (Milvus Lite file or server).
         index: the local folder's nearest-neighbour index: 'ivf' (faiss: exact search below 40,000
-            keyframes, then an inverted file of float16 rows) or 'hnsw' (hnswlib's graph). A workspace
-            saved with the other kind builds this one from its rows.
+            keyframes, then an inverted file of 4-bit codes whose best 500 are rescored from the float16
+            rows) or 'hnsw' (hnswlib's graph). A workspace saved with the other kind builds this one from its rows.
         ivf: IvfOptions (or their mapping): nprobe, lists scanned per query (of ~4 * sqrt(keyframes)).
         hnsw: HnswOptions: M (links per keyframe: better recall, ~8*M bytes more per keyframe),
             ef_construction (build effort, fixed once a vector is inserted), ef_search (search effort,

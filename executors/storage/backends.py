@@ -15,7 +15,7 @@ INDEXES = ('ivf', 'hnsw')
 class IvfOptions:
     """index: ivf (faiss): lists scanned per query, of ~4 * sqrt(keyframes)."""
 
-    nprobe: int = 32
+    nprobe: int = 96
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ class IndexConfig:
     M: int = 16  # hnsw: links per vector
     ef_construction: int = 100  # hnsw: build effort
     ef_search: int = 256  # hnsw: search effort
-    nprobe: int = 32  # ivf: lists searched per query
+    nprobe: int = 96  # ivf: lists searched per query
     exact_below: int = 40_000  # ivf: fewer live vectors than this are searched exhaustively (no training)
 
     def __post_init__(self):
@@ -57,3 +57,4 @@ class AnnIndex(Protocol):
 
 
 TrainingRows = Callable[[int], np.ndarray]  # n -> n live rows picked at random, as float32
+StoredRows = Callable[[], np.ndarray]  # () -> every stored float16 row, indexed by label (a memory map)

@@ -8,7 +8,7 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
-from executors.storage.ann.base import IndexConfig, TrainingRows
+from executors.storage.ann.base import IndexConfig, StoredRows, TrainingRows
 
 NEAR_EF = 64  # search effort of search_many when only near-copies are wanted: a greedy walk reaches them at once
 
@@ -21,13 +21,14 @@ class HnswIndex:
         graph.set_ef(config.ef_search)
 
     @classmethod
-    def create(cls, config: IndexConfig, dim: int, count: int, training_rows: TrainingRows) -> 'HnswIndex':
+    def create(cls, config: IndexConfig, dim: int, count: int, training_rows: TrainingRows,
+               rows: StoredRows) -> 'HnswIndex':
         graph = hnswlib.Index(space='ip', dim=dim)
         graph.init_index(max_elements=max(count, 1024), M=config.M, ef_construction=config.ef_construction)
         return cls(graph, config, dim)
 
     @classmethod
-    def load(cls, config: IndexConfig, path: Path, dim: int) -> 'HnswIndex':
+    def load(cls, config: IndexConfig, path: Path, dim: int, rows: StoredRows) -> 'HnswIndex':
         graph = hnswlib.Index(space='ip', dim=dim)
         graph.load_index(str(path))
         return cls(graph, config, dim)

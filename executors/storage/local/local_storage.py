@@ -37,7 +37,7 @@ class HnswlibStorage(Storage):
     (the Indexer, executors/storage/ann/base.py); lock_wait: seconds a write waits for another's to finish."""
 
     def __init__(self, folder: str | Path, *, index: str = 'ivf', M: int = 16, ef_construction: int = 100,
-                 ef_search: int = 256, nprobe: int = 32, exact_below: int = 40_000, lock_wait: float = 60.0):
+                 ef_search: int = 256, nprobe: int = 96, exact_below: int = 40_000, lock_wait: float = 60.0):
         self.folder = Path(folder)
         self.location = str(self.folder)
         try:

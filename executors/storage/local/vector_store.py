@@ -153,6 +153,10 @@ class VectorStore:
             self._map = rows = mapped.view(np.ndarray)  # slices of a plain array cost less than a memmap's
         return rows[first:first + count]
 
+    def _stored(self) -> np.ndarray:
+        """Every stored row, indexed by label, mapped into memory (an IVF index rescores its candidates there)."""
+        return self._mapped(0, self.row_count())
+
     def _read16(self, first: int, count: int, checksum: int, owner: str, into: np.ndarray | None = None) -> np.ndarray:
         rows = np.empty((count, self.dim), dtype=np.float16) if into is None else into
         if os.preadv(self._file.fileno(), [rows], first * self.row_bytes) != rows.nbytes:
@@ -213,7 +217,7 @@ class VectorStore:
             log.warning('%s %s: rebuilding it from %d stored embeddings', self.index_path, problem, live.sum())
             return None
         try:
-            index = load_index(self.config, self.index_path, self.dim)
+            index = load_index(self.config, self.index_path, self.dim, self._stored)
             labels = index.labels()
             if len(labels) and labels.max() >= len(live):
                 raise RuntimeError(f'it holds label {labels.max()} but only {len(live)} embeddings are stored')
@@ -226,7 +230,7 @@ class VectorStore:
     def _rebuild(self, labels: np.ndarray) -> None:
         """A new index, laid out for `labels`, filled from their (verified) rows."""
         self._before_rebuild()
-        self.index = new_index(self.config, self.dim, len(labels), lambda n: self._sample(labels, n))
+        self.index = new_index(self.config, self.dim, len(labels), lambda n: self._sample(labels, n), self._stored)
         self.live_count = 0
         self.add_labels(labels)
 
