@@ -27,6 +27,7 @@ import faiss
 import numpy as np
 
 from executors.storage.ann.base import IndexConfig, StoredRows, TrainingRows
+from executors.vectors import loaded_torch
 
 log = logging.getLogger(__name__)
 
@@ -146,9 +147,10 @@ class IvfIndex:
         found = labels[0] >= 0  # the probed lists may hold fewer than k
         if not self.compact:
             return labels[0][found], scores[0][found]
-        import torch  # widens float16 3x sooner than numpy (500 rows: 0.11 against 0.35 ms); a search has it loaded
         candidates = np.sort(labels[0][found])  # in row order: the rows file is read forward
-        exact = torch.mv(torch.from_numpy(self.rows()[candidates]).float(), torch.from_numpy(query[0])).numpy()
+        rows, torch = self.rows()[candidates], loaded_torch()  # torch widens float16 3x sooner (500 rows: 0.11 vs 0.35 ms)
+        exact = (rows.astype(np.float32) @ query[0] if torch is None
+                 else torch.mv(torch.from_numpy(rows).float(), torch.from_numpy(query[0])).numpy())
         best = np.argsort(-exact, kind='stable')[:k]
         return candidates[best], exact[best]
 
