@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from executors.errors import QueryError, WorkspaceError
 
@@ -49,6 +48,8 @@ def read_image(source: str | Path | BinaryIO, name: str = '') -> np.ndarray:
 
     QueryError when it is not a complete image, or is too large to decode safely.
     """
+    from PIL import Image, UnidentifiedImageError  # here: the commands that read no image start without it
+
     name = name or str(source)
     try:
         with warnings.catch_warnings():

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
-from PIL import Image
 
 from executors.errors import VideoError
 
@@ -51,6 +50,8 @@ def staging_owner(folder: Path) -> int:
 
 def save_thumbnail(rgb: np.ndarray, path: Path) -> None:
     """A small JPEG of a keyframe for the result cards; VideoError naming it when it cannot be written."""
+    from PIL import Image  # here: the commands that draw no thumbnail start without it
+
     try:
         Image.fromarray(rgb).save(path, 'JPEG', quality=80)
     except OSError as e:
