@@ -348,7 +348,7 @@ def _exact_at_threshold(folder: Path, queries: np.ndarray) -> tuple[int, float]:
 
     stored = stored_rows(folder)
     rows = min(len(stored), DEFAULT.exact_below - 1)
-    index = IvfIndex.create(DEFAULT, DIM, rows, lambda n: None)
+    index = IvfIndex.create(DEFAULT, DIM, rows, lambda n: None, lambda: stored)
     index.add(np.arange(rows), np.asarray(stored[:rows], dtype=np.float32))
     times = []
     for q in queries:
