@@ -24,6 +24,19 @@ def loaded_torch() -> ModuleType | None:
     return torch
 
 
+def float16_scores(rows: np.ndarray, query: np.ndarray, wide: np.ndarray | None = None) -> np.ndarray:
+    """The inner products of float16 `rows` with a float32 `query`, the rows widened to float32 first (into `wide`,
+    a float32 buffer of their shape, when given): by torch where the process has it (3-6x sooner), else numpy."""
+    wide = np.empty(rows.shape, dtype=np.float32) if wide is None else wide
+    torch = loaded_torch()
+    if torch is None:
+        np.copyto(wide, rows)
+        return wide @ query
+    widened = torch.from_numpy(wide)
+    widened.copy_(torch.from_numpy(rows))
+    return torch.mv(widened, torch.from_numpy(query)).numpy()
+
+
 def import_torch() -> None:
     """What a long-lived process does once before its searches (see loaded_torch)."""
     with contextlib.suppress(ImportError):

@@ -21,7 +21,7 @@ from executors.storage.ann.base import INDEX_FILES, AnnIndex, IndexConfig
 from executors.storage.ann.factory import load_index, new_index
 from executors.errors import WorkspaceError
 from executors.storage.local.durable import file_crc32, storage_error, write_durably
-from executors.vectors import loaded_torch
+from executors.vectors import float16_scores, loaded_torch
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,6 @@ class VectorStore:
         give them (float16 widened to float32), checked as read() does when `checksum` >= 0. Rows
         already checked are read in place from a memory map of the file (no copy); the widening goes
         through a buffer kept for the next call (no allocation, no page faults per search)."""
-        torch = loaded_torch()
         scratch = self._scratch
         if getattr(scratch, 'wide', None) is None or len(scratch.wide) < count:
             scratch.rows = np.empty((max(count, 1024), self.dim), dtype=np.float16)
@@ -132,14 +131,7 @@ class VectorStore:
             rows = self._read16(first, count, checksum, owner, into=scratch.rows[:count])
         else:
             rows = self._mapped(first, count)
-        query = np.ascontiguousarray(query, dtype=np.float32)
-        wide = scratch.wide[:count]
-        if torch is None:
-            np.copyto(wide, rows)
-            return wide @ query
-        wide = torch.from_numpy(wide)
-        wide.copy_(torch.from_numpy(rows))
-        return torch.mv(wide, torch.from_numpy(query)).numpy()
+        return float16_scores(rows, np.ascontiguousarray(query, dtype=np.float32), scratch.wide[:count])
 
     def _mapped(self, first: int, count: int) -> np.ndarray:
         """Rows first .. first + count - 1 as a view of the file mapped into memory (copy-on-write, so
