@@ -89,17 +89,25 @@ def _checked(saved: Path, threads: int) -> tuple[object, int] | None:
         log.warning('%s is unreadable (%s): the text tower is checked against its checkpoint again',
                     probe_file(saved), e)
         return None
+    session = agreeing_session(saved, threads, tokens, expected, 'does not compute what it did when checked',
+                               'checking it against its checkpoint again')
+    return None if session is None else (session, context_length)
+
+
+def agreeing_session(saved: Path, threads: int, tokens: np.ndarray, expected: np.ndarray, mismatch: str, then: str):
+    """An onnxruntime session of the export `saved` when it computes `expected` for `tokens` (within AGREEMENT);
+    else None, with a warning: '<saved> is unreadable (why): <then>' or '<saved> <mismatch>: <then>'."""
     try:
         import onnxruntime
 
         session = onnxruntime.InferenceSession(str(saved), session_options(threads), providers=['CPUExecutionProvider'])
         got = features(session, tokens)
         if got.shape == expected.shape and np.abs(got - expected).max() <= AGREEMENT:
-            return session, context_length
+            return session
     except ImportError:
         return None
     except Exception as e:  # onnxruntime raises its own error types for an unreadable file
-        log.warning('%s is unreadable (%s): checking it against its checkpoint again', saved, str(e).splitlines()[0][:160])
+        log.warning('%s is unreadable (%s): %s', saved, str(e).splitlines()[0][:160], then)
         return None
-    log.warning('%s does not compute what it did when checked: checking it against its checkpoint again', saved)
+    log.warning('%s %s: %s', saved, mismatch, then)
     return None

@@ -17,7 +17,7 @@ import torch
 
 from executors.atomic import replace_atomically
 from executors.models.clip_text import has_lean_text_path, lean_text_transformer
-from executors.models.onnx_text_file import AGREEMENT, THREADS, features, session_options, write_probe
+from executors.models.onnx_text_file import THREADS, agreeing_session, features, session_options, write_probe
 from executors.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -90,23 +90,19 @@ def _session(model: torch.nn.Module, threads: int, saved: Path | None):
         import onnxruntime
     except ImportError as e:
         raise ModelError(f'the ONNX text tower needs onnxruntime and onnx ({e}); pip install onnx onnxruntime') from e
-    options = session_options(threads)
     tokens, expected = _probe(model)
     if saved is not None and saved.exists():
-        try:
-            session = onnxruntime.InferenceSession(saved.read_bytes(), options, providers=['CPUExecutionProvider'])
-            if np.abs(features(session, tokens) - expected).max() <= AGREEMENT:
-                write_probe(saved, tokens, expected, model.context_length)
-                return session
-            log.warning('%s does not match its checkpoint: exporting the text tower again', saved)
-        except Exception as e:  # onnxruntime raises its own error types for an unreadable file
-            log.warning('%s is unreadable (%s): exporting the text tower again', saved, str(e).splitlines()[0][:160])
+        session = agreeing_session(saved, threads, tokens, expected, 'does not match its checkpoint',
+                                   'exporting the text tower again')
+        if session is not None:
+            write_probe(saved, tokens, expected, model.context_length)
+            return session
     exported = _export(model)
     if saved is not None and _keep(exported, saved):
         write_probe(saved, tokens, expected, model.context_length)
     log.info('text tower exported to ONNX (%.0f MB), running on onnxruntime with %d thread(s)',
              len(exported) / 1e6, threads)
-    return onnxruntime.InferenceSession(exported, options, providers=['CPUExecutionProvider'])
+    return onnxruntime.InferenceSession(exported, session_options(threads), providers=['CPUExecutionProvider'])
 
 
 def _export(model: torch.nn.Module) -> bytes:
