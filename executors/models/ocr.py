@@ -128,8 +128,20 @@ def _engine(models: OcrModels, threads: int, side: int):
         engine = RapidOCR(**options)
     except Exception as e:  # onnxruntime's errors have no common type; the message says which file
         raise ModelError(f'OCR models {models.describe()}: cannot load them ({str(e).splitlines()[0][:200]})') from e
+    _detect_at(engine.text_det, side)
     log.info('on-screen text read with %s', models.describe())
     return engine
+
+
+def _detect_at(detector, side: int) -> None:
+    """Make RapidOCR's detector see pictures with their longer side at most `side` pixels. rapidocr-onnxruntime
+    1.4.4 honours det_limit_side_len only with limit_type 'min'; with 'max' it picks 960, 1500 or 2000 by the
+    picture's own size, so a 1280 x 720 keyframe was detected whole: 1.8x the pixels, and ~30 glyph-sized boxes
+    on busy moving pictures, each then recognised."""
+    from rapidocr_onnxruntime.ch_ppocr_det.utils import DetPreProcess
+
+    sized = DetPreProcess(side, 'max', detector.mean, detector.std)
+    detector.get_preprocess = lambda _longer_side: sized
 
 
 def spaced(text: str) -> str:

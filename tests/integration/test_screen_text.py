@@ -65,6 +65,17 @@ def test_the_wheel_reads_english_and_chinese_without_the_network(monkeypatch):
     assert 'blue whale migration' in texts and '城市夜景灯光' in texts
 
 
+def test_the_detector_sees_the_keyframe_at_side_pixels_and_reads_it_whole(monkeypatch):
+    need_fonts()
+    picture = _frame([Drawn('blue whale migration', 0, 1, 36, y=60)])
+    reader = TextReader(ocr_models('auto'), threads=1, side=320)
+    detector, seen = reader.engine.text_det, []
+    infer = detector.infer
+    monkeypatch.setattr(detector, 'infer', lambda batch: seen.append(batch.shape) or infer(batch))
+    texts = [line.text for line in reader.read(picture)]
+    assert seen and max(seen[0][2:]) <= 320, seen  # 640 x 360 seen at 320 x 180 (to a multiple of 32)
+    assert 'blue whale migration' in texts  # recognised from the full-size picture
+
 def test_a_folder_of_models_is_used_and_a_wrong_one_is_one_line(tmp_path, capsys, videos, flow_args):
     import rapidocr_onnxruntime
 
