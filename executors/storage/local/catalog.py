@@ -211,8 +211,8 @@ class Catalog:
         return cue_table.video_cues(self.db, video_id)
 
     @reports_errors
-    def cue_counts(self) -> dict[str, int]:
-        return cue_table.cue_counts(self.db)
+    def cue_counts(self, source: str = '') -> dict[str, int]:
+        return cue_table.cue_counts(self.db, source)
 
     @reports_errors
     def add_video(self, video: VideoRow, timestamps: list[float], thumbnails: list[str], shots: list[float],

@@ -171,6 +171,8 @@ def video_cues(db: sqlite3.Connection, video_id: str) -> list[CueDoc]:
             for _, _, s, e, t, src, lang in _intact(rows)]
 
 
-def cue_counts(db: sqlite3.Connection) -> dict[str, int]:
-    """{video id: number of cues} for the videos that have any."""
+def cue_counts(db: sqlite3.Connection, source: str = '') -> dict[str, int]:
+    """{video id: number of its cues (from `source` only, when given)} for the videos that have any."""
+    if source:
+        return dict(db.execute('SELECT video, count(*) FROM cues WHERE source = ? GROUP BY video', (source,)).fetchall())
     return dict(db.execute('SELECT video, count(*) FROM cues GROUP BY video').fetchall())

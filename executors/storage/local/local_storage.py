@@ -1,12 +1,11 @@
 """The default backend: a workspace folder on local disk (float16 rows + faiss IVF or hnswlib index + SQLite catalog).
 
-Adding a video, under the write lock: append its embeddings (fsync'd), move its thumbnails into
-place, then commit its catalog rows in one SQLite transaction: that commit is the moment it
-exists. Rows, thumbnail folders and a half-saved index that no committed video owns (a crash between the
-steps) are ignored by readers and removed by the next writer. The lock is held only while a write runs,
-so several processes (the page and the CLI) take turns; any number read, and see each other's commits
-without reopening. The index is derived and can always be rebuilt from the rows; the rows are never
-rewritten, only appended to (and their uncommitted tail cut off).
+Adding a video, under the write lock: append its embeddings (fsync'd), move its thumbnails into place, then commit
+its catalog rows in one SQLite transaction: that commit is the moment it exists. Rows, thumbnail folders and a
+half-saved index that no committed video owns (a crash between the steps) are ignored by readers and removed by the
+next writer. The lock is held only while a write runs, so several processes (the page and the CLI) take turns; any
+number read, and see each other's commits without reopening. The index is derived and can always be rebuilt from
+the rows; the rows are never rewritten, only appended to (and their uncommitted tail cut off).
 """
 import contextlib
 import logging
@@ -19,7 +18,7 @@ import numpy as np
 from executors.retrieval import cue_search
 from executors.storage.ann.base import IndexConfig
 from executors.storage.local.catalog import Catalog, VideoRow, now_iso
-from executors.documents import CueDoc
+from executors.documents import SCREEN, CueDoc
 from executors.errors import WorkspaceError
 from executors.storage.interface import Frames, ImageSpace, Neighbours, Storage, VideoRecord
 from executors.media.thumbnails import place_thumbnails, remove_orphans, remove_staged
@@ -98,6 +97,9 @@ class HnswlibStorage(Storage):
         self._refresh()
         cues = self.catalog.cue_counts()
         return [_record(v, cues.get(v.id, 0)) for v in self._order]
+
+    def screen_counts(self) -> dict[str, int]:
+        return self.catalog.cue_counts(SCREEN)
 
     def video(self, video_id: str) -> VideoRecord | None:
         self._refresh()
@@ -239,7 +241,6 @@ class HnswlibStorage(Storage):
                 thumbnails = place_thumbnails(self.thumbnails, video.id, frames.thumbnails)
             except OSError as e:
                 vectors.truncate(first)
-                vectors.forget_adding()
                 raise storage_error(self.thumbnails / video.id, 'cannot store the thumbnails', e) from e
             row = VideoRow(video.id, video.path, float(video.duration), float(video.fps), int(video.width),
                            int(video.height), video.added or now_iso(), first, len(embeddings), int(video.size),
@@ -250,7 +251,6 @@ class HnswlibStorage(Storage):
                                        space={'image_space': space.identity, 'image_model': space.name})
             except BaseException:
                 vectors.truncate(first)
-                vectors.forget_adding()
                 shutil.rmtree(self.thumbnails / video.id, ignore_errors=True)
                 raise
             vectors.forget_adding()

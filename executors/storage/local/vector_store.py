@@ -74,7 +74,6 @@ class VectorStore:
             os.fsync(self._file.fileno())
         except OSError as e:
             self.truncate(first)
-            self.forget_adding()
             raise storage_error(self.rows_path, 'cannot store the embeddings', e) from e
         return first, zlib.crc32(data)
 
@@ -102,12 +101,12 @@ class VectorStore:
                 f'that goes with them, or index into a new --workspace; nothing was changed')
         log.info('%s: dropping %d embeddings of an interrupted add', self.rows_path, stored - committed)
         self.truncate(committed)  # also a partly written row
-        self.forget_adding()
         return True
 
     def truncate(self, rows: int) -> None:
-        """Drop every row from `rows` on (vectors no committed video owns)."""
+        """Drop every row from `rows` on (vectors no committed video owns), and the note of the add that wrote them."""
         os.ftruncate(self._file.fileno(), rows * self.row_bytes)
+        self.forget_adding()
 
     def read(self, first: int, count: int, checksum: int = -1, owner: str = '') -> np.ndarray:
         """Rows first .. first + count - 1 (the keyframes of `owner`) as float32; WorkspaceError when
