@@ -6,13 +6,13 @@ through the product's VideoLoader (uniform, 1 keyframe/s) and ScreenTextReader; 
 is two of its words (Chinese: two 2-character words), searched over the stored cues with the
 product's full-text search (FTS5, screen cues only). A line is found when a cue holding both
 words starts within 1 s of the line's start. Start error: |cue start - line start| of found lines.
-False cues: screen cues from textless lavfi footage (mandelbrot, life, gradients, cellauto), per
-hour. Cost: seconds of ScreenTextReader work (decoding again at 1280x720 and OCR) per second of
+False cues: screen cues from textless lavfi footage (mandelbrot, life, gradients, cellauto; 4 minutes in all,
+or `--textless-minutes`), per hour. Cost: seconds of ScreenTextReader work (decoding again at 1280x720 and OCR) per second of
 video, on footage whose text changes every 3rd keyframe over a still picture, with the near-duplicate
 check (changed_above 8) and without it (every keyframe read).
 """
+import argparse
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -117,13 +117,20 @@ def cost(folder: Path, seconds: float) -> list[Result]:
     return results
 
 
-def run(quick: bool = False) -> list[Result]:
+def run(quick: bool = False, textless_minutes: float = 0.0) -> list[Result]:
+    """textless_minutes: how much textless footage in all (default 1 quick, else 4; 60 shows <= 1 false cue an hour)."""
+    textless_seconds = 60 * (textless_minutes or (1 if quick else 4)) / len(TEXTLESS)
     with tempfile.TemporaryDirectory(prefix='vced-bench-screen-') as folder:
         folder = Path(folder)
         per_size = 2 if quick else 5
         return (found_rate(folder, 'English', per_size) + found_rate(folder, 'Chinese', per_size)
-                + false_cues(folder, 15.0 if quick else 60.0) + cost(folder, 30.0 if quick else 90.0))
+                + false_cues(folder, textless_seconds) + cost(folder, 30.0 if quick else 90.0))
 
 
 if __name__ == '__main__':
-    print(markdown_table(run(quick='--quick' in sys.argv[1:])))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--quick', action='store_true', help='2 lines a size, 1 minute of textless footage')
+    parser.add_argument('--textless-minutes', type=float, default=0.0,
+                        help='minutes of textless footage to count false cues in (60 takes ~20 minutes)')
+    args = parser.parse_args()
+    print(markdown_table(run(args.quick, args.textless_minutes)))

@@ -48,8 +48,11 @@ def _decode(path: Path, times: list[float], size: tuple[int, int], ffmpeg: Ffmpe
             start: float, skip: bool) -> Iterator[np.ndarray]:
     wanted = '+'.join(f'lt(abs(t-{t - start:.6f})\\,{TOLERANCE})' for t in times)
     width, height = size
+    # reading stops a second past the last wanted frame: ffmpeg holds each frame it outputs until the next one,
+    # and without an end it would decode the rest of the video for the last (a long video: every batch, to its end)
     command = [ffmpeg.path, '-hide_banner', '-nostdin', '-v', 'error', *(['-ss', f'{start:.6f}'] if start else []),
-               *(['-skip_frame', 'noref'] if skip else []), '-i', str(path), '-map', '0:V:0',
+               '-t', f'{times[-1] - start + SEEK_MARGIN:.6f}', *(['-skip_frame', 'noref'] if skip else []),
+               '-i', str(path), '-map', '0:V:0',
                '-vf', f"select='{wanted}',scale={width}:{height}:flags=area",
                *_passthrough(ffmpeg), '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:']
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)

@@ -118,8 +118,9 @@ def _engine(models: OcrModels, threads: int, side: int):
     except ImportError as e:
         raise ModelError('on-screen text needs rapidocr-onnxruntime (pip install -r requirements.txt), '
                          "or set ocr: off") from e
+    # lines are recognised one at a time: a batch pads every line to its widest (same text, 18-25% faster)
     options = {'det_limit_side_len': side, 'det_limit_type': 'max', 'use_cls': False, 'rec_batch_num': 1,
-               'intra_op_num_threads': threads, 'inter_op_num_threads': 1}  # a line at a time: batches pad to their widest
+               'intra_op_num_threads': threads, 'inter_op_num_threads': 1}
     if models.det:
         options.update(det_model_path=models.det, rec_model_path=models.rec)
         if models.keys:

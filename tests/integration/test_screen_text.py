@@ -193,3 +193,24 @@ def test_keyframes_are_decoded_again_at_exactly_the_loaders_times(tmp_path, cont
                                 '-vf', 'scale=320:240:flags=area', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:'],
                                check=True, capture_output=True).stdout
         assert np.array_equal(picture, np.frombuffer(exact, np.uint8).reshape(240, 320, 3)), time
+
+
+def test_each_batch_of_keyframes_reads_the_video_only_a_second_past_its_last(tmp_path, monkeypatch):
+    """ffmpeg holds the last frame it outputs until another comes: unbounded, every batch of a long video
+    would decode the video to its end (a 400 s video: 7 s a batch instead of 0.2)."""
+    import subprocess
+
+    from executors.media import sharp_frames as module
+    from executors.media.ffmpeg_binary import find_ffmpeg
+
+    ffmpeg = find_ffmpeg()
+    video = tmp_path / 'long.mp4'
+    subprocess.run([ffmpeg.path, '-v', 'error', '-f', 'lavfi', '-i', 'testsrc=size=160x120:rate=5:duration=40',
+                    '-c:v', 'libx264', '-g', '20', '-pix_fmt', 'yuv420p', str(video)], check=True)
+    commands, popen = [], subprocess.Popen
+    monkeypatch.setattr(module.subprocess, 'Popen', lambda command, **kw: commands.append(command) or popen(command, **kw))
+    times = [float(t) for t in range(1, 20)]
+    assert len(list(module.sharp_frames(video, times, (160, 120), ffmpeg))) == len(times)
+    for command, batch in zip(commands, [times[i:i + module.BATCH] for i in range(0, len(times), module.BATCH)]):
+        start = float(command[command.index('-ss') + 1]) if '-ss' in command else 0.0
+        assert '-t' in command and start + float(command[command.index('-t') + 1]) <= batch[-1] + 1.001, command
