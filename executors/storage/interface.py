@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from executors.documents import SCREEN, CueDoc
+from executors.documents import CueDoc
 
 
 @dataclass(frozen=True)
@@ -138,10 +138,9 @@ class Storage(ABC):
         """Search over what is said: at most `limit` CueHit, best first, ranked by
         executors.retrieval.cue_search.search over the candidates this backend fetches."""
 
+    @abstractmethod
     def screen_counts(self) -> dict[str, int]:
         """{video id: number of its on-screen text cues} for the stored videos that have any."""
-        counts = {video.id: sum(cue.source == SCREEN for cue in self.cues(video.id)) for video in self.videos()}
-        return {video_id: count for video_id, count in counts.items() if count}
 
     @abstractmethod
     def nearest_cues(self, query: np.ndarray, k: int) -> list:

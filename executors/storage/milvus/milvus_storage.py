@@ -31,7 +31,7 @@ from typing import Callable
 
 import numpy as np
 
-from executors.documents import CueDoc
+from executors.documents import SCREEN, CueDoc
 from executors.errors import WorkspaceError
 from executors.retrieval import cue_search
 from executors.storage.milvus.cues import MilvusCues, cue_rows
@@ -155,6 +155,13 @@ class MilvusStorage(Storage):
         rows = self._rows('cues', f'video_id == "{video_id}"', ['cue', 'start', 'end', 'text', 'source', 'language'])
         return [CueDoc(video_id=video_id, start=row['start'], end=row['end'], text=row['text'], source=row['source'],
                        language=row['language']) for row in sorted(rows, key=lambda row: row['cue'])]
+
+    @_reports_errors
+    def screen_counts(self) -> dict[str, int]:
+        stored = {video.id for video in self.videos()}
+        screen = self._rows('cues', f'source == "{SCREEN}"', ['video_id'])
+        counts = collections.Counter(row['video_id'] for row in screen)
+        return {video_id: count for video_id, count in counts.items() if video_id in stored}
 
     @_reports_errors
     def video_means(self) -> tuple[list[str], np.ndarray]:
