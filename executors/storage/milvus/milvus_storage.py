@@ -159,6 +159,8 @@ class MilvusStorage(Storage):
     @_reports_errors
     def screen_counts(self) -> dict[str, int]:
         stored = {video.id for video in self.videos()}
+        if not stored:  # the collections may not exist yet
+            return {}
         screen = self._rows('cues', f'source == "{SCREEN}"', ['video_id'])
         counts = collections.Counter(row['video_id'] for row in screen)
         return {video_id: count for video_id, count in counts.items() if video_id in stored}
