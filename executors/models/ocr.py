@@ -119,8 +119,7 @@ def _engine(models: OcrModels, threads: int, side: int):
         raise ModelError('on-screen text needs rapidocr-onnxruntime (pip install -r requirements.txt), '
                          "or set ocr: off") from e
     # lines are recognised one at a time: a batch pads every line to its widest (same text, 18-25% faster)
-    options = {'det_limit_side_len': side, 'det_limit_type': 'max', 'use_cls': False, 'rec_batch_num': 1,
-               'intra_op_num_threads': threads, 'inter_op_num_threads': 1}
+    options = {'use_cls': False, 'rec_batch_num': 1, 'intra_op_num_threads': threads, 'inter_op_num_threads': 1}
     if models.det:
         options.update(det_model_path=models.det, rec_model_path=models.rec)
         if models.keys:
@@ -135,10 +134,10 @@ def _engine(models: OcrModels, threads: int, side: int):
 
 
 def _detect_at(detector, side: int) -> None:
-    """Make RapidOCR's detector see pictures with their longer side at most `side` pixels. rapidocr-onnxruntime
-    1.4.4 honours det_limit_side_len only with limit_type 'min'; with 'max' it picks 960, 1500 or 2000 by the
-    picture's own size, so a 1280 x 720 keyframe was detected whole: 1.8x the pixels, and ~30 glyph-sized boxes
-    on busy moving pictures, each then recognised."""
+    """Make RapidOCR's detector see pictures with their longer side at most `side` pixels (its own det_limit_*
+    options cannot say this). rapidocr-onnxruntime 1.4.4 honours det_limit_side_len only with limit_type 'min';
+    with 'max' it picks 960, 1500 or 2000 by the picture's own size, so a 1280 x 720 keyframe was detected whole:
+    1.8x the pixels, and ~30 glyph-sized boxes on busy moving pictures, each then recognised."""
     from rapidocr_onnxruntime.ch_ppocr_det.utils import DetPreProcess
 
     sized = DetPreProcess(side, 'max', detector.mean, detector.std)
