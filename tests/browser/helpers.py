@@ -45,8 +45,8 @@ def open_tab(browser, url: str):
 
 def add_videos(page, files: list[Path], timeout: float = 120) -> None:
     """Choose `files` in the Add videos tab and, once the browser has uploaded every one, click Add and
-    index, as a person does: a file counts in the form only once its upload is done, and a click in the
-    moment before the upload starts submits the form without it."""
+    index, as a person does: a file counts in the form only once it is listed as uploaded, and a click in
+    the moment before that submits the form without it (the upload's own response comes a little earlier)."""
     page.get_by_role('tab', name='Add videos').click()
     uploads = []
     record = lambda r: uploads.append(r.status) if '/_stcore/upload_file/' in r.url and r.request.method == 'PUT' else None
@@ -57,6 +57,8 @@ def add_videos(page, files: list[Path], timeout: float = 120) -> None:
         page.wait_for_timeout(100)
     page.remove_listener('response', record)
     assert uploads == [204] * len(files), uploads
+    for file in files:  # the chip's button says "Cancel upload of" until the form holds the file
+        page.get_by_role('button', name=f'Remove {file.name}', exact=True).wait_for(timeout=timeout * 1000)
     page.get_by_role('button', name='Add and index').click()
 
 
