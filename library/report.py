@@ -150,6 +150,19 @@ def video_record(video: VideoDoc) -> dict:
             'added': video.added}
 
 
+def duplicate_record(group: DuplicateDoc) -> dict:
+    """A group of videos sharing footage as `duplicates --json` gives it."""
+    return {'videos': [{'video': json_text(v.uri), 'video_id': v.video_id, 'start': round(v.start, 3),
+                        'end': round(v.end, 3)} for v in group.videos], 'score': round(group.score, 4), 'part': group.part}
+
+
+def duplicate_lines(number: int, record: dict) -> list[str]:
+    """`flow.py duplicates`' lines for a duplicate_record: the group, then each video's id, range and path."""
+    shared = '' if record['part'] == 'footage' else f" (only the {record['part']})"
+    return [f"group {number}: {len(record['videos'])} videos, score {record['score']:.3f}{shared}",
+            *(f"  {v['video_id'][:12]}  {time_range(v['start'], v['end'])}  {one_line(v['video'])}" for v in record['videos'])]
+
+
 def json_text(value: str | None) -> str | None:
     """A path as JSON can carry it: bytes of names that are not valid UTF-8 written as \\x escapes."""
     if value is None:

@@ -120,16 +120,14 @@ def test_missing_weights_say_which_file_to_place_without_a_traceback(tmp_path):
 
 
 COLD_SEARCH = """
-import runpy, sys
+import sys
 from pathlib import Path
 from executors import file_facts
 from executors.models import onnx_text_file
 onnx_text_file.CACHE_DIR, file_facts.RECORD_DIR = Path(sys.argv[1]), Path(sys.argv[2])
 sys.argv = ['flow.py'] + sys.argv[3:]
-try:
-    runpy.run_path('flow.py', run_name='__main__')
-except SystemExit:
-    pass
+import flow
+flow.main(sys.argv[1:])
 print('torch imported' if 'torch' in sys.modules else 'no torch', file=sys.stderr)
 """
 

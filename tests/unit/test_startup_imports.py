@@ -9,12 +9,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ('torch', 'clip', 'faiss', 'hnswlib', 'ray', 'streamlit', 'onnxruntime', 'faster_whisper')
 PROBE = """
-import runpy, sys
+import sys
 sys.argv = ['flow.py'] + sys.argv[1:]
-try:
-    runpy.run_path('flow.py', run_name='__main__')
-except SystemExit:
-    pass
+import flow
+flow.main(sys.argv[1:])
 print('heavy:', *[name for name in {heavy!r} if name in sys.modules])
 """
 
