@@ -1,5 +1,5 @@
 """CLI start-up: `flow.py list`, `transcript`, `delete` and a cold `search "text"`, each timed as a whole
-process (wall and CPU seconds, median of several runs after an untimed one), over a workspace of 100k
+process (wall and CPU seconds, median of 7 runs after an untimed one, the commands taking turns), over a workspace of 100k
 keyframes (`--quick`: 5k).
 
 The workspace holds videos of 500 synthetic keyframes (bench/indexer.py's vectors) with a few subtitle
@@ -44,28 +44,36 @@ def run(quick: bool = False) -> list[Result]:
                 'search "text" (cold)': ['search', 'a man rides a bike along the beach', '--model', str(checkpoint)]}
     section = f'CLI start-up, {count // 1000}k keyframes'
     results = []
-    for name, argv in commands.items():
-        wall, cpu, torch = timed(argv + common, repeat=2 if quick else 5)
+    for name, (wall, cpu, torch) in timed({name: argv + common for name, argv in commands.items()},
+                                          repeat=2 if quick else 7).items():
         results.append(Result(section, f'{name}: wall', wall, 's', note=f'whole process, median; {torch}'))
         results.append(Result(section, f'{name}: CPU', cpu, 's', note='user + system'))
     return results
 
 
-def timed(argv: list[str], repeat: int) -> tuple[float, float, str]:
-    """Median wall and CPU seconds of `python flow.py ARGV` over `repeat` runs after an untimed one, and
-    whether it imported torch."""
-    walls, cpus = [], []
+def timed(commands: dict[str, list[str]], repeat: int) -> dict[str, tuple[float, float, str]]:
+    """By name, the median wall and CPU seconds of `python flow.py ARGV` over `repeat` runs after an untimed
+    one, and whether it imported torch. The commands take turns, so that the machine's speed drifting during
+    the run moves each of them alike."""
+    walls, cpus = {name: [] for name in commands}, {name: [] for name in commands}
     for attempt in range(repeat + 1):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        started = time.perf_counter()
-        subprocess.run([sys.executable, 'flow.py', *argv], cwd=ROOT, env=USERS_ENV, capture_output=True, check=False)
-        wall = time.perf_counter() - started
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if attempt:
-            walls.append(wall)
-            cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+        for name, argv in commands.items():
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            started = time.perf_counter()
+            subprocess.run([sys.executable, 'flow.py', *argv], cwd=ROOT, env=USERS_ENV, capture_output=True, check=False)
+            wall = time.perf_counter() - started
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            if attempt:
+                walls[name].append(wall)
+                cpus[name].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return {name: (statistics.median(walls[name]), statistics.median(cpus[name]), _torch(argv))
+            for name, argv in commands.items()}
+
+
+def _torch(argv: list[str]) -> str:
+    """'torch imported' or 'torch not imported' by `python flow.py ARGV`."""
     probe = subprocess.run([sys.executable, '-c', PROBE, *argv], cwd=ROOT, capture_output=True, text=True)
-    return statistics.median(walls), statistics.median(cpus), probe.stderr.strip().splitlines()[-1]
+    return probe.stderr.strip().splitlines()[-1]
 
 
 def workspace(folder: Path, count: int) -> tuple[Path, str]:
