@@ -48,10 +48,16 @@ def add_videos(page, files: list[Path], timeout: float = 120) -> None:
     index, as a person does: a file counts in the form only once it is listed as uploaded, and a click in
     the moment before that submits the form without it (the upload's own response comes a little earlier)."""
     page.get_by_role('tab', name='Add videos').click()
+    settled(page, timeout)
     uploads = []
     record = lambda r: uploads.append(r.status) if '/_stcore/upload_file/' in r.url and r.request.method == 'PUT' else None
     page.on('response', record)
-    page.locator('input[type="file"][multiple]').set_input_files([str(f) for f in files])
+    for attempt in range(2):  # files the page has not listed at all are chosen again, as a person would
+        page.locator('input[type="file"][multiple]').set_input_files([str(f) for f in files])
+        listed = [page.get_by_role('button', name=re.compile(f'^(Remove|Cancel upload of) {re.escape(f.name)}$'))
+                  for f in files]
+        if all(_appears(button, 30) for button in listed) or attempt:
+            break
     deadline = time.monotonic() + timeout
     while len(uploads) < len(files) and time.monotonic() < deadline:
         page.wait_for_timeout(100)
@@ -60,6 +66,24 @@ def add_videos(page, files: list[Path], timeout: float = 120) -> None:
     for file in files:  # the chip's button says "Cancel upload of" until the form holds the file
         page.get_by_role('button', name=f'Remove {file.name}', exact=True).wait_for(timeout=timeout * 1000)
     page.get_by_role('button', name='Add and index').click()
+
+
+def _appears(locator, seconds: float) -> bool:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        locator.first.wait_for(timeout=seconds * 1000)
+        return True
+    except PlaywrightTimeout:
+        return False
+
+
+def settled(page, timeout: float = 120) -> None:
+    """Wait, as a person does, until the page has loaded its models and finished drawing: the rerun that
+    follows the models' loading draws the page again, and a file chosen or a form sent during it is lost
+    (CI, on a busy machine: no upload started, or the form arrived without its file)."""
+    page.get_by_text('Loading the models').first.wait_for(state='detached', timeout=timeout * 1000)
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=timeout * 1000)
 
 
 def search(page, text: str) -> None:
