@@ -112,7 +112,7 @@ def cost(folder: Path, seconds: float) -> list[Result]:
     drawn = [Drawn(f'{ENGLISH[i % 30]} {ENGLISH[(i * 7 + 3) % 30]} {CHINESE[i % 26]}', i * SECONDS, (i + 1) * SECONDS,
                    32, 80, 600) for i in range(int(seconds // SECONDS))]
     results = []
-    for picture, source in (('still picture', 'smptehdbars'), ('moving picture', TEXTLESS[0])):
+    for picture, source in (('still picture', PICTURES['still']), ('moving picture', TEXTLESS[0])):
         video = text_video(folder / f'talk-{source[:10]}.mp4', drawn, seconds, source, FRAME, 25)
         section = f'screen text cost, text changes every 3rd keyframe, {picture}, 1280x720 25 fps'
         for name, changed_above in (('read every keyframe', 0.0), ('near-duplicate reuse (changed_above 8)', 8.0)):

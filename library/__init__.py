@@ -14,8 +14,8 @@ from executors.video_loader import file_sha256
 from library.files import VIDEO_EXTENSIONS, find_videos, query_file, read_image, safe_file_name, save_upload
 from library.operations import Library, import_models
 from library.report import (IndexSummary, duplicate_lines, duplicate_record, format_srt, format_time, format_vtt, highlight,
-                            json_text, local_time, match_record, one_line, outcome_line, plural, progress_fraction, progress_text, shared_footage_notes, shorten,
-                            time_range, video_line, video_record)
+                            json_text, local_time, match_record, one_line, outcome_line, plural, progress_fraction,
+                            progress_text, shared_footage_notes, shorten, time_range, video_line, video_record)
 
 __all__ = ['Library', 'import_models', 'IndexSummary', 'VIDEO_EXTENSIONS', 'find_videos', 'read_image', 'save_upload', 'safe_file_name',
            'format_srt', 'format_time', 'time_range', 'one_line', 'plural', 'progress_fraction', 'shorten', 'highlight', 'local_time',

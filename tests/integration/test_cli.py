@@ -125,9 +125,8 @@ from pathlib import Path
 from executors import file_facts
 from executors.models import onnx_text_file
 onnx_text_file.CACHE_DIR, file_facts.RECORD_DIR = Path(sys.argv[1]), Path(sys.argv[2])
-sys.argv = ['flow.py'] + sys.argv[3:]
 import flow
-flow.main(sys.argv[1:])
+flow.main(sys.argv[3:])
 print('torch imported' if 'torch' in sys.modules else 'no torch', file=sys.stderr)
 """
 

@@ -10,7 +10,6 @@ ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ('torch', 'clip', 'faiss', 'hnswlib', 'ray', 'streamlit', 'onnxruntime', 'faster_whisper')
 PROBE = """
 import sys
-sys.argv = ['flow.py'] + sys.argv[1:]
 import flow
 flow.main(sys.argv[1:])
 print('heavy:', *[name for name in {heavy!r} if name in sys.modules])
