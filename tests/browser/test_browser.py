@@ -114,11 +114,11 @@ def test_a_200_mb_video_plays_with_flat_server_memory(server, browser, flow_args
     sampler.start()
     try:  # play it all fast, then seek about: the browser fetches the whole file in ranges
         page.evaluate('v => { v.playbackRate = 16; v.play(); }', page.locator('video').element_handle())
-        page.wait_for_function('(v => v.ended || v.currentTime > 15)(document.querySelector("video"))', timeout=120_000)
+        page.wait_for_function('(v => v && (v.ended || v.currentTime > 15))(document.querySelector("video"))', timeout=120_000)
         for position in (2, 12, 6, 15):
             page.evaluate(f'v => {{ v.playbackRate = 1; v.currentTime = {position}; v.play(); }}',
                           page.locator('video').element_handle())
-            page.wait_for_function(f'(v => v.readyState >= 3 && Math.abs(v.currentTime - {position}) < 2)'
+            page.wait_for_function(f'(v => v && v.readyState >= 3 && Math.abs(v.currentTime - {position}) < 2)'
                                    '(document.querySelector("video"))')
     finally:
         stop.set()
@@ -151,5 +151,5 @@ def test_the_player_keeps_playing_through_runs_that_change_the_page_above_it(ser
     assert playing in page.evaluate('document.querySelector("video").currentSrc')
 
     search(page, 'colour bars')  # the same best result: played again from its start, in a new element
-    page.wait_for_function('!document.querySelector("video").dataset.seen')
+    page.wait_for_function('(video => video && !video.dataset.seen)(document.querySelector("video"))')
     wait_playing(page)
