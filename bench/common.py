@@ -1,4 +1,5 @@
 """What every benchmark shares: timing with medians, result rows, a markdown table."""
+import resource
 import shutil
 import statistics
 import tempfile
@@ -20,6 +21,19 @@ class Result:
     unit: str
     baseline: str = ''
     note: str = ''
+
+
+def clocked(work: Callable[[], object]) -> tuple[float, float]:
+    """Wall and CPU seconds that `work()` took: user + system of every thread of this process and of the
+    child processes it ended (ffmpeg)."""
+    before, started = _cpu_seconds(), time.perf_counter()
+    work()
+    return time.perf_counter() - started, _cpu_seconds() - before
+
+
+def _cpu_seconds() -> float:
+    usages = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return sum(usage.ru_utime + usage.ru_stime for usage in usages)
 
 
 def median_seconds(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> float:

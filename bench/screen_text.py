@@ -16,12 +16,11 @@ one (mandelbrot's zoom: every keyframe differs, none shows text of its own), wit
 import argparse
 import random
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from bench.common import Result, markdown_table
+from bench.common import Result, clocked, markdown_table
 from executors.documents import SCREEN, DocList, VideoDoc
 from executors.storage.backends import open_storage
 from executors.storage.interface import Frames, ImageSpace, VideoRecord
@@ -56,18 +55,17 @@ def lines(words: tuple[str, ...], per_size: int, seed: int, joiner: str) -> list
     return drawn
 
 
-def read(video: Path, changed_above: float = 8.0) -> tuple[list, float]:
-    """The video's screen cues through the product's loader and reader; seconds the reader worked."""
+def read(video: Path, changed_above: float = 8.0) -> tuple[list, float, float]:
+    """The video's screen cues through the product's loader and reader; wall and CPU seconds the reader worked."""
     loader = VideoLoader(workspace=str(video.parent / 'workspace'), chunk_frames=64)
     reader = ScreenTextReader(changed_above=changed_above)
     reader.reader()  # the models load before the clock starts
-    worked, cues = 0.0, []
+    worked, used, cues = 0.0, 0.0, []
     for piece in loader.index(DocList[VideoDoc]([VideoDoc(uri=str(video))]), {}):
-        started = time.perf_counter()
-        reader.index(piece)
-        worked += time.perf_counter() - started
+        wall, cpu = clocked(lambda: reader.index(piece))
+        worked, used = worked + wall, used + cpu
         cues += [cue for doc in piece if doc.last_chunk for cue in doc.cues]
-    return cues, worked
+    return cues, worked, used
 
 
 def found_rate(folder: Path, language: str, per_size: int, picture: str = 'still') -> list[Result]:
@@ -75,7 +73,7 @@ def found_rate(folder: Path, language: str, per_size: int, picture: str = 'still
     drawn = lines(words, per_size, seed=7, joiner=joiner)
     video = text_video(folder / f'{language}-{picture}.mp4', [d for d, _ in drawn], len(drawn) * SECONDS,
                        PICTURES[picture], FRAME, 5)
-    cues, worked = read(video)
+    cues, worked, _ = read(video)
     storage = open_storage('local', workspace=str(folder / f'workspace-{language}-{picture}'))
     record = VideoRecord('d' * 64, str(video), float(len(drawn) * SECONDS), 5.0, FRAME[0], FRAME[1])
     storage.add(record, Frames(np.zeros(1), np.eye(1, 8, dtype=np.float32), ['']), [], cues, ImageSpace('e' * 64))
@@ -101,7 +99,7 @@ def false_cues(folder: Path, seconds: float) -> list[Result]:
     notes = []
     for i, source in enumerate(TEXTLESS):
         video = text_video(folder / f'textless{i}.mp4', [], seconds, source, FRAME, 5)
-        cues, _ = read(video)
+        cues, _, _ = read(video)
         count, total = count + len(cues), total + seconds
         notes += [f'{cue.text!r}' for cue in cues][:3]
     return [Result('screen text, textless footage', 'false cues per hour', count * 3600 / total, '',
@@ -116,7 +114,7 @@ def cost(folder: Path, seconds: float) -> list[Result]:
         video = text_video(folder / f'talk-{source[:10]}.mp4', drawn, seconds, source, FRAME, 25)
         section = f'screen text cost, text changes every 3rd keyframe, {picture}, 1280x720 25 fps'
         for name, changed_above in (('read every keyframe', 0.0), ('near-duplicate reuse (changed_above 8)', 8.0)):
-            cues, worked = read(video, changed_above)
+            cues, worked, _ = read(video, changed_above)
             results.append(Result(section, name, worked / seconds, 'x real time', baseline='read every keyframe',
                                   note=f'{worked / seconds * 3600 / 60:.1f} min per video-hour, {len(cues)} cues'))
     return results

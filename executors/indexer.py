@@ -123,16 +123,17 @@ class Indexer(Executor):
                 continue
             complete.append(doc)
             earlier = self._pieces.pop(doc.uri, [])
-            if doc.status == Status.PENDING:
-                try:
-                    record, frames, shots, cues = _to_store(doc, earlier)
-                    stored = self.storage.add(record, frames, shots, cues, space=self._space(doc.space))
-                    doc.status = Status.INDEXED if stored else Status.ALREADY_INDEXED
-                    doc.frame_count = len(frames)
-                except WorkspaceError as e:
-                    doc.status, doc.error = Status.FAILED, str(e)
-                    remove_staged([f.thumbnail for f in doc.frames] + [t for piece in earlier if isinstance(piece, Frames)
-                                                                      for t in piece.thumbnails])
+            if doc.status != Status.PENDING:  # failed on the way here, perhaps after some of its pieces came
+                remove_staged(_thumbnails(doc, earlier))
+                continue
+            try:
+                record, frames, shots, cues = _to_store(doc, earlier)
+                stored = self.storage.add(record, frames, shots, cues, space=self._space(doc.space))
+                doc.status = Status.INDEXED if stored else Status.ALREADY_INDEXED
+                doc.frame_count = len(frames)
+            except WorkspaceError as e:
+                doc.status, doc.error = Status.FAILED, str(e)
+                remove_staged(_thumbnails(doc, earlier))
         return complete
 
     @requests(on='/save')
@@ -271,6 +272,11 @@ class Indexer(Executor):
         """Save derived state (if this process changed it) and release the storage."""
         with self._busy:
             self.storage.close()
+
+
+def _thumbnails(doc: VideoDoc, earlier: list) -> list[str]:
+    """The staged thumbnails of a video's last piece `doc` and of its `earlier` pieces."""
+    return [f.thumbnail for f in doc.frames] + [t for piece in earlier if isinstance(piece, Frames) for t in piece.thumbnails]
 
 
 def _keyframes(doc: VideoDoc) -> Frames:

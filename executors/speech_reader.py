@@ -3,10 +3,10 @@ import logging
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from executors.base import Executor, requests
-from executors.documents import CueDoc, DocList, Status, VideoDoc
+from executors.documents import CueDoc, DocList, FrameDoc, Status, VideoDoc
 from executors.notices import notice_once
 from executors.errors import ConfigError, first_line
 from executors.models.whisper import OFF, WEIGHTS_DIR, Recognizer, SpeechError, SpeechModelError, model_for
@@ -43,9 +43,15 @@ class SpeechReader(Executor):
         self._pool: ThreadPoolExecutor | None = None
 
     @requests(on='/index')
-    def index(self, docs: DocList[VideoDoc], parameters: dict) -> DocList[VideoDoc]:
+    def index(self, docs: DocList[VideoDoc], parameters: dict) -> DocList[VideoDoc] | Iterator[DocList[VideoDoc]]:
         """Start reading a video's cues with its first piece (in a thread of its own, so recognition runs
-        while the video's keyframes are encoded); attach them to its last piece."""
+        while the video's keyframes are read and encoded); attach them to its last piece.
+
+        A last piece whose cues are still being read does not wait here: its keyframes go on at once as one
+        more piece, and the cues follow in a last piece without keyframes. The executors after this one
+        then work on a video of one piece (most videos: shorter than the loader's chunk_frames) while its
+        speech is recognised, instead of after."""
+        unread: dict[int, Future] = {}  # by id() of the last piece
         for doc in docs:
             if doc.status != Status.PENDING or not doc.video_id:
                 self._reading.pop(doc.uri, None)  # failed or already indexed: its cues are not wanted
@@ -55,8 +61,12 @@ class SpeechReader(Executor):
                 self._reading[doc.uri] = self._worker().submit(read_cues, video, self.recognizer,
                                                                parameters.get('progress'))
             if doc.last_chunk:
-                _attach_cues(doc, self._reading.pop(doc.uri))
-        return docs
+                reading = self._reading.pop(doc.uri)
+                if reading.done() or not len(doc.frames):
+                    _attach_cues(doc, reading)
+                else:
+                    unread[id(doc)] = reading
+        return _cues_after_keyframes(docs, unread) if unread else docs
 
     def _worker(self) -> ThreadPoolExecutor:
         if self._pool is None:
@@ -78,6 +88,18 @@ class SpeechReader(Executor):
         except SpeechModelError as e:
             notice_once(log, f'{e}; indexing goes on without speech recognition')
             return None
+
+
+def _cues_after_keyframes(docs: DocList[VideoDoc], unread: dict[int, Future]) -> Iterator[DocList[VideoDoc]]:
+    """`docs` with the keyframes of each last piece in `unread` handed on as a piece of their own; then those
+    last pieces, without keyframes, once their cues are read."""
+    yield DocList[VideoDoc]([doc.model_copy(update={'shots': [], 'last_chunk': False}) if id(doc) in unread else doc
+                             for doc in docs])
+    waited = DocList[VideoDoc]([doc for doc in docs if id(doc) in unread])
+    for doc in waited:
+        doc.frames = DocList[FrameDoc]()
+        _attach_cues(doc, unread[id(doc)])
+    yield waited
 
 
 def _attach_cues(doc: VideoDoc, reading: Future) -> None:

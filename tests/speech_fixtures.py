@@ -108,3 +108,19 @@ def video_with_streams(path: Path, subtitles: list[tuple[Path, str]], duration: 
                 *maps, '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-c:s', codec, *languages,
                 *extra, str(path)])
     return path
+
+
+def whole_videos(handed_on) -> 'DocList[VideoDoc]':
+    """What an executor's /index handed on (a DocList, or an iterator of pieces), as whole videos: each video's
+    last piece with the keyframes of all its pieces. SpeechReader hands a video on in two pieces when its cues
+    are still being read as its last piece arrives."""
+    from executors.documents import DocList, FrameDoc, VideoDoc
+
+    frames, whole = {}, DocList[VideoDoc]()
+    for piece in [handed_on] if isinstance(handed_on, DocList) else handed_on:
+        for doc in piece:
+            frames.setdefault((doc.uri, doc.video_id), []).extend(doc.frames)
+            if doc.last_chunk:
+                doc.frames = DocList[FrameDoc](frames.pop((doc.uri, doc.video_id)))
+                whole.append(doc)
+    return whole

@@ -11,7 +11,7 @@ from executors.models.whisper import Recognizer, SpeechModelError, model_folder,
 from executors.speech_reader import SpeechReader, read_cues
 from executors.video_loader import VideoLoader
 from tests.factories import make_video
-from tests.speech_fixtures import espeak, run_ffmpeg, speak, video_with_speech, video_with_tone, whisper_base  # noqa: F401
+from tests.speech_fixtures import espeak, run_ffmpeg, speak, video_with_speech, video_with_tone, whisper_base, whole_videos  # noqa: F401
 
 SENTENCE = 'The weather is lovely today, so we are going to the beach.'
 OFFSET = 4.0  # seconds of silence before the sentence
@@ -57,12 +57,27 @@ def test_reader_recognises_only_without_subtitles(tmp_path, spoken_video, whispe
     docs = VideoLoader(workspace=str(tmp_path / 'ws'), chunk_frames=0).index(DocList[VideoDoc]([VideoDoc(uri=str(video))]), {})
     stages = []
     reader = SpeechReader(asr=str(whisper_base), threads=2, beam_size=1)
-    docs = reader.index(docs, {'progress': lambda doc, stage, done, total: stages.append(stage)})
+    docs = whole_videos(reader.index(docs, {'progress': lambda doc, stage, done, total: stages.append(stage)}))
     assert docs[0].cues and docs[0].cues[0].source == 'asr' and 'speech' in stages
     (tmp_path / 'talk.srt').write_text('1\n00:00:01,000 --> 00:00:02,000\nsubtitled\n', encoding='utf-8')
     docs[0].cues = DocList[CueDoc]()
-    docs = reader.index(docs, {})
+    docs = whole_videos(reader.index(docs, {}))
     assert [(c.source, c.text) for c in docs[0].cues] == [('srt', 'subtitled')]
+
+
+def test_a_videos_keyframes_go_on_while_its_speech_is_recognised(tmp_path, spoken_video, whisper_base):
+    """A video of one piece does not wait at the reader: the executors after it read and encode its keyframes
+    while its speech is recognised, and its cues follow in a last piece of their own."""
+    video = tmp_path / 'talk.mp4'
+    video.write_bytes(spoken_video.read_bytes())
+    [loaded] = VideoLoader(workspace=str(tmp_path / 'ws'), chunk_frames=0).index(DocList[VideoDoc]([VideoDoc(uri=str(video))]), {})
+    keyframes = len(loaded.frames)
+    pieces = SpeechReader(asr=str(whisper_base), threads=2, beam_size=1).index(DocList[VideoDoc]([loaded]), {})
+    [first] = next(pieces)
+    assert (first.last_chunk, len(first.frames), len(first.cues), first.shots) == (False, keyframes, 0, [])
+    [last] = next(pieces)
+    assert last.last_chunk and not last.frames and last.cues and {c.source for c in last.cues} == {'asr'}
+    assert last.shots == loaded.shots and next(pieces, None) is None
 
 
 def test_video_without_audio_has_no_cues_and_loads_no_model(tmp_path):

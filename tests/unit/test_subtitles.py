@@ -12,7 +12,7 @@ from executors.media.subtitles import (MAX_CUE_CHARS, SubtitleError, SubtitleStr
                                  parse_vtt, read_sidecar, subtitle_cues)
 from executors.video_loader import VideoLoader
 from tests.factories import make_video
-from tests.speech_fixtures import video_with_streams
+from tests.speech_fixtures import video_with_streams, whole_videos
 
 ENGLISH_SRT = ('1\n00:00:01,000 --> 00:00:02,500\nA man rides a <i>bike</i>\nalong the beach\n\n'
                '2\n00:00:03,000 --> 00:00:04,200\n<font color="#ff0000">Sunset</font> &amp; waves\n')
@@ -155,7 +155,7 @@ def test_video_with_a_malformed_sidecar_is_still_indexed(tmp_path, plain_video, 
     docs = DocList[VideoDoc]([VideoDoc(uri=str(video))])
     docs = VideoLoader(workspace=str(tmp_path / 'ws'), chunk_frames=0).index(docs, {})
     with caplog.at_level(logging.WARNING):
-        docs = SpeechReader(asr='off').index(docs, {})
+        docs = whole_videos(SpeechReader(asr='off').index(docs, {}))
     assert docs[0].status == '' and len(docs[0].frames) == 2 and len(docs[0].cues) == 0
     assert 'clip.vtt: not a WebVTT file' in caplog.text
 
