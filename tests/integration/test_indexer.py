@@ -134,6 +134,21 @@ def test_a_piece_without_embeddings_fails_its_video_at_the_last_piece(workspace,
     indexer.close()
 
 
+def test_a_video_that_fails_after_some_pieces_came_leaves_no_staged_thumbnails(workspace, library):
+    """Its speech, say, could not be read: the last piece arrives failed, and the thumbnails its earlier pieces
+    staged go with it."""
+    videos, _ = library
+    indexer = Indexer(workspace=str(workspace))
+    first, middle, last = pieces(videos[1], 4)
+    assert [len(indexer.index(DocList[VideoDoc]([p]))) for p in (first, middle)] == [0, 0]
+    staged = Path(first.frames[0].thumbnail).parent
+    assert staged.is_dir()
+    last.status, last.error = 'failed', 'v1.mp4: cannot read its subtitles or speech (bad audio)'
+    assert [d.status for d in indexer.index(DocList[VideoDoc]([last]))] == ['failed']
+    assert not staged.exists() and indexer.list_videos(DocList[VideoDoc]()) == []
+    indexer.close()
+
+
 def test_duplicate_add_is_reported_and_stores_nothing(workspace, library):
     videos, _ = library
     indexer = Indexer(workspace=str(workspace))
