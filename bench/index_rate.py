@@ -56,11 +56,11 @@ def measure(section: str, seconds: float, folder: Path, whisper: Path) -> list[R
     for name, (worked, used) in alone.items():
         results.append(Result(section, f'{name}: real-time factor', worked / seconds, 'x',
                               note=f'{worked:.1f} s of work for {seconds:g} s ({used:.1f} CPU s)'))
-    everything = 'speech recognition + on-screen text'
-    slowest = max([elapsed['visual only'], *(wall for wall, _ in alone.values())])
+    everything, stages = 'speech recognition + on-screen text', [elapsed['visual only'], *(wall for wall, _ in alone.values())]
+    slowest = max(stages)
     results.append(Result(section, 'everything on / slowest stage alone', elapsed[everything] / slowest, 'x',
                           note='target <= 1.2; the stages alone: visual {:.1f} s, speech {:.1f} s, screen text {:.1f} s'
-                          .format(elapsed['visual only'], *(wall for wall, _ in alone.values()))))
+                          .format(*stages)))
     cores = len(os.sched_getaffinity(0))
     results.append(Result(section, 'everything on: least possible / slowest stage alone', cpu[everything] / cores / slowest,
                           'x', note=f'its {cpu[everything]:.1f} CPU s spread perfectly over {cores} cores'))

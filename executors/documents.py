@@ -1,7 +1,7 @@
 """The documents that flow between executors (DocArray v2). Every time is in seconds."""
 import sys
 from enum import Enum
-from typing import Optional
+from typing import Iterable, Iterator, Optional
 
 from pydantic import Field
 
@@ -121,3 +121,15 @@ class DuplicateDoc(BaseDoc):
     videos: DocList[SegmentDoc] = Field(default_factory=DocList[SegmentDoc])
     score: float = 0.0  # the mean cosine of the aligned keyframes
     part: str = 'footage'
+
+
+def whole_videos(pieces: Iterable[DocList[VideoDoc]]) -> Iterator[VideoDoc]:
+    """Each video of `pieces` (what /index or /encode hands on, a video's pieces in order) once its last piece
+    came: that piece with the keyframes of all its pieces."""
+    frames: dict[str, list[FrameDoc]] = {}
+    for docs in pieces:
+        for doc in docs:
+            frames.setdefault(doc.uri, []).extend(doc.frames)
+            if doc.last_chunk:
+                doc.frames = DocList[FrameDoc](frames.pop(doc.uri))
+                yield doc

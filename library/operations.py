@@ -5,7 +5,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from executors.documents import SCREEN, CueDoc, DocList, DuplicateDoc, QueryDoc, SegmentDoc, Status, VideoDoc
+from executors.documents import SCREEN, CueDoc, DocList, DuplicateDoc, QueryDoc, SegmentDoc, Status, VideoDoc, whole_videos
 from executors.errors import ModelError, QueryError, VcedError, VideoError, WorkspaceError
 from executors.media.cutting import cut_segment
 from executors.media.thumbnails import checked
@@ -224,13 +224,7 @@ class Library:
     def embed_videos(self, paths: Iterable[str | Path], progress: Progress | None = None) -> Iterator[VideoDoc]:
         """Each video decoded and embedded by the flow (frames with embeddings), nothing stored."""
         requests = (DocList[VideoDoc]([VideoDoc(uri=str(p))]) for p in paths)
-        pieces: dict[str, list] = {}
-        for docs in self.flow.stream('/encode', requests, parameters={'progress': progress}):
-            for doc in docs:
-                pieces.setdefault(doc.uri, []).extend(doc.frames)
-                if doc.last_chunk:
-                    doc.frames = type(doc.frames)(pieces.pop(doc.uri))
-                    yield doc
+        yield from whole_videos(self.flow.stream('/encode', requests, parameters={'progress': progress}))
 
     @property
     def text_model(self) -> str:

@@ -110,17 +110,9 @@ def video_with_streams(path: Path, subtitles: list[tuple[Path, str]], duration: 
     return path
 
 
-def whole_videos(handed_on) -> 'DocList[VideoDoc]':
-    """What an executor's /index handed on (a DocList, or an iterator of pieces), as whole videos: each video's
-    last piece with the keyframes of all its pieces. SpeechReader hands a video on in two pieces when its cues
-    are still being read as its last piece arrives."""
-    from executors.documents import DocList, FrameDoc, VideoDoc
+def whole_videos(handed_on) -> list:
+    """What an executor's /index handed on (a DocList, or an iterator of pieces: SpeechReader hands a video on in
+    two when its cues are still being read as its last piece arrives), as whole videos."""
+    from executors import documents
 
-    frames, whole = {}, DocList[VideoDoc]()
-    for piece in [handed_on] if isinstance(handed_on, DocList) else handed_on:
-        for doc in piece:
-            frames.setdefault((doc.uri, doc.video_id), []).extend(doc.frames)
-            if doc.last_chunk:
-                doc.frames = DocList[FrameDoc](frames.pop((doc.uri, doc.video_id)))
-                whole.append(doc)
-    return whole
+    return list(documents.whole_videos([handed_on] if isinstance(handed_on, documents.DocList) else handed_on))
