@@ -10,6 +10,7 @@ from executors.documents import SCREEN, CueDoc, DocList, Status, VideoDoc
 from executors.errors import ConfigError, VideoError
 from executors.media.ffmpeg_binary import find_ffmpeg
 from executors.media.near_duplicates import NearDuplicates
+from executors.media.overlays import Edges, cell_counts, steady, still_shown
 from executors.media.screen_cues import CueTracker
 from executors.media.sharp_frames import frame_size, sharp_frames
 from executors.models.ocr import TextLine, TextReader, ocr_models
@@ -19,19 +20,34 @@ log = logging.getLogger(__name__)
 
 THUMBNAIL_SIDE = 64  # the change test's thumbnail: a new subtitle line changes a few cells of it
 PAD = 8  # pixels read around a changed region
+MARGIN = 32  # black pixels around a region the detector reads (without, it missed lines a small crop held whole)
+STEADY_SHARE = 0.05  # a cell with this share of steady edge pixels may hold an overlay (a line's cells: 0.15-0.9)
+
+
+@dataclass
+class Keyframe:
+    """A keyframe decoded to be read: its time (s), its place among the video's keyframes, the thumbnail cells
+    that changed since the last one read (None: read it whole), its pixels and their edges."""
+
+    time: float
+    index: int
+    changed: np.ndarray | None
+    rgb: np.ndarray
+    edges: Edges
 
 
 @dataclass
 class Reading:
-    """A video being read, piece by piece: which keyframes changed, and the cues so far."""
+    """A video being read, piece by piece: which keyframes changed, what is on screen, and the cues so far."""
 
     changes: NearDuplicates
     tracker: CueTracker = field(default_factory=CueTracker)
     lines: list[TextLine] = field(default_factory=list)  # what the last keyframe read showed
+    looks: list[Edges] = field(default_factory=list)  # each line's pixels when it was last seen in place
+    previous: Keyframe | None = None  # the last keyframe read
+    waiting: Keyframe | None = None  # decoded; read once the keyframe after it is known
     last_time: float = 0.0
     failed: bool = False
-
-
 class ScreenTextReader(Executor):
     """Adds each loaded video's on-screen text to its `cues` (source 'screen').
 
@@ -77,42 +93,75 @@ class ScreenTextReader(Executor):
             self.read_piece(doc, reading)
             if doc.last_chunk:
                 del self._reading[doc.uri]
+                if not reading.failed:
+                    self.read_waiting(reading, None)
                 doc.cues.extend(screen_cues(doc, reading))
         return docs
 
     def read_piece(self, doc: VideoDoc, reading: Reading) -> None:
-        """Read the text of the piece's keyframes that changed since the last one read, where they changed."""
-        times, cells = [], []
+        """Decode the piece's keyframes that changed since the last one read; each is read once the next is known."""
+        picked = []
         for frame in doc.frames:
             index = reading.changes.count
             if frame.tensor is None or reading.changes.source(frame.tensor) == index:
-                times.append(float(frame.timestamp))
-                cells.append(reading.changes.changed if frame.tensor is not None else None)
+                picked.append((float(frame.timestamp), index,
+                               reading.changes.changed if frame.tensor is not None else None))
         if doc.frames:
             reading.last_time = float(doc.frames[-1].timestamp)
-        if not times or reading.failed:
+        if not picked or reading.failed:
             return
         size = frame_size(doc.width or 1, doc.height or 1, self.longest)
         try:
-            for time, changed, rgb in zip(times, cells, sharp_frames(Path(doc.uri), times, size, self.ffmpeg)):
-                reading.lines = self.read_changed(rgb, changed, reading.lines)
-                reading.tracker.see(time, reading.lines)
+            decoded = sharp_frames(Path(doc.uri), [time for time, _, _ in picked], size, self.ffmpeg)
+            for (time, index, changed), rgb in zip(picked, decoded):
+                self.read_waiting(reading, Keyframe(time, index, changed, rgb, Edges.of(rgb)))
         except VideoError as e:
             log.warning('%s (its on-screen text is not read)', e)
             reading.failed = True
 
-    def read_changed(self, rgb: np.ndarray, changed: np.ndarray | None, before: list[TextLine]) -> list[TextLine]:
-        """The lines of a keyframe: read again inside the region that changed, kept from `before` outside it
-        (the whole keyframe when no cells are known or most of it changed)."""
-        region = changed_region(changed, rgb.shape[:2], [line.box for line in before])
-        if region is None:
-            return self.reader().read(rgb)
-        top, bottom, left, right = region
-        kept = [line for line in before if not _meets(line.box, region)]
-        found = [TextLine(line.text, line.score, (line.box[0] + left, line.box[1] + top, line.box[2] + left,
-                                                  line.box[3] + top))
-                 for line in self.reader().read(rgb[top:bottom, left:right])]
-        return sorted(kept + found, key=lambda line: (line.box[1], line.box[0]))
+    def read_waiting(self, reading: Reading, following: Keyframe | None) -> None:
+        """Read the keyframe waiting for `following`, the next one decoded (None: there is none), which then waits.
+
+        A line on screen stays at least two keyframes, so new text is looked for where the waiting keyframe's
+        edges are steady with the next one's. Where the next one was not decoded (it was unchanged, or there is
+        none) every changed cell is read.
+        """
+        keyframe, reading.waiting = reading.waiting, following
+        if keyframe is None:
+            return
+        next_index = following.index if following is not None else reading.changes.count
+        after = following if next_index == keyframe.index + 1 else None  # else unchanged or none: all of it stays
+        reading.lines, reading.looks = self.read_keyframe(keyframe, after, reading.lines, reading.looks)
+        reading.tracker.see(keyframe.time, reading.lines)
+        reading.previous = keyframe
+
+    def read_keyframe(self, keyframe: Keyframe, after: Keyframe | None, before: list[TextLine],
+                      looks: list[Edges]) -> tuple[list[TextLine], list[Edges]]:
+        """The lines of a keyframe and their pixels: the lines of `before` still in place, and what is read where
+        it changed since the last keyframe read and its edges are steady with those of the keyframe `after` it
+        (None: everywhere it changed); the whole keyframe when no cells are known or most of it changed."""
+        shape = keyframe.rgb.shape[:2]
+        places = [_pixels(line.box, shape) for line in before]
+        shown = [still_shown(look, keyframe.edges.crop(place)) for look, place in zip(looks, places)]
+        regions = None
+        if keyframe.changed is not None:
+            steady_now = np.ones(shape, bool) if after is None else steady(keyframe.edges, after.edges)
+            for place, still in zip(places, shown):
+                if still:  # a line in place is not looked for again
+                    steady_now[max(0, place[0] - PAD):place[1] + PAD, max(0, place[2] - PAD):place[3] + PAD] = False
+            side = keyframe.changed.shape[0]
+            candidates = keyframe.changed & (cell_counts(steady_now, side) >= STEADY_SHARE * steady_now.size / side ** 2)
+            regions = changed_regions(_in_rows(candidates), shape, [line.box for line in before])
+        if regions is None:
+            found = self.reader().read(keyframe.rgb)
+            return found, [keyframe.edges.crop(_pixels(line.box, shape)) for line in found]
+        lines = [line for line, still in zip(before, shown) if still and not any(_meets(line.box, r) for r in regions)]
+        for top, bottom, left, right in regions:
+            lines += [TextLine(line.text, line.score, (line.box[0] + left - MARGIN, line.box[1] + top - MARGIN,
+                                                       line.box[2] + left - MARGIN, line.box[3] + top - MARGIN))
+                      for line in self.reader().read(framed(keyframe.rgb[top:bottom, left:right]))]
+        lines.sort(key=lambda line: (line.box[1], line.box[0]))
+        return lines, [keyframe.edges.crop(_pixels(line.box, shape)) for line in lines]
 
     def reader(self) -> TextReader:
         if self._reader is None:
@@ -120,31 +169,77 @@ class ScreenTextReader(Executor):
         return self._reader
 
 
-def changed_region(changed: np.ndarray | None, shape: tuple[int, int], boxes: list[tuple],
-                   largest: float = 0.6) -> tuple[int, int, int, int] | None:
-    """(top, bottom, left, right) in pixels of a picture of `shape` around its changed thumbnail cells, a cell
-    and PAD pixels wider on each side and grown over every box of `boxes` it meets (a line is read whole);
-    None when no cells are known or the region covers more than `largest` of the picture."""
-    if changed is None or not changed.any():
+def changed_regions(changed: np.ndarray | None, shape: tuple[int, int], boxes: list[tuple],
+                    largest: float = 0.6) -> list[tuple[int, int, int, int]] | None:
+    """(top, bottom, left, right) pixel regions of a picture of `shape` around its groups of changed thumbnail
+    cells (a band of rows, split where columns are empty), each a cell and PAD pixels wider on every side and
+    grown over every box of `boxes` it meets (a line is read whole), regions that meet joined; None when no
+    cells are known or the regions cover more than `largest` of the picture."""
+    if changed is None:
         return None
     height, width = shape
-    rows, cols = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
     cell_height, cell_width = height / changed.shape[0], width / changed.shape[1]
-    region = [(rows[0] - 1) * cell_height - PAD, (rows[-1] + 2) * cell_height + PAD,
-              (cols[0] - 1) * cell_width - PAD, (cols[-1] + 2) * cell_width + PAD]
+    regions = [[(r0 - 1) * cell_height - PAD, (r1 + 2) * cell_height + PAD,
+                (c0 - 1) * cell_width - PAD, (c1 + 2) * cell_width + PAD]
+               for r0, r1 in _runs(changed.any(axis=1), 1) for c0, c1 in _runs(changed[r0:r1 + 1].any(axis=0), 2)]
+    regions = _joined([_grown(region, boxes) for region in regions], boxes)
+    regions = [(max(0, int(top)), min(height, int(np.ceil(bottom))), max(0, int(left)), min(width, int(np.ceil(right))))
+               for top, bottom, left, right in regions]
+    return None if sum((b - t) * (r - l) for t, b, l, r in regions) > largest * height * width else regions
+
+
+def framed(rgb: np.ndarray) -> np.ndarray:
+    """The picture inside a black frame MARGIN pixels wide."""
+    return np.pad(rgb, ((MARGIN, MARGIN), (MARGIN, MARGIN), (0, 0)))
+
+
+def _in_rows(cells: np.ndarray) -> np.ndarray:
+    """The cells with a neighbour left or right (a line of text spans cells side by side; a lone cell is the
+    picture's own steady edge)."""
+    beside = np.zeros_like(cells)
+    beside[:, 1:] |= cells[:, :-1]
+    beside[:, :-1] |= cells[:, 1:]
+    return cells & beside
+
+
+def _runs(flags: np.ndarray, gap: int) -> list[tuple[int, int]]:
+    """(first, last) of each run of True in `flags`, runs with at most `gap` False between them joined."""
+    found = np.flatnonzero(flags)
+    if not found.size:
+        return []
+    breaks = np.flatnonzero(np.diff(found) > gap + 1)
+    return list(zip(np.r_[found[0], found[breaks + 1]].tolist(), np.r_[found[breaks], found[-1]].tolist()))
+
+
+def _grown(region: list[float], boxes: list[tuple]) -> list[float]:
     for _ in range(3):  # a box that grows the region may meet another
         for box in boxes:
             if _meets(box, region):
                 region = [min(region[0], box[1] - PAD), max(region[1], box[3] + PAD),
                           min(region[2], box[0] - PAD), max(region[3], box[2] + PAD)]
-    top, bottom = max(0, int(region[0])), min(height, int(np.ceil(region[1])))
-    left, right = max(0, int(region[2])), min(width, int(np.ceil(region[3])))
-    return None if (bottom - top) * (right - left) > largest * height * width else (top, bottom, left, right)
+    return region
+
+
+def _joined(regions: list[list[float]], boxes: list[tuple]) -> list[list[float]]:
+    """Regions that overlap made one (grown again over the boxes), until none overlap."""
+    while True:
+        pair = next(((i, j) for i in range(len(regions)) for j in range(i + 1, len(regions))
+                     if _meets((regions[j][2], regions[j][0], regions[j][3], regions[j][1]), regions[i])), None)
+        if pair is None:
+            return regions
+        a, b = regions[pair[0]], regions.pop(pair[1])
+        regions[pair[0]] = _grown([min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])], boxes)
 
 
 def _meets(box: tuple, region) -> bool:
     """Whether a (left, top, right, bottom) box and a (top, bottom, left, right) region overlap."""
     return box[0] < region[3] and region[2] < box[2] and box[1] < region[1] and region[0] < box[3]
+
+
+def _pixels(box: tuple, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The (top, bottom, left, right) pixel region of a (left, top, right, bottom) box inside a picture of `shape`."""
+    return (max(0, int(box[1])), min(shape[0], int(np.ceil(box[3]))),
+            max(0, int(box[0])), min(shape[1], int(np.ceil(box[2]))))
 
 
 def screen_cues(doc: VideoDoc, reading: Reading) -> list[CueDoc]:

@@ -18,7 +18,9 @@ from executors.media.ffmpeg_binary import FfmpegBinary
 from executors.media.frame_reader import passthrough_option
 
 SEEK_MARGIN = 1.0  # seconds the seek lands before the first wanted frame
-BATCH = 8  # frames decoded by one ffmpeg process (8 x 6 MB at 1920x1080)
+BATCH_BYTES = 96 * 2 ** 20  # frames held by one ffmpeg process (35 at 1280x720, 16 at 1920x1080; at least MIN_BATCH)
+MIN_BATCH = 8
+GAP = 4.0  # seconds between wanted frames past which a new process seeks rather than decoding through
 TOLERANCE = 0.002  # seconds between a wanted time and a decoded frame's (the loader read the same pts)
 
 
@@ -30,11 +32,10 @@ def frame_size(width: int, height: int, longest: int) -> tuple[int, int]:
 
 def sharp_frames(path: Path, times: list[float], size: tuple[int, int], ffmpeg: FfmpegBinary) -> Iterator[np.ndarray]:
     """The frames of `path` at `times` (ascending seconds, as the loader gave them), RGB uint8 of `size`,
-    decoded BATCH at a time (a batch is held until all its frames are there). VideoError when ffmpeg
+    decoded a batch at a time (a batch is held until all its frames are there). VideoError when ffmpeg
     cannot give all of them.
     """
-    for first in range(0, len(times), BATCH):
-        batch = times[first:first + BATCH]
+    for batch in batches(times, max(MIN_BATCH, BATCH_BYTES // (size[0] * size[1] * 3))):
         frames = list(_decode(path, batch, size, ffmpeg, max(0.0, batch[0] - SEEK_MARGIN), skip=True))
         if len(frames) < len(batch):
             frames = list(_decode(path, batch, size, ffmpeg, 0.0, skip=False))
@@ -42,6 +43,19 @@ def sharp_frames(path: Path, times: list[float], size: tuple[int, int], ffmpeg: 
             raise VideoError(f'{printable(path.name)}: ffmpeg gave {len(frames)} of {len(batch)} keyframes '
                              f'from {batch[0]:.3f} s to read text from')
         yield from frames
+
+
+def batches(times: list[float], most: int) -> Iterator[list[float]]:
+    """`times` in runs of at most `most` decoded by one process: a run ends where the next time is more than GAP
+    seconds on (seeking there costs less than decoding the frames between; each process also pays a seek)."""
+    batch: list[float] = []
+    for time in times:
+        if batch and (len(batch) == most or time - batch[-1] > GAP):
+            yield batch
+            batch = []
+        batch.append(time)
+    if batch:
+        yield batch
 
 
 def _decode(path: Path, times: list[float], size: tuple[int, int], ffmpeg: FfmpegBinary,

@@ -209,8 +209,36 @@ def test_each_batch_of_keyframes_reads_the_video_only_a_second_past_its_last(tmp
                     '-c:v', 'libx264', '-g', '20', '-pix_fmt', 'yuv420p', str(video)], check=True)
     commands, popen = [], subprocess.Popen
     monkeypatch.setattr(module.subprocess, 'Popen', lambda command, **kw: commands.append(command) or popen(command, **kw))
-    times = [float(t) for t in range(1, 20)]
+    monkeypatch.setattr(module, 'BATCH_BYTES', module.MIN_BATCH * 160 * 120 * 3)  # 8 frames a process
+    times = [float(t) for t in range(1, 20)] + [30.0, 31.0]  # after a gap: a process of its own that seeks
     assert len(list(module.sharp_frames(video, times, (160, 120), ffmpeg))) == len(times)
-    for command, batch in zip(commands, [times[i:i + module.BATCH] for i in range(0, len(times), module.BATCH)]):
+    assert [len(batch) for batch in module.batches(times, module.MIN_BATCH)] == [8, 8, 3, 2]
+    decoded = []  # (first second decoded, seconds decoded, the times selected) of each process
+    for command in commands:
         start = float(command[command.index('-ss') + 1]) if '-ss' in command else 0.0
-        assert '-t' in command and start + float(command[command.index('-t') + 1]) <= batch[-1] + 1.001, command
+        wanted = [start + float(t) for t in re.findall(r'abs\(t-([0-9.]+)\)', command[command.index('-vf') + 1])]
+        decoded.append((start, float(command[command.index('-t') + 1]), wanted))
+    assert all(start + seconds <= wanted[-1] + 1.001 for start, seconds, wanted in decoded), decoded
+    assert {tuple(wanted) for _, _, wanted in decoded} == {tuple(b) for b in module.batches(times, module.MIN_BATCH)}
+
+
+def test_over_a_moving_picture_only_new_lines_are_read_and_found_at_their_time(tmp_path, monkeypatch):
+    """Every keyframe of a fractal zoom differs, but the subtitles' pixels stay put: a line is looked for where
+    they do and read when it appears, not at every keyframe."""
+    from executors.documents import DocList, VideoDoc
+    from executors.screen_text_reader import ScreenTextReader
+    from executors.video_loader import VideoLoader
+
+    need_fonts()
+    subtitles = [Drawn('quarterly revenue grew', 0, 4, 24, y=290), Drawn('harbor lights tonight', 4, 8, 24, y=290),
+                 Drawn('今天天气很好', 8, 12, 24, y=290)]
+    video = text_video(tmp_path / 'zoom.mp4', subtitles, 12, background=TEXTLESS[0], size=(640, 360))
+    read, pixels = TextReader.read, []
+    monkeypatch.setattr(TextReader, 'read', lambda self, rgb: pixels.append(rgb.shape[0] * rgb.shape[1]) or read(self, rgb))
+    pieces = VideoLoader(workspace=str(tmp_path / 'ws'), chunk_frames=5).index(
+        DocList[VideoDoc]([VideoDoc(uri=str(video))]), {})
+    reader = ScreenTextReader()
+    cues = [cue for piece in pieces for doc in reader.index(piece) if doc.last_chunk for cue in doc.cues]
+    assert [(cue.text.replace(' ', ''), cue.start) for cue in cues] == [
+        ('quarterlyrevenuegrew', 0.0), ('harborlightstonight', 4.0), ('今天天气很好', 8.0)]
+    assert sum(pixels) < 0.3 * 12 * 640 * 360, pixels  # the first and last keyframes whole, then the new lines

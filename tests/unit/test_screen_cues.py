@@ -96,15 +96,50 @@ def test_boxes_cut_out_of_one_line_are_joined_and_other_lines_are_not():
         ('blue whale migration', 0.9), ('far away', 0.9), ('城市夜景', 0.99)]
 
 
-def test_only_the_region_that_changed_is_read_again_with_every_line_it_meets_whole():
-    from executors.screen_text_reader import PAD, changed_region
+def test_only_the_regions_that_changed_are_read_again_with_every_line_they_meet_whole():
+    from executors.screen_text_reader import PAD, changed_regions
 
     cells = np.zeros((64, 64), bool)
     cells[57:59, 20:30] = True  # a subtitle band near the bottom of a 1280 x 720 picture
-    top, bottom, left, right = changed_region(cells, (720, 1280), [])
+    [(top, bottom, left, right)] = changed_regions(cells, (720, 1280), [])
     assert top <= 57 * 720 / 64 - PAD and bottom >= 59 * 720 / 64 + PAD and left <= 400 - PAD and right >= 600 + PAD
     assert (bottom - top) * (right - left) < 0.1 * 720 * 1280
-    grown = changed_region(cells, (720, 1280), [(100, 640, 900, 670), (100, 20, 900, 60)])
+    [grown] = changed_regions(cells, (720, 1280), [(100, 640, 900, 670), (100, 20, 900, 60)])
     assert grown[2] <= 100 - PAD and grown[3] >= 900 + PAD and grown[0] > 60  # the line it meets, not the title
+    cells[2:4, 50:60] = True  # and a logo far from it, top right: read on its own
+    logo, band = changed_regions(cells, (720, 1280), [])
+    assert logo[1] < 100 and logo[2] > 900 and band[0] > 600 and band[3] < 700
+    cells[57:59, 32:36] = True  # a word two cells on along the subtitle band: read with it
+    assert len(changed_regions(cells, (720, 1280), [])) == 2
     everything = np.ones((64, 64), bool)
-    assert changed_region(everything, (720, 1280), []) is None and changed_region(None, (720, 1280), []) is None
+    assert changed_regions(everything, (720, 1280), []) is None and changed_regions(None, (720, 1280), []) is None
+    assert changed_regions(np.zeros((64, 64), bool), (720, 1280), []) == []
+
+
+def _panned(shift: int) -> np.ndarray:
+    """A busy picture that moves: random grey blocks of 6 x 6 pixels, seen `shift` pixels further along."""
+    blocks = np.random.default_rng(5).integers(0, 256, (40, 70), dtype=np.uint8).repeat(6, axis=0).repeat(6, axis=1)
+    return np.repeat(blocks[shift:shift + 180, shift:shift + 320, None], 3, axis=2)
+
+
+def _with_line(picture: np.ndarray, strokes: range) -> np.ndarray:
+    """`picture` under a subtitle: a translucent box with white upright strokes (glyphs) at the columns `strokes`."""
+    picture = picture.copy()
+    picture[140:164, 40:280] = picture[140:164, 40:280] // 3
+    for x in strokes:
+        picture[144:160, x:x + 3] = 255
+    return picture
+
+
+def test_a_line_over_a_moving_picture_is_steady_and_still_shown_and_the_picture_is_not():
+    from executors.media.overlays import Edges, cell_counts, steady, still_shown
+
+    glyphs, other_glyphs = range(50, 270, 11), range(45, 270, 7)
+    first, later = Edges.of(_with_line(_panned(0), glyphs)), Edges.of(_with_line(_panned(7), glyphs))
+    replaced = Edges.of(_with_line(_panned(7), other_glyphs))
+    kept = cell_counts(steady(first, later), 16) >= 0.05 * (180 // 16) * (320 // 16)
+    assert kept[12:15, 3:14].mean() > 0.8  # the cells of the line
+    assert kept[:11].mean() < 0.05  # the picture above it moved: next to nothing steady there
+    line = (140, 164, 40, 280)
+    assert still_shown(first.crop(line), later.crop(line))
+    assert not still_shown(first.crop(line), replaced.crop(line))
