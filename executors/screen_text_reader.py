@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 THUMBNAIL_SIDE = 64  # the change test's thumbnail: a new subtitle line changes a few cells of it
 PAD = 8  # pixels read around a changed region
 MARGIN = 32  # black pixels around a region the detector reads (without, it missed lines a small crop held whole)
-STEADY_SHARE = 0.05  # a cell with this share of steady edge pixels may hold an overlay (a line's cells: 0.15-0.9)
+STEADY_SHARE = 0.1  # a cell with this share of steady edge pixels may hold an overlay (a line's cells: 0.15-0.9)
 
 
 @dataclass
@@ -44,8 +44,8 @@ class Reading:
     tracker: CueTracker = field(default_factory=CueTracker)
     lines: list[TextLine] = field(default_factory=list)  # what the last keyframe read showed
     looks: list[Edges] = field(default_factory=list)  # each line's pixels when it was last seen in place
-    previous: Keyframe | None = None  # the last keyframe read
     waiting: Keyframe | None = None  # decoded; read once the keyframe after it is known
+    steady_before: np.ndarray | None = None  # the edges the waiting keyframe shares with the one before it
     last_time: float = 0.0
     failed: bool = False
 class ScreenTextReader(Executor):
@@ -123,34 +123,37 @@ class ScreenTextReader(Executor):
         """Read the keyframe waiting for `following`, the next one decoded (None: there is none), which then waits.
 
         A line on screen stays at least two keyframes, so new text is looked for where the waiting keyframe's
-        edges are steady with the next one's. Where the next one was not decoded (it was unchanged, or there is
-        none) every changed cell is read.
+        edges are steady with the next one's and were not with the one before (those were looked at then).
+        Where the next one was not decoded (it was unchanged, or there is none) every changed cell is read.
         """
         keyframe, reading.waiting = reading.waiting, following
         if keyframe is None:
             return
-        next_index = following.index if following is not None else reading.changes.count
-        after = following if next_index == keyframe.index + 1 else None  # else unchanged or none: all of it stays
-        reading.lines, reading.looks = self.read_keyframe(keyframe, after, reading.lines, reading.looks)
+        consecutive = following is not None and following.index == keyframe.index + 1
+        steady_after = steady(keyframe.edges, following.edges) if consecutive else None  # else it stays, or ends
+        appeared = steady_after
+        if steady_after is not None and reading.steady_before is not None:
+            appeared = steady_after & ~reading.steady_before
+        reading.steady_before = steady_after
+        reading.lines, reading.looks = self.read_keyframe(keyframe, appeared, reading.lines, reading.looks)
         reading.tracker.see(keyframe.time, reading.lines)
-        reading.previous = keyframe
 
-    def read_keyframe(self, keyframe: Keyframe, after: Keyframe | None, before: list[TextLine],
+    def read_keyframe(self, keyframe: Keyframe, appeared: np.ndarray | None, before: list[TextLine],
                       looks: list[Edges]) -> tuple[list[TextLine], list[Edges]]:
         """The lines of a keyframe and their pixels: the lines of `before` still in place, and what is read where
-        it changed since the last keyframe read and its edges are steady with those of the keyframe `after` it
-        (None: everywhere it changed); the whole keyframe when no cells are known or most of it changed."""
+        it changed since the last keyframe read and has `appeared` pixels, steady edges new to it (None: everywhere
+        it changed); the whole keyframe when no cells are known or most of it changed."""
         shape = keyframe.rgb.shape[:2]
         places = [_pixels(line.box, shape) for line in before]
         shown = [still_shown(look, keyframe.edges.crop(place)) for look, place in zip(looks, places)]
         regions = None
         if keyframe.changed is not None:
-            steady_now = np.ones(shape, bool) if after is None else steady(keyframe.edges, after.edges)
+            new = np.ones(shape, bool) if appeared is None else appeared.copy()
             for place, still in zip(places, shown):
                 if still:  # a line in place is not looked for again
-                    steady_now[max(0, place[0] - PAD):place[1] + PAD, max(0, place[2] - PAD):place[3] + PAD] = False
+                    new[max(0, place[0] - PAD):place[1] + PAD, max(0, place[2] - PAD):place[3] + PAD] = False
             side = keyframe.changed.shape[0]
-            candidates = keyframe.changed & (cell_counts(steady_now, side) >= STEADY_SHARE * steady_now.size / side ** 2)
+            candidates = keyframe.changed & (cell_counts(new, side) >= STEADY_SHARE * new.size / side ** 2)
             regions = changed_regions(_in_rows(candidates), shape, [line.box for line in before])
         if regions is None:
             found = self.reader().read(keyframe.rgb)
