@@ -154,7 +154,9 @@ class ScreenTextReader(Executor):
                     new[max(0, place[0] - PAD):place[1] + PAD, max(0, place[2] - PAD):place[3] + PAD] = False
             side = keyframe.changed.shape[0]
             candidates = keyframe.changed & (cell_counts(new, side) >= STEADY_SHARE * new.size / side ** 2)
-            regions = changed_regions(_in_rows(candidates), shape, [line.box for line in before])
+            if appeared is not None:
+                candidates = _in_rows(candidates)
+            regions = changed_regions(candidates, shape, [line.box for line in before])
         if regions is None:
             found = self.reader().read(keyframe.rgb)
             return found, [keyframe.edges.crop(_pixels(line.box, shape)) for line in found]

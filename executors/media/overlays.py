@@ -40,9 +40,14 @@ def steady(a: Edges, b: Edges) -> np.ndarray:
 
 
 def still_shown(then: Edges, now: Edges) -> bool:
-    """Whether the text whose pixels were `then` is still in place in `now` (the same region of a later keyframe)."""
+    """Whether the text whose pixels were `then` is still in place in `now` (the same region of a later keyframe):
+    by its edges, or for text too faint to have any, by its grey levels."""
+    if then.grey.shape != now.grey.shape or not then.grey.size:
+        return False
     outline = int(then.edges.sum())
-    return outline > 0 and then.grey.shape == now.grey.shape and int(steady(then, now).sum()) >= SHOWN * outline
+    if not outline:
+        return float(np.abs(then.grey.astype(np.int16) - now.grey).mean()) <= SAME
+    return int(steady(then, now).sum()) >= SHOWN * outline
 
 
 def cell_counts(mask: np.ndarray, side: int) -> np.ndarray:

@@ -143,3 +143,7 @@ def test_a_line_over_a_moving_picture_is_steady_and_still_shown_and_the_picture_
     line = (140, 164, 40, 280)
     assert still_shown(first.crop(line), later.crop(line))
     assert not still_shown(first.crop(line), replaced.crop(line))
+    faint = _with_line(np.full((180, 320, 3), 120, np.uint8), glyphs) // 8 + 100  # no edge of 96 grey levels
+    assert not Edges.of(faint).edges.any()
+    assert still_shown(Edges.of(faint).crop(line), Edges.of(faint.copy()).crop(line))  # compared by its grey levels
+    assert not still_shown(Edges.of(faint).crop(line), Edges.of(faint // 2).crop(line))
