@@ -48,6 +48,8 @@ class Reading:
     steady_before: np.ndarray | None = None  # the edges the waiting keyframe shares with the one before it
     last_time: float = 0.0
     failed: bool = False
+
+
 class ScreenTextReader(Executor):
     """Adds each loaded video's on-screen text to its `cues` (source 'screen').
 
