@@ -234,7 +234,8 @@ def test_over_a_moving_picture_only_new_lines_are_read_and_found_at_their_time(t
                  Drawn('今天天气很好', 8, 12, 24, y=290)]
     video = text_video(tmp_path / 'zoom.mp4', subtitles, 12, background=TEXTLESS[0], size=(640, 360))
     read, pixels = TextReader.read, []
-    monkeypatch.setattr(TextReader, 'read', lambda self, rgb: pixels.append(rgb.shape[0] * rgb.shape[1]) or read(self, rgb))
+    monkeypatch.setattr(TextReader, 'read',
+                        lambda self, rgb: pixels.append(rgb.shape[0] * rgb.shape[1]) or read(self, rgb))
     pieces = VideoLoader(workspace=str(tmp_path / 'ws'), chunk_frames=5).index(
         DocList[VideoDoc]([VideoDoc(uri=str(video))]), {})
     reader = ScreenTextReader()
