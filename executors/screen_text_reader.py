@@ -9,8 +9,8 @@ from executors.base import Executor, requests
 from executors.documents import SCREEN, CueDoc, DocList, Status, VideoDoc
 from executors.errors import ConfigError, VideoError
 from executors.media.ffmpeg_binary import find_ffmpeg
-from executors.media.near_duplicates import NearDuplicates
-from executors.media.overlays import Edges, cell_counts, steady, still_shown
+from executors.media.near_duplicates import NearDuplicates, thumbnail
+from executors.media.overlays import Edges, steady, still_shown
 from executors.media.screen_cues import CueTracker
 from executors.media.sharp_frames import frame_size, sharp_frames
 from executors.models.ocr import TextLine, TextReader, ocr_models
@@ -154,8 +154,7 @@ class ScreenTextReader(Executor):
             for place, still in zip(places, shown):
                 if still:  # a line in place is not looked for again
                     new[max(0, place[0] - PAD):place[1] + PAD, max(0, place[2] - PAD):place[3] + PAD] = False
-            side = keyframe.changed.shape[0]
-            candidates = keyframe.changed & (cell_counts(new, side) >= STEADY_SHARE * new.size / side ** 2)
+            candidates = keyframe.changed & (thumbnail(new.view(np.uint8), keyframe.changed.shape[0]) >= STEADY_SHARE)
             if appeared is not None:
                 candidates = _in_rows(candidates)
             regions = changed_regions(candidates, shape, [line.box for line in before])

@@ -50,14 +50,6 @@ def still_shown(then: Edges, now: Edges) -> bool:
     return int(steady(then, now).sum()) >= SHOWN * outline
 
 
-def cell_counts(mask: np.ndarray, side: int) -> np.ndarray:
-    """How many pixels of `mask` fall in each cell of a `side` x `side` grid over it."""
-    height, width = mask.shape
-    rows = np.linspace(0, height, side + 1).astype(int)[:-1]
-    cols = np.linspace(0, width, side + 1).astype(int)[:-1]
-    return np.add.reduceat(np.add.reduceat(mask.astype(np.uint32), rows, axis=0), cols, axis=1)
-
-
 def _spread(grey: np.ndarray) -> np.ndarray:
     """Each pixel's 3 x 3 neighbourhood's largest grey level less its smallest (0 on the border)."""
     spread = np.zeros_like(grey)
