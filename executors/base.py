@@ -25,9 +25,14 @@ class Executor:
 
     `stores` is True for an executor that writes the library: under Ray it runs in the process that
     owns the storage, and every executor before it runs on the workers.
+    `background` is True for a stage whose work can wait its turn for the CPU: in a streaming Flow its
+    thread, and the threads and processes that thread starts, run at lower priority, so a stage that
+    cannot be split up (speech recognition) keeps the cores it needs while the others fill the gaps, and
+    searches served beside an index job come first.
     """
 
     stores = False
+    background = False
     nested_overrides: dict[str, tuple[str, str]] = {}  # a Flow override that sets an option nested in a block
 
     def __init_subclass__(cls, **kwargs):

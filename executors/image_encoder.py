@@ -28,6 +28,8 @@ class ImageEncoder(ClipEncoder):
     about CUDA, which /list and /delete never import; the setting itself is checked at once.
     """
 
+    background = True
+
     def __init__(self, model: str = 'ViT-B/32', device: str = 'auto', batch_size: int = 32,
                  quantize: str | None = None, reuse_below: float = 2.0, precision: str = 'auto',
                  crop_black_borders: bool = True):

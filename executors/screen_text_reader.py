@@ -67,6 +67,8 @@ class ScreenTextReader(Executor):
         ffmpeg: as VideoLoader's (auto | bundled | system | a path).
     """
 
+    background = True
+
     def __init__(self, ocr: str = 'auto', changed_above: float = 8.0, min_score: float = 0.8, longest: int = 1920,
                  side: int = 960, threads: int = 2, max_chars: int = 300, ffmpeg: str = 'auto'):
         if not 0 <= min_score <= 1 or changed_above < 0 or threads < 1 or max_chars < 20:

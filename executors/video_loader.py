@@ -54,6 +54,8 @@ class VideoLoader(Executor):
             most N keyframes (see load_video), so memory does not grow with the video's length.
     """
 
+    background = True
+
     def __init__(self, workspace: str = 'data/workspace', strategy: str = 'uniform', fps: float = 1.0,
                  count: int = 12, scene_threshold: float = 0.1, max_gap: float = 5.0, size: int = 224,
                  threads: int = 0, skip_nonref: bool = True, ffmpeg: str = 'auto', chunk_frames: int = 256):

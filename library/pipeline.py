@@ -1,7 +1,10 @@
 """The Flow: flow.yml's executors, built once, and the documents of each endpoint routed through them in order."""
 import inspect
+import logging
+import os
 import queue
 import re
+import sys
 import threading
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -13,7 +16,10 @@ from executors.documents import DocList, VideoDoc
 from executors.errors import ConfigError
 from executors.registry import executor_class
 
+log = logging.getLogger(__name__)
+
 SAFE_LOADER = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)  # libyaml's when PyYAML has it: 15x faster
+BACKGROUND_NICENESS = 10  # a background stage's CPU share against a busy normal thread: about a tenth
 
 
 class Flow:
@@ -286,6 +292,8 @@ class _Pipeline:
 
     def _stage(self, index: int) -> None:
         executor = self.executors[index]
+        if executor.background:
+            lower_thread_priority()
         while True:
             try:
                 item = self.queues[index].get(timeout=0.1)
@@ -308,3 +316,15 @@ class _Pipeline:
             finally:
                 if hasattr(result, 'close'):  # a chunked handler stopped early: its ffmpeg and staging go now
                     result.close()
+
+
+def lower_thread_priority() -> None:
+    """Give the calling thread, and what it starts from now on (threads, ffmpeg), BACKGROUND_NICENESS more
+    niceness. Linux keeps a niceness per thread; elsewhere, or where the system refuses, nothing changes."""
+    if sys.platform != 'linux':
+        return
+    thread = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + BACKGROUND_NICENESS)
+    except OSError as e:
+        log.debug('cannot lower the priority of thread %d: %s', thread, e)

@@ -1,4 +1,5 @@
 """The Flow: building executors from flow.yml, routing endpoints, closing, config errors."""
+import sys
 import time
 
 import pytest
@@ -7,7 +8,7 @@ from executors.base import Executor, requests
 from executors.documents import DocList, QueryDoc, VideoDoc
 from executors.errors import ConfigError
 from library import find_videos, format_time
-from library.pipeline import Flow
+from library.pipeline import BACKGROUND_NICENESS, Flow
 
 EVENTS: list[str] = []
 
@@ -228,3 +229,42 @@ def test_a_consumer_that_stops_early_stops_every_stage(tmp_path):
         assert next(results)[0].uri == 'v0'
         results.close()
     assert not [t for t in threading.enumerate() if t.name.startswith('flow-')]
+
+
+class Niceness(Executor):
+    """Records, in each video's error field, its thread's niceness and that of a process the thread starts."""
+
+    @requests(on='/index')
+    def index(self, docs: DocList[VideoDoc]):
+        import os
+        import subprocess
+        import sys
+        import threading
+
+        thread = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        child = subprocess.run([sys.executable, '-c', 'import os; print(os.getpriority(os.PRIO_PROCESS, 0))'],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        for doc in docs:
+            doc.error += f'{type(self).__name__} {thread} {child};'
+        return docs
+
+
+class BackgroundNiceness(Niceness):
+    background = True
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='a niceness of its own per thread is Linux')
+def test_a_background_stage_and_what_it_starts_yield_the_cpu_and_the_others_do_not(tmp_path):
+    """Speech recognition (not background) keeps its cores while decoding and CLIP (background) fill the gaps."""
+    import os
+
+    body = ('executors:\n  - uses: tests.integration.test_flow.BackgroundNiceness\n'
+            '  - uses: tests.integration.test_flow.Niceness\n')
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    with Flow(write_flow(tmp_path, body)) as flow:
+        [docs] = flow.stream('/index', [DocList[VideoDoc]([VideoDoc(uri='v')])])
+        assert flow.post('/index', DocList[VideoDoc]([VideoDoc(uri='w')]))[0].error == \
+            f'BackgroundNiceness {ours} {ours};Niceness {ours} {ours};'  # a search or a post runs in the caller's thread
+    nicer = min(ours + BACKGROUND_NICENESS, 19)
+    assert docs[0].error == f'BackgroundNiceness {nicer} {nicer};Niceness {ours} {ours};'
+    assert os.getpriority(os.PRIO_PROCESS, 0) == ours
