@@ -11,9 +11,8 @@ total can be set against the slowest stage: the Flow overlaps its stages, so on 
 slowest stage only while all the stages together need no more than the two cores. This machine's speed drifts by up
 to 1.5x between minutes (speech alone took 22 to 45 s on the same file in one morning), so everything on runs PAIRS
 times, each run followed by one of speech alone, and the ratio is the median of the pairs'; screen text alone is the
-faster of two runs. Each part's CPU
-seconds (all the process's threads) are reported beside its wall seconds: CPU seconds over the cores is the
-least wall time any overlap could reach.
+faster of two runs. Each part's CPU seconds (all the process's threads) are reported beside its wall seconds: CPU
+seconds over the cores is the least wall time any overlap could reach.
 
 The footage (`--quick`: 12 s, else 60 s): 1280x720 at 30 fps of ffmpeg's testsrc2 (a moving picture), English
 speech throughout (espeak-ng), a burned-in subtitle line of the same words that changes every 3 s (so a third of
@@ -23,6 +22,7 @@ Every configuration first indexes a 3 s clip, untimed, so that no model loads on
 """
 import os
 import shutil
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -65,8 +65,8 @@ def measure(section: str, seconds: float, folder: Path, whisper: Path) -> list[R
     for name, (worked, used) in {'speech recognition alone': speech, 'on-screen text alone': screen}.items():
         results.append(Result(section, f'{name}: real-time factor', worked / seconds, 'x',
                               note=f'{worked:.1f} s of work for {seconds:g} s ({used:.1f} CPU s)'))
-    ratios = sorted(wall / max(elapsed['visual only'], alone, screen[0]) for wall, (alone, _) in pairs)
-    results.append(Result(section, 'everything on / slowest stage alone', ratios[len(ratios) // 2], 'x',
+    ratio = statistics.median(wall / max(elapsed['visual only'], alone, screen[0]) for wall, (alone, _) in pairs)
+    results.append(Result(section, 'everything on / slowest stage alone', ratio, 'x',
                           note='target <= 1.2; the median of {} runs, each beside a run of speech alone (everything / '
                                'speech: {}); visual alone {:.1f} s, screen text alone {:.1f} s'.format(
                                len(pairs), ', '.join(f'{wall:.1f} / {alone:.1f} s' for wall, (alone, _) in pairs),

@@ -238,7 +238,6 @@ class Niceness(Executor):
     def index(self, docs: DocList[VideoDoc]):
         import os
         import subprocess
-        import sys
         import threading
 
         thread = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
@@ -253,7 +252,7 @@ class BackgroundNiceness(Niceness):
     background = True
 
 
-@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='a niceness of its own per thread is Linux')
+@pytest.mark.skipif(sys.platform != 'linux', reason='a niceness of its own per thread is Linux')
 def test_a_background_stage_and_what_it_starts_yield_the_cpu_and_the_others_do_not(tmp_path):
     """Speech recognition (not background) keeps its cores while decoding and CLIP (background) fill the gaps."""
     import os
