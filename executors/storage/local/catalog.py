@@ -244,20 +244,25 @@ class Catalog:
         self.db.executemany('INSERT OR REPLACE INTO meta VALUES (?, ?)', values.items())
 
     def transaction(self) -> '_Transaction':
-        return _Transaction(self.db)
+        """A write: other writers wait for it, readers see all of it or none."""
+        return _Transaction(self.db, 'BEGIN IMMEDIATE')
+
+    def snapshot(self) -> '_Transaction':
+        """Reads that see one committed state, whatever other processes commit meanwhile."""
+        return _Transaction(self.db, 'BEGIN')
 
     def close(self) -> None:
         self.db.close()
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK when the block raises."""
+    """`begin` ... COMMIT, or ROLLBACK when the block raises."""
 
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
+    def __init__(self, db: sqlite3.Connection, begin: str):
+        self.db, self.begin = db, begin
 
     def __enter__(self):
-        self.db.execute('BEGIN IMMEDIATE')
+        self.db.execute(self.begin)
 
     def __exit__(self, kind, error, traceback) -> None:
         if kind is None:

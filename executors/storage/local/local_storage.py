@@ -60,8 +60,9 @@ class HnswlibStorage(Storage):
         self._shots: dict[int, list[float]] = {}
         self._verified: set[int] = set()
         self._means: tuple[list[str], np.ndarray] | None = None
-        self._refresh()
-        check_agreement(self.catalog, self.vectors, self._order)
+        with self.catalog.snapshot():  # a writer elsewhere may commit between these reads
+            self._refresh()
+            check_agreement(self.catalog, self.vectors, self._order)
 
     # ------------------------------------------------------------------ reading
 
@@ -192,14 +193,17 @@ class HnswlibStorage(Storage):
 
     def _searchable_vectors(self) -> VectorStore | None:
         """The vectors with their index loaded (rebuilt when missing or damaged); None while empty."""
-        self._refresh()
-        if self.vectors is not None and self.vectors.index is None:
-            live = np.zeros(self.catalog.next_label(), dtype=bool)
-            for video in self._order:
-                live[video.first_label:video.first_label + video.frame_count] = True
-            self._dirty = self.vectors.open_index(live, self.catalog.generation(), before_rebuild=self._verify_rows)
-            if self._dirty and not self.lock.held:
-                self.save()  # a reader that rebuilt the index saves it when nobody is writing
+        with self.catalog.snapshot():  # the videos, labels and generation of one commit
+            self._refresh()
+            if self.vectors is None or self.vectors.index is not None:
+                return self.vectors
+            committed, generation = self.catalog.next_label(), self.catalog.generation()
+        live = np.zeros(committed, dtype=bool)
+        for video in self._order:
+            live[video.first_label:video.first_label + video.frame_count] = True
+        self._dirty = self.vectors.open_index(live, generation, before_rebuild=self._verify_rows)
+        if self._dirty and not self.lock.held:
+            self.save()  # a reader that rebuilt the index saves it when nobody is writing
         return self.vectors
 
     def _add_to_index(self, video: VideoRow) -> None:

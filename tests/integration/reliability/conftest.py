@@ -54,6 +54,13 @@ class CliServer:
             os.kill(self.pid, signal.SIGKILL)
         return (alive, *self.wait())
 
+    def stop(self) -> None:
+        """Kill and reap a command a failed test left running, so the next test starts with the server idle."""
+        if self.pid is not None:
+            if _running(self.pid):
+                os.kill(self.pid, signal.SIGKILL)
+            self.wait()
+
     def close(self) -> None:
         self.process.stdin.close()
         self.process.wait(timeout=60)
@@ -69,17 +76,23 @@ def _running(pid: int) -> bool:
 
 
 @pytest.fixture(scope='session')
-def cli(tmp_path_factory):
-    server = CliServer(tmp_path_factory.mktemp('cli-runs'))
-    yield server
-    server.close()
+def cli_servers(tmp_path_factory):
+    servers = [CliServer(tmp_path_factory.mktemp(name)) for name in ('cli-runs', 'cli-runs-2')]
+    yield servers
+    for server in servers:
+        server.close()
 
 
-@pytest.fixture(scope='session')
-def second_cli(tmp_path_factory):
-    server = CliServer(tmp_path_factory.mktemp('cli-runs-2'))
-    yield server
-    server.close()
+@pytest.fixture
+def cli(cli_servers):
+    yield cli_servers[0]
+    cli_servers[0].stop()
+
+
+@pytest.fixture
+def second_cli(cli_servers):
+    yield cli_servers[1]
+    cli_servers[1].stop()
 
 
 @pytest.fixture(scope='session')
@@ -92,10 +105,10 @@ def batch(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope='session')
-def reference(cli, batch, tiny_checkpoint, tmp_path_factory) -> Reference:
+def reference(cli_servers, batch, tiny_checkpoint, tmp_path_factory) -> Reference:
     """The batch indexed once, undisturbed, by `flow.py index`: what every other run must reproduce."""
     folder = tmp_path_factory.mktemp('reference') / 'workspace'
-    code, out, err = cli.run('index', batch, '--workspace', folder, '--model', tiny_checkpoint)
+    code, out, err = cli_servers[0].run('index', batch, '--workspace', folder, '--model', tiny_checkpoint)
     assert code == 0, err
     return read_reference(folder)
 

@@ -91,6 +91,32 @@ def test_searches_during_an_index_answer_from_the_last_committed_state(cli, seco
     print(f'\nsearches while indexing (kind, committed videos): {seen}')
 
 
+def test_a_workspace_opened_while_another_process_commits_sees_one_state(monkeypatch, reference, workspace):
+    from executors.storage.local.catalog import Catalog
+    from executors.storage.local.local_storage import HnswlibStorage
+
+    first, second = list(reference.videos)[:2]
+    writer = Indexer(workspace=str(workspace))
+    writer.index(reference.docs([first], workspace))
+    read_videos = Catalog.videos
+
+    def videos_then_a_commit_elsewhere(catalog):
+        rows = read_videos(catalog)
+        if not committed_meanwhile:
+            committed_meanwhile.append(second)
+            writer.index(reference.docs([second], workspace))  # lands before the reader counts keyframe rows
+        return rows
+
+    committed_meanwhile = []
+    monkeypatch.setattr(Catalog, 'videos', videos_then_a_commit_elsewhere)
+    reader = HnswlibStorage(workspace)
+    try:
+        assert committed_meanwhile and [v.id for v in reader.videos()] == [first, second]
+    finally:
+        reader.close()
+        writer.close()
+
+
 def test_a_writer_that_never_gets_its_turn_gets_a_clear_workspace_is_locked_error(
         capsys, cli, reference, batch, workspace, tiny_checkpoint, tmp_path):
     from executors.storage.local.lock import WriteLock
