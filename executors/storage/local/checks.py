@@ -7,6 +7,7 @@ import numpy as np
 
 from executors.storage.local.catalog import Catalog, VideoRow
 from executors.errors import WorkspaceError
+from executors.storage.interface import ImageSpace
 from executors.storage.local.vector_store import VectorStore
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,13 @@ def check_agreement(catalog: Catalog, vectors: VectorStore | None, videos: list[
     if catalog.frame_rows() != sum(v.frame_count for v in videos) or last > committed:
         raise WorkspaceError(f'{catalog.path}: its keyframe rows do not match its videos: restore it from a '
                              f'backup, or index your videos into a new --workspace')
+
+
+def check_space(folder: Path, stored: ImageSpace | None, space: ImageSpace) -> None:
+    """A video's vectors may join only those of the same image space (the same model)."""
+    if stored and space.identity and stored.identity != space.identity:
+        raise WorkspaceError(f'{folder}: holds vectors of {stored.describe()}, not of {space.describe()}: '
+                             f'use that model here, or index with this one into a new --workspace')
 
 
 def video_means(catalog: Catalog, videos: list[VideoRow], dim: int,

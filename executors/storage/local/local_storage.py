@@ -24,7 +24,7 @@ from executors.storage.interface import Frames, ImageSpace, Neighbours, Storage,
 from executors.media.thumbnails import place_thumbnails, remove_orphans, remove_staged
 from executors.vectors import unit_rows
 from executors.storage.local.vector_store import VectorStore, storage_error
-from executors.storage.local.checks import catalog_may_be_created, check_agreement, video_means
+from executors.storage.local.checks import catalog_may_be_created, check_agreement, check_space, video_means
 from executors.storage.local.lock import WriteLock
 
 log = logging.getLogger(__name__)
@@ -238,7 +238,7 @@ class HnswlibStorage(Storage):
             if video.id in self._videos:
                 remove_staged(frames.thumbnails)
                 return False
-            self._check_space(space)
+            check_space(self.folder, self.image_space(), space)
             vectors = self._vectors_of(embeddings.shape[1])
             first, checksum = vectors.append(embeddings)
             try:
@@ -295,12 +295,6 @@ class HnswlibStorage(Storage):
             if self.vectors is not None:
                 self.vectors.close()
             self.catalog.close()
-
-    def _check_space(self, space: ImageSpace) -> None:
-        stored = self.image_space()
-        if stored and space.identity and stored.identity != space.identity:
-            raise WorkspaceError(f'{self.folder}: holds vectors of {stored.describe()}, not of {space.describe()}: '
-                                 f'use that model here, or index with this one into a new --workspace')
 
     def _vectors_of(self, dim: int) -> VectorStore:
         if self.vectors is None:
