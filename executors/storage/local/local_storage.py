@@ -193,10 +193,11 @@ class HnswlibStorage(Storage):
 
     def _searchable_vectors(self) -> VectorStore | None:
         """The vectors with their index loaded (rebuilt when missing or damaged); None while empty."""
+        self._refresh()
+        if self.vectors is None or self.vectors.index is not None:
+            return self.vectors
         with self.catalog.snapshot():  # the videos, labels and generation of one commit
             self._refresh()
-            if self.vectors is None or self.vectors.index is not None:
-                return self.vectors
             committed, generation = self.catalog.next_label(), self.catalog.generation()
         live = np.zeros(committed, dtype=bool)
         for video in self._order:
