@@ -121,16 +121,21 @@ def fuse(lists: Mapping[str, Sequence[SegmentDoc]], top: int, weights: Mapping[s
             moment = _Moment(segment)
             moments.setdefault(segment.video_id, []).append(moment)
         moment.found[name] = (weighted, segment)
-    results = [_result(m, names) for video in moments.values() for m in video]
-    results.sort(key=lambda s: (-s.score, -len(s.sources), s.video_id, s.start, s.end))
-    return results[:max(0, top)]
+    scored = [(_fused(m), m) for video in moments.values() for m in video]
+    scored.sort(key=lambda item: (-item[0], -len(item[1].found), item[1].lead.video_id, item[1].lead.start,
+                                  item[1].lead.end))
+    return [_result(m, names, score) for score, m in scored[:max(0, top)]]  # documents only for those shown
 
 
-def _result(moment: _Moment, names: list[str]) -> SegmentDoc:
+def _fused(moment: _Moment) -> float:
+    """The moment's members' weighted evidence combined by noisy-OR."""
+    return float(1.0 - np.prod([1.0 - min(weighted, 1.0) for weighted, _ in moment.found.values()]))
+
+
+def _result(moment: _Moment, names: list[str], score: float) -> SegmentDoc:
     sources = [name for name in names if name in moment.found]
     said = [segment for _, segment in sorted(moment.found.values(), key=lambda item: -item[0]) if segment.text]
-    doubt = np.prod([1.0 - min(weighted, 1.0) for weighted, _ in moment.found.values()])
-    return _copy(moment.lead, score=float(1.0 - doubt),
+    return _copy(moment.lead, score=score,
                  source=sources[0] if len(sources) == 1 else 'both', sources=sources,
                  text=moment.lead.text or (said[0].text if said else None),
                  thumbnail=moment.lead.thumbnail or next((s.thumbnail for _, s in moment.found.values() if s.thumbnail), ''))

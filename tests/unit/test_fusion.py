@@ -147,3 +147,16 @@ def test_order_is_deterministic_for_ties():
 def test_bad_settings_are_refused(args):
     with pytest.raises(ValueError, match='fusion needs'):
         fuse({}, top=1, **args)
+
+
+def test_the_first_results_are_the_same_whatever_the_number_asked():
+    """Result documents are made only for the moments returned: asking for fewer returns a prefix."""
+    rng = np.random.default_rng(3)
+    visual = [seen(f'v{n % 7}', float(n), n + 2.0, float(s)) for n, s in enumerate(rng.uniform(0, 1, 40))]
+    spoken = [said(f'v{n % 5}', float(n) + 0.5, n + 1.5, float(s)) for n, s in enumerate(rng.uniform(0, 1, 30))]
+    lists = {'visual': sorted(visual, key=lambda s: -s.score), 'speech': sorted(spoken, key=lambda s: -s.score)}
+    everything = fuse(lists, 100)
+    for top in (1, 5, 12):
+        fewer = fuse(lists, top)
+        assert [(s.video_id, s.start, s.end, s.score, s.sources) for s in fewer] == \
+            [(s.video_id, s.start, s.end, s.score, s.sources) for s in everything[:top]]
