@@ -1,6 +1,5 @@
 """One query's answer over a Storage: the lists it asks for (what is seen, what is said), each scored as
 evidence in 0-1 and fused into moments (executors.retrieval.fusion)."""
-import bisect
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,10 +74,10 @@ def cue_lists(storage: Storage, text: str, count: int, settings: Settings,
 
 def keyframe_at(storage: Storage, video_id: str, seconds: float) -> str:
     """The thumbnail of the keyframe on screen at `seconds` (the last one at or before it; else the first)."""
-    frames = storage.frames(video_id)
-    if not len(frames.thumbnails):
+    times = storage.keyframe_times(video_id)
+    if not len(times):
         return ''
-    return frames.thumbnails[max(bisect.bisect_right(list(frames.timestamps), seconds + 1e-6) - 1, 0)]
+    return storage.thumbnail(video_id, max(int(np.searchsorted(times, seconds + 1e-6, side='right')) - 1, 0))
 
 
 def _path(storage: Storage, video_id: str) -> str:

@@ -107,6 +107,11 @@ class Storage(ABC):
         frames = self.frames(video_id)
         return frames.timestamps, frames.vectors @ query
 
+    def keyframe_times(self, video_id: str) -> np.ndarray:
+        """A video's keyframe times (seconds, ascending): what a spoken result needs to show the keyframe
+        on screen, which a backend may answer without reading the keyframes."""
+        return self.frames(video_id).timestamps
+
     def thumbnail(self, video_id: str, index: int) -> str:
         """The thumbnail of a video's keyframe `index` (time order); '' when it has none."""
         thumbnails = self.frames(video_id).thumbnails

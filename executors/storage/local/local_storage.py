@@ -37,8 +37,7 @@ class HnswlibStorage(Storage):
 
     def __init__(self, folder: str | Path, *, index: str = 'ivf', M: int = 16, ef_construction: int = 100,
                  ef_search: int = 256, nprobe: int = 96, exact_below: int = 40_000, lock_wait: float = 60.0):
-        self.folder = Path(folder)
-        self.location = str(self.folder)
+        self.folder, self.location = Path(folder), str(Path(folder))
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -49,8 +48,7 @@ class HnswlibStorage(Storage):
         self.lock = WriteLock(self.folder, lock_wait)
         self._recovered = False  # what a killed writer left was looked for at this process's first write
         self.vectors: VectorStore | None = None
-        self._dirty = False  # the index changed since it was saved
-        self._version = None
+        self._dirty, self._version = False, None  # whether the index changed since it was saved; data_version seen
         self._videos: dict[str, VideoRow] = {}
         self._order: list[VideoRow] = []
         self._first_labels = np.empty(0, np.int64)
@@ -118,14 +116,17 @@ class HnswlibStorage(Storage):
         timestamps, thumbnails = self.catalog.frames(video_id)
         return Frames(timestamps, self._rows(video), thumbnails)
 
-    def keyframe_scores(self, video_id: str, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def keyframe_times(self, video_id: str) -> np.ndarray:
         video = self._videos.get(video_id) or self._stored(video_id)  # search just caught up in nearest()
-        times = self._times.get(video.first_label)
-        if times is None:
-            times = self._times[video.first_label] = self.catalog.frame_times(video_id)
+        if video.first_label not in self._times:
+            self._times[video.first_label] = self.catalog.frame_times(video_id)
+        return self._times[video.first_label]
+
+    def keyframe_scores(self, video_id: str, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        video = self._videos.get(video_id) or self._stored(video_id)
         scores = self.vectors.scores(video.first_label, video.frame_count, query, self._unverified(video), video.path)
         self._verified.add(video.first_label)
-        return times, scores
+        return self.keyframe_times(video_id), scores
 
     def thumbnail(self, video_id: str, index: int) -> str:
         video = self._videos.get(video_id) or self._stored(video_id)
