@@ -7,6 +7,9 @@ from typing import Iterator
 import numpy as np
 
 
+WIDEN_FLOATS = 1 << 20  # float16 values float16_scores widens at once without a buffer given (4 MB as float32)
+
+
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
     """float32 rows (or one vector) scaled to unit L2 norm; zero rows stay zero."""
     vectors = np.asarray(vectors, dtype=np.float32)
@@ -26,8 +29,15 @@ def loaded_torch() -> ModuleType | None:
 
 def float16_scores(rows: np.ndarray, query: np.ndarray, wide: np.ndarray | None = None) -> np.ndarray:
     """The inner products of float16 `rows` with a float32 `query`, the rows widened to float32 first (into `wide`,
-    a float32 buffer of their shape, when given): by torch where the process has it (3-6x sooner), else numpy."""
-    wide = np.empty(rows.shape, dtype=np.float32) if wide is None else wide
+    a float32 buffer of their shape, when given; else WIDEN_FLOATS floats at a time, which keeps a long block
+    in cache: 2.6 ms instead of 5 for 25,000 x 512): by torch where the process has it (3-6x sooner), else numpy."""
+    if wide is None:
+        step = max(1, WIDEN_FLOATS // max(rows.shape[-1], 1))
+        if len(rows) > step:
+            buffer = np.empty((step, rows.shape[-1]), dtype=np.float32)
+            return np.concatenate([float16_scores(rows[i:i + step], query, buffer[:len(rows[i:i + step])])
+                                   for i in range(0, len(rows), step)])
+        wide = np.empty(rows.shape, dtype=np.float32)
     torch = loaded_torch()
     if torch is None:
         np.copyto(wide, rows)
@@ -35,6 +45,27 @@ def float16_scores(rows: np.ndarray, query: np.ndarray, wide: np.ndarray | None 
     widened = torch.from_numpy(wide)
     widened.copy_(torch.from_numpy(rows))
     return torch.mv(widened, torch.from_numpy(query)).numpy()
+
+
+def float32_scores(rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """The inner products of float32 `rows` with `query`: by torch where the process has it, on the calling
+    thread's torch threads (one during a search: torch_on_this_thread), else numpy. numpy's BLAS wakes a pool
+    of its own for a long product, whose threads then spin: twice the CPU of a search over 2,500 cues."""
+    rows, query = np.ascontiguousarray(rows, dtype=np.float32), np.ascontiguousarray(query, dtype=np.float32)
+    torch = loaded_torch()
+    if torch is None:
+        return rows @ query
+    return torch.mv(torch.from_numpy(rows), torch.from_numpy(query)).numpy()
+
+
+def best_first(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the `k` highest `scores`, best first, ties in index order: np.argsort(-scores, kind='stable')[:k],
+    without sorting all of a long array (0.4 ms instead of 2.6 ms at 30,000)."""
+    if len(scores) <= 2 * k or not np.isfinite(scores).all():
+        return np.argsort(-scores, kind='stable')[:k]
+    threshold = np.partition(scores, len(scores) - k)[len(scores) - k]
+    best = np.flatnonzero(scores >= threshold)  # every score tied with the k-th too
+    return best[np.argsort(-scores[best], kind='stable')][:k]
 
 
 def import_torch() -> None:

@@ -87,7 +87,7 @@ class Catalog:
                 self.db.execute('PRAGMA journal_mode=WAL')
                 self._create_schema()
             self._upgrade()
-            self.cue_table = cue_table.CueTable(self.db, self.error)  # cue_search reads it
+            self.cue_table = cue_table.CueTable(self.db, self.error, self.generation)  # cue_search reads it
         except sqlite3.DatabaseError as e:
             raise catalog_error(path, e) from e
 
