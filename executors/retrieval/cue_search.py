@@ -131,13 +131,14 @@ def rank(terms: list[Term], rows: list[CueRow], frequency: dict[str, int], total
     cues = [_analysed(row) for row in rows]
     mean_length = sum(c.text.length for c in cues) / len(cues) or 1.0
     idf = [math.log(1 + (total - df + 0.5) / (df + 0.5)) for df in (_term_frequency(t, frequency) for t in terms)]
+    query = _Query.of(terms, idf)
     scored = []
     by_video: dict[str, list[_Cue]] = {}
     for cue in cues:
         by_video.setdefault(cue.row.video_id, []).append(cue)
     for video_cues in by_video.values():
         video_cues.sort(key=lambda c: c.row.cue)
-        single = [_score(terms, idf, [c], mean_length) for c in video_cues]
+        single = [_score(query, [c], mean_length) for c in video_cues]
         for first in range(len(video_cues)):
             if single[first][0] >= MIN_COVERAGE - 1e-9:
                 scored.append((*single[first], video_cues[first:first + 1]))
@@ -147,7 +148,7 @@ def rank(terms: list[Term], rows: list[CueRow], frequency: dict[str, int], total
                         or video_cues[last].row.start - video_cues[last - 1].row.end > WINDOW_GAP):
                     break
                 window = video_cues[first:last + 1]
-                coverage, bm25 = _score(terms, idf, window, mean_length)
+                coverage, bm25 = _score(query, window, mean_length)
                 if coverage >= MIN_COVERAGE - 1e-9 and coverage > shorter + 1e-9 and \
                         coverage > max(s[0] for s in single[first:last + 1]) + 1e-9:
                     scored.append((coverage, bm25, window))
@@ -182,37 +183,53 @@ def _analysis(text: str) -> _Text:
                  sum(counts.values()))
 
 
-def _score(terms: list[Term], idf: list[float], window: list[_Cue], mean_length: float) -> tuple[float, float]:
+@dataclasses.dataclass(frozen=True)
+class _Query:
+    """What scoring reads of a query, worked out once per search: its terms, their idf, and for each pair of
+    adjacent Latin words the compound they make (written together, and its stem)."""
+
+    terms: list[Term]
+    idf: list[float]
+    compounds: list[tuple[int, str, str]]  # (i, terms[i].word + terms[i + 1].word, its stem)
+    keys: list[tuple[str, ...]]  # per term, the keys whose counts give its term frequency
+
+    @classmethod
+    def of(cls, terms: list[Term], idf: list[float]) -> '_Query':
+        compounds = [(i, terms[i].word + terms[i + 1].word, stem(terms[i].word + terms[i + 1].word))
+                     for i in range(len(terms)) if _joinable(terms, i)]
+        return cls(terms, idf, compounds, [term.parts or (term.key,) for term in terms])
+
+
+def _score(query: _Query, window: list[_Cue], mean_length: float) -> tuple[float, float]:
     """(coverage, bm25) of a window of cues for the query's terms."""
     if len(window) == 1:
-        found_words, joined, stems, counts, length = (getattr(window[0].text, f.name)
-                                                      for f in dataclasses.fields(_Text))
+        text = window[0].text
+        found_words, joined, stems, counts, length = text.words, text.joined, text.stems, text.counts, text.length
     else:
         found_words = frozenset().union(*(c.text.words for c in window))
         joined = frozenset().union(*(c.text.joined for c in window))
         stems = frozenset().union(*(c.text.stems for c in window))
         counts = sum((c.text.counts for c in window), Counter())
         length = sum(c.text.length for c in window)
-    match = [0.0] * len(terms)
-    for i, term in enumerate(terms):
-        if term.cjk:
+    match = [0.0] * len(query.terms)
+    for i, term in enumerate(query.terms):
+        if term.parts:  # CJK
             match[i] = 1.0 if all(counts[p] for p in term.parts) else 0.0
         elif term.word in found_words or term.word in joined:
             match[i] = 1.0
         elif term.key in stems:
             match[i] = STEM_MATCH
-    for i in range(len(terms)):
-        if _joinable(terms, i) and min(match[i], match[i + 1]) < 1.0:
-            together = terms[i].word + terms[i + 1].word
+    for i, together, together_stem in query.compounds:
+        if min(match[i], match[i + 1]) < 1.0:
             strength = 1.0 if together in found_words or together in joined else \
-                STEM_MATCH if stem(together) in stems else 0.0
+                STEM_MATCH if together_stem in stems else 0.0
             match[i], match[i + 1] = max(match[i], strength), max(match[i + 1], strength)
-    weight = sum(idf) or 1.0
-    coverage = sum(m * w for m, w in zip(match, idf)) / weight
+    weight = sum(query.idf) or 1.0
+    coverage = sum(m * w for m, w in zip(match, query.idf)) / weight
     bm25 = 0.0
-    for term, m, w in zip(terms, match, idf):
+    for keys, m, w in zip(query.keys, match, query.idf):
         if m:
-            tf = max(1, min(counts[k] for k in (term.parts or (term.key,))))
+            tf = max(1, min(counts[k] for k in keys))
             bm25 += m * w * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / mean_length))
     return coverage, bm25
 
