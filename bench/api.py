@@ -3,7 +3,10 @@ and while an index job runs, over a library of 100k keyframes (`python -m bench.
 
 The library is bench/indexer.py's synthetic keyframes (videos of 500, clustered in shots), stored under the
 image space of a randomly initialised ViT-B/32 checkpoint, which the server loads: its text tower costs
-what the real one does. Every request is a new sentence, so the query-embedding cache never answers one
+what the real one does. Each video is spoken over from start to end, as faster-whisper segments speech:
+a cue about every 4 s of 6 to 14 words (Zipf-drawn made-up words, one word in fifty one the queries use),
+embedded by that text tower for search by meaning; so a search runs what it runs on a library with speech
+(words, meaning, fusion with what is seen). Every request is a new sentence, so the query-embedding cache never answers one
 (a separate row shows the cached case). The server's CPU time per search is given beside each idle row:
 on a machine shared with other work, latency measures the machine's load, CPU time what a search costs.
 Clients are asyncio tasks sharing one httpx connection pool, in this process, on the same machine as the
@@ -25,9 +28,10 @@ import numpy as np
 
 from bench.common import Result
 from bench.indexer import FRAMES_PER_VIDEO, OUT, keyframe_vectors
+from bench.speech import made_up_words, zipf
 from tests.integration.api_server import ApiServer
 
-BUILT = 'v1'  # bump when the synthetic library changes (invalidates bench/out/api-*)
+BUILT = 'v2'  # bump when the synthetic library changes (invalidates bench/out/api-*)
 CLIENTS = (1, 8, 32)
 WORDS = ('man woman child dog cat car bike boat beach city forest kitchen snow rain night crowd stage piano '
          'football birthday cake mountain river road train plane sofa street market garden').split()
@@ -173,6 +177,7 @@ def library(folder: Path, keyframes: int) -> Path:
     from executors.models.clip_model import image_space_id
     from executors.storage.interface import Frames, ImageSpace, VideoRecord
     from executors.storage.local.local_storage import HnswlibStorage
+    from executors.text_encoder import ClipTextTower
     from tests.factories import write_random_clip_checkpoint
 
     checkpoint = folder / 'clip-random-vit-b-32.pt'
@@ -183,16 +188,39 @@ def library(folder: Path, keyframes: int) -> Path:
     write_random_clip_checkpoint(checkpoint, 'ViT-B/32')
     space = ImageSpace(image_space_id(str(checkpoint)), str(checkpoint))
     storage = HnswlibStorage(folder / 'workspace')
+    tower = ClipTextTower(str(checkpoint), device='cpu')
+    rng = np.random.default_rng(0)
+    vocabulary = made_up_words(20_000, rng)
     started = time.perf_counter()
     for n, first in enumerate(range(0, keyframes, FRAMES_PER_VIDEO)):
         vectors, lengths = keyframe_vectors(min(FRAMES_PER_VIDEO, keyframes - first), seed=n)
         cuts = np.cumsum(lengths)[:-1].astype(float) - 0.5
         record = VideoRecord(f'{n:064x}', f'/videos/{n}.mp4', duration=float(len(vectors)), fps=25.0, width=640, height=360)
+        cues = speech(float(len(vectors)), rng, vocabulary)
+        for batch in range(0, len(cues), 64):
+            for cue, embedding in zip(cues[batch:batch + 64], tower.encode([c.text for c in cues[batch:batch + 64]])):
+                cue.embedding = embedding
         storage.add(record, Frames(np.arange(len(vectors), dtype=np.float64), vectors, [''] * len(vectors)),
-                    cuts.tolist(), [], space)
+                    cuts.tolist(), cues, space)
     storage.close()
     (folder / 'built.json').write_text(json.dumps({'keyframes': keyframes, 'seconds': time.perf_counter() - started}))
     return checkpoint
+
+
+def speech(seconds: float, rng, vocabulary: list[str]) -> list:
+    """Cues over `seconds` of continuous speech as faster-whisper segments it: one about every 4 s, of 6 to 14
+    words drawn by Zipf's law from `vocabulary`, one word in fifty one of the queries' WORDS."""
+    from executors.documents import CueDoc
+
+    cues, start, weights = [], float(rng.uniform(0, 2)), zipf(len(vocabulary), 1.1)
+    while start < seconds - 1:
+        length = float(rng.uniform(2.5, 5.5))
+        count = int(rng.integers(6, 15))
+        drawn = [vocabulary[i] for i in rng.choice(len(vocabulary), count, p=weights)]
+        words = [w if rng.random() >= 0.02 else str(rng.choice(WORDS)) for w in drawn]
+        cues.append(CueDoc(start=start, end=min(start + length, seconds), text=' '.join(words), source='asr'))
+        start += length + float(rng.uniform(0, 1))
+    return cues
 
 
 def job_videos(folder: Path, count: int, seconds: float) -> Path:
