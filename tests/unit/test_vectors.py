@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from executors.vectors import WIDEN_FLOATS, best_first, float16_scores, float32_scores
+from executors.vectors import WIDEN_FLOATS, best_first, float16_scores, float32_scores, widening_buffer
 
 
 @pytest.mark.parametrize('length, k', [(5, 10), (30, 10), (1000, 1), (30_000, 100), (30_000, 5_000)])
@@ -32,4 +32,7 @@ def test_a_long_block_of_float16_rows_is_scored_as_a_short_one_is():
     rows = rng.normal(size=(5000, 512)).astype(np.float16)
     query = rng.normal(size=512).astype(np.float32)
     assert len(rows) * rows.shape[1] > WIDEN_FLOATS
-    assert np.allclose(float16_scores(rows, query), rows.astype(np.float32) @ query, atol=1e-3)
+    expected = rows.astype(np.float32) @ query
+    assert np.allclose(float16_scores(rows, query), expected, atol=1e-3)
+    assert len(widening_buffer(rows)) < len(rows)
+    assert np.allclose(float16_scores(rows, query, np.empty((700, 512), np.float32)), expected, atol=1e-3)

@@ -12,7 +12,7 @@ import numpy as np
 from executors.documents import CueDoc
 from executors.retrieval.cue_search import CueRow
 from executors.retrieval.cue_text import keys
-from executors.vectors import best_first, float16_scores
+from executors.vectors import best_first, float16_scores, widening_buffer
 
 CUE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS cues (
@@ -125,7 +125,7 @@ class CueTable:
     def __init__(self, db: sqlite3.Connection, error: Callable[[sqlite3.DatabaseError], Exception] = lambda e: e,
                  generation: Callable[[], object] | None = None):
         self.db, self.error, self.generation = db, error, generation
-        self._vectors: tuple[object, list[CueRow], np.ndarray] | None = None
+        self._vectors: tuple[object, list[CueRow], np.ndarray, np.ndarray] | None = None  # version, cues, rows, buffer
         self._total: tuple[object, int] | None = None
 
     @reports_errors
@@ -163,11 +163,11 @@ class CueTable:
                 vectors.append(np.frombuffer(blob, dtype=np.float16))
             dims = {len(v) for v in vectors}
             matrix = np.stack(vectors) if len(dims) == 1 else np.zeros((0, len(query)), np.float16)  # 1 KB a cue
-            self._vectors = (version, rows if len(dims) == 1 else [], matrix)
-        _, rows, matrix = self._vectors
+            self._vectors = (version, rows if len(dims) == 1 else [], matrix, widening_buffer(matrix))
+        _, rows, matrix, wide = self._vectors
         if not rows or matrix.shape[1] != len(query) or k < 1:
             return []
-        scores = float16_scores(matrix, np.ascontiguousarray(query, dtype=np.float32))
+        scores = float16_scores(matrix, np.ascontiguousarray(query, dtype=np.float32), wide)
         best = best_first(scores, k)
         return [(rows[i], float(scores[i])) for i in best]
 
