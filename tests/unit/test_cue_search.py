@@ -255,3 +255,30 @@ def test_meaning_hits_join_the_word_hits_below_a_full_word_match():
     assert [h.text for h in merged] == ['the chef slices onions on the old wooden board', 'while the soup is simmering']
     assert merged[0].coverage == 1.0 and merged[0].meaning == pytest.approx(0.5)
     assert 0 < merged[1].score < 1 and merged[1].coverage == 0
+
+
+def test_cue_embeddings_kept_across_commits_find_what_a_fresh_read_finds():
+    """Each commit of an index job changes the catalog's version; only the videos new since are read again. A video
+    deleted and added again between two searches (the same id, other cues) is read again: its key changed."""
+    db, keys, rng = make_db({}), {}, np.random.default_rng(0)
+    kept = CueTable(db, videos=lambda: {video: keys[video] for (video,) in db.execute('SELECT id FROM videos')})
+
+    def add(video: str, count: int):
+        keys[video] = len(keys) + 1 + max(keys.values(), default=0)  # as the catalog's first labels: never reused
+        with db:
+            db.execute('INSERT INTO videos VALUES (?)', (video,))
+            add_cues(db, video, [CueDoc(start=float(i), end=i + 0.5, text=f'{video} {i}', embedding=rng.normal(size=8))
+                                 for i in range(count)] + [CueDoc(start=99.0, end=99.5, text='no embedding')])
+
+    def delete(video: str):
+        with db:
+            db.execute('DELETE FROM videos WHERE id = ?', (video,))
+
+    query = rng.normal(size=8).astype(np.float32)
+    query /= np.linalg.norm(query)
+    for version, change in enumerate([lambda: add('a', 5), lambda: add('b', 7), lambda: add('c', 2),
+                                      lambda: delete('a'), lambda: (delete('b'), add('b', 4)), lambda: add('a', 3)]):
+        change()
+        found = [(row.video_id, row.text, round(score, 5)) for row, score in kept.nearest(query, 50, version)]
+        assert found == [(row.video_id, row.text, round(score, 5)) for row, score in CueTable(db).nearest(query, 50, 0)]
+    assert sorted({video for video, _, _ in found}) == ['a', 'b', 'c'] and len(found) == 3 + 4 + 2

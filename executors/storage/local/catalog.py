@@ -87,7 +87,7 @@ class Catalog:
                 self.db.execute('PRAGMA journal_mode=WAL')
                 self._create_schema()
             self._upgrade()
-            self.cue_table = cue_table.CueTable(self.db, self.error, self.generation)  # cue_search reads it
+            self.cue_table = cue_table.CueTable(self.db, self.error, self.generation, self.first_labels)  # cue_search
         except sqlite3.DatabaseError as e:
             raise catalog_error(path, e) from e
 
@@ -144,6 +144,9 @@ class Catalog:
     def next_label(self) -> int:
         """The first label never used: labels are never reused, even after a delete."""
         return self.meta('next_label')
+
+    def first_labels(self) -> dict[str, int]:  # {video id: its first label}: a label is never used twice
+        return dict(self.db.execute('SELECT id, first_label FROM videos'))
 
     def generation(self) -> int:
         """Counts every add and delete ever committed: a graph saved at a later generation is from the future."""
