@@ -238,7 +238,7 @@ def test_cue_embeddings_are_stored_and_found_by_cosine():
         add_cues(db, 'v', [CueDoc(start=float(i), end=i + 0.5, text=f'cue {i}', embedding=vectors[i] * 3)
                            for i in range(3)] + [CueDoc(start=9.0, end=9.5, text='no embedding')])
     query = np.array([0.1, 0.0, 0.99, 0.0], np.float32)
-    found = CueTable(db).nearest(query / np.linalg.norm(query), 2, version=1)
+    found = CueTable(db).nearest(query / np.linalg.norm(query), 2)
     assert [(row.text, row.cue) for row, _ in found] == [('cue 2', 2), ('cue 0', 0)]
     assert found[0][1] == pytest.approx(0.995, abs=2e-3)
 
@@ -261,7 +261,9 @@ def test_cue_embeddings_kept_across_commits_find_what_a_fresh_read_finds():
     """Each commit of an index job changes the catalog's version; only the videos new since are read again. A video
     deleted and added again between two searches (the same id, other cues) is read again: its key changed."""
     db, keys, rng = make_db({}), {}, np.random.default_rng(0)
-    kept = CueTable(db, videos=lambda: {video: keys[video] for (video,) in db.execute('SELECT id FROM videos')})
+    generation = [0]  # as the catalog's: one more with each commit
+    kept = CueTable(db, generation=lambda: generation[0],
+                    videos=lambda: {video: keys[video] for (video,) in db.execute('SELECT id FROM videos')})
 
     def add(video: str, count: int):
         keys[video] = len(keys) + 1 + max(keys.values(), default=0)  # as the catalog's first labels: never reused
@@ -276,9 +278,10 @@ def test_cue_embeddings_kept_across_commits_find_what_a_fresh_read_finds():
 
     query = rng.normal(size=8).astype(np.float32)
     query /= np.linalg.norm(query)
-    for version, change in enumerate([lambda: add('a', 5), lambda: add('b', 7), lambda: add('c', 2),
-                                      lambda: delete('a'), lambda: (delete('b'), add('b', 4)), lambda: add('a', 3)]):
+    for change in [lambda: add('a', 5), lambda: add('b', 7), lambda: add('c', 2),
+                   lambda: delete('a'), lambda: (delete('b'), add('b', 4)), lambda: add('a', 3)]:
         change()
-        found = [(row.video_id, row.text, round(score, 5)) for row, score in kept.nearest(query, 50, version)]
-        assert found == [(row.video_id, row.text, round(score, 5)) for row, score in CueTable(db).nearest(query, 50, 0)]
+        generation[0] += 1
+        found = [(row.video_id, row.text, round(score, 5)) for row, score in kept.nearest(query, 50)]
+        assert found == [(row.video_id, row.text, round(score, 5)) for row, score in CueTable(db).nearest(query, 50)]
     assert sorted({video for video, _, _ in found}) == ['a', 'b', 'c'] and len(found) == 3 + 4 + 2

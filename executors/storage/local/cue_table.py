@@ -131,12 +131,16 @@ class CueTable:
 
     @reports_errors
     def cue_total(self) -> int:
-        """The number of cues; counted once per `generation()` (it changes with every commit that adds or removes
-        cues) where the table was given one: a count reads every row, 20 ms per search at a million cues."""
-        version = self.generation() if self.generation else None
-        if self._total is None or version is None or self._total[0] != version:
+        """The number of cues, counted once per _version(): a count reads every row, 20 ms at a million cues."""
+        version = self._version()
+        if self._total is None or self._total[0] != version:
             self._total = (version, self.db.execute('SELECT count(*) FROM cues').fetchone()[0])
         return self._total[1]
+
+    def _version(self) -> object:
+        """What the cached count and embeddings are kept for: `generation()`, which changes with every commit that
+        adds or removes cues; without one, a new object each time (nothing is kept)."""
+        return self.generation() if self.generation else object()
 
     @reports_errors
     def key_frequencies(self, wanted: list[str]) -> dict[str, int]:
@@ -153,9 +157,10 @@ class CueTable:
         return [CueRow(*row) for row in _intact(rows.fetchall())]
 
     @reports_errors
-    def nearest(self, query: np.ndarray, k: int, version: object) -> list[tuple[CueRow, float]]:
+    def nearest(self, query: np.ndarray, k: int) -> list[tuple[CueRow, float]]:
         """The `k` cues whose embeddings are nearest a unit `query` (cosine), best first (ties in the order the
-        cues were stored); the embeddings are brought up to date once per `version` of the catalog."""
+        cues were stored); the embeddings are brought up to date once per _version()."""
+        version = self._version()
         if self._vectors is None or self._vectors[0] != version:
             self._vectors = (version, *self._embeddings())
         _, rows, matrix, wide = self._vectors

@@ -186,7 +186,7 @@ class HnswlibStorage(Storage):
         return cue_search.search(self.catalog.cue_table, text, limit)  # the catalog's own reads: no cache
 
     def nearest_cues(self, query: np.ndarray, k: int) -> list:
-        return self.catalog.cue_table.nearest(query, k, version=self.catalog.generation())
+        return self.catalog.cue_table.nearest(query, k)
 
     def image_space(self) -> ImageSpace | None:
         identity = self.catalog.info('image_space')
