@@ -6,8 +6,8 @@ image space of a randomly initialised ViT-B/32 checkpoint, which the server load
 what the real one does. Each video is spoken over from start to end, as faster-whisper segments speech:
 a cue about every 4 s of 6 to 14 words (Zipf-drawn made-up words, one word in fifty one the queries use),
 embedded by that text tower for search by meaning; so a search runs what it runs on a library with speech
-(words, meaning, fusion with what is seen). Every request is a new sentence, so the query-embedding cache never answers one
-(a separate row shows the cached case). The server's CPU time per search is given beside each idle row:
+(words, meaning, fusion with what is seen). Every request is a new sentence, so the query-embedding cache
+never answers one (a separate row shows the cached case). The server's CPU time per search is given beside each idle row:
 on a machine shared with other work, latency measures the machine's load, CPU time what a search costs.
 Clients are asyncio tasks sharing one httpx connection pool, in this process, on the same machine as the
 server: their own CPU is part of what is measured. The server's resident memory is read from /proc

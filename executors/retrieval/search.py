@@ -10,7 +10,7 @@ import numpy as np
 from executors.documents import SegmentDoc
 from executors.retrieval.segments import Segment, group_segments
 from executors.storage.interface import Storage, VideoRecord
-from executors.vectors import float32_scores
+from executors.vectors import best_first, float32_scores
 
 SEGMENTS_PER_VIDEO = 8  # segments grown per candidate video; results are drawn from these
 
@@ -85,7 +85,7 @@ def search_videos(storage: Storage, query: np.ndarray, *, count: int, grouping: 
     if not ids:
         return []
     scores = float32_scores(means, query)
-    order = [ids[i] for i in np.argsort(-scores, kind='stable')[:count]]
+    order = [ids[i] for i in best_first(scores, count)]
     score_of = dict(zip(ids, scores.tolist()))
     matches = []
     for video in filter(None, map(storage.video, order)):
